@@ -1,0 +1,287 @@
+"""``[tool.noxlib]`` of pyproject.toml, read and validated once into frozen dataclasses.
+
+Validation collects every problem before it raises, so a user fixes the whole table in one go.
+Each problem names the key, the value, the file and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from noxlib.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on 3.10
+    import tomli as tomllib
+
+DIST_MODES = ("load", "loadscope", "loadfile", "loadgroup", "worksteal")
+GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)\s*$")
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+
+
+@dataclass(frozen=True)
+class Group:
+    """A named set of test paths, optionally narrowed by a pytest ``-m`` expression."""
+
+    name: str
+    paths: tuple[str, ...]
+    description: str = ""
+    markers: str | None = None
+
+
+@dataclass(frozen=True)
+class CoverageSettings:
+    """How coverage is measured and judged; see docs/configuration.md."""
+
+    enabled: bool = True
+    source: tuple[str, ...] = ()
+    branch: bool = True
+    fail_under: float = 0.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything noxlib reads from ``[tool.noxlib]``, with defaults filled in."""
+
+    root: Path
+    groups: Mapping[str, Group]
+    default_groups: tuple[str, ...]
+    install: tuple[str, ...] = (".",)
+    test_requirements: tuple[str, ...] = ()
+    memory_per_worker: int = 2 * 2**30
+    max_workers: int = 8
+    dist: str = "load"
+    reports_dir: str = "reports"
+    ci_timeout: float = 600.0
+    reap_grace: float = 1.0
+    coverage: CoverageSettings = field(default_factory=CoverageSettings)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where run ledgers, locks and results live: ``.noxlib/`` in the project."""
+        return self.root / ".noxlib"
+
+    @property
+    def reports_path(self) -> Path:
+        return self.root / self.reports_dir
+
+
+class _Problems:
+    """Collects problems with the table so that one error lists them all."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.messages: list[str] = []
+
+    def add(self, key: str, value: object, fix: str) -> None:
+        self.messages.append(f"tool.noxlib.{key} = {value!r}: {fix}")
+
+    def raise_if_any(self) -> None:
+        if self.messages:
+            lines = "\n".join(f"  - {m}" for m in self.messages)
+            raise ConfigError(f"Invalid [tool.noxlib] in {self.source}:\n{lines}")
+
+
+def parse_size(text: str) -> int:
+    """Turn ``"2GiB"`` or ``"512 MB"`` into bytes; raise ValueError for anything else."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(text)
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _string_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _positive_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
+# Top-level keys: name -> (check, fix text). The fix text is the second half of the message.
+_Check = Callable[[object], bool]
+_SCALARS: dict[str, tuple[_Check, str]] = {
+    "install": (_string_list, 'expected a list of pip arguments, e.g. install = ["-e", ".[test]"]'),
+    "test-requirements": (
+        _string_list,
+        'expected a list of requirements, e.g. test-requirements = ["hypothesis"]',
+    ),
+    "default-groups": (_string_list, 'expected a list of group names, e.g. ["unit"]'),
+    "memory-per-worker": (
+        lambda v: isinstance(v, str) and _SIZE.match(v) is not None,
+        'expected a size with a unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. "2GiB"',
+    ),
+    "max-workers": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "expected a whole number of at least 1, e.g. max-workers = 8",
+    ),
+    "dist": (
+        lambda v: v in DIST_MODES,
+        f"expected one of {', '.join(DIST_MODES)} (pytest-xdist --dist modes)",
+    ),
+    "reports-dir": (
+        lambda v: isinstance(v, str) and bool(v),
+        'expected a folder path relative to the project, e.g. "reports"',
+    ),
+    "ci-timeout": (
+        _positive_number,
+        "expected seconds per test in CI mode as a number >= 0 (0 turns the timeout off)",
+    ),
+    "reap-grace": (
+        _positive_number,
+        "expected seconds between SIGTERM and SIGKILL as a number >= 0, e.g. 1.0",
+    ),
+}
+_TABLES = ("groups", "coverage")
+_GROUP_KEYS = ("paths", "description", "markers")
+_COVERAGE_KEYS = ("enabled", "source", "branch", "fail-under")
+
+
+def _unknown(
+    problems: _Problems, prefix: str, key: str, value: object, known: tuple[str, ...]
+) -> None:
+    guess = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean '{guess[0]}'?" if guess else f"known keys: {', '.join(known)}"
+    problems.add(f"{prefix}{key}", value, f"unknown key; {hint}")
+
+
+def _read_group(root: Path, name: str, table: object, problems: _Problems) -> Group | None:
+    key = f"groups.{name}"
+    if not GROUP_NAME.match(name):
+        problems.add(key, name, "group names start with a letter and use letters, digits, - or _")
+        return None
+    if not isinstance(table, dict):
+        problems.add(key, table, f'expected a table: [tool.noxlib.groups.{name}] paths = ["tests"]')
+        return None
+    for k in table:
+        if k not in _GROUP_KEYS:
+            _unknown(problems, f"{key}.", k, table[k], _GROUP_KEYS)
+    paths = table.get("paths")
+    if not _string_list(paths) or not paths:
+        problems.add(
+            f"{key}.paths", paths, 'expected a non-empty list of paths, e.g. ["tests/unit"]'
+        )
+        paths = []
+    for p in paths:
+        if not (root / p).exists():
+            problems.add(f"{key}.paths", p, f"no such path under {root}; create it or fix the path")
+    description = table.get("description", "")
+    if not isinstance(description, str):
+        problems.add(f"{key}.description", description, "expected a string")
+        description = ""
+    markers = table.get("markers")
+    if markers is not None and not (isinstance(markers, str) and markers.strip()):
+        problems.add(f"{key}.markers", markers, 'expected a pytest -m expression, e.g. "not slow"')
+        markers = None
+    return Group(name, tuple(paths), description, markers)
+
+
+def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
+    if not isinstance(table, dict):
+        problems.add("coverage", table, "expected a table: [tool.noxlib.coverage]")
+        return CoverageSettings()
+    for k in table:
+        if k not in _COVERAGE_KEYS:
+            _unknown(problems, "coverage.", k, table[k], _COVERAGE_KEYS)
+    settings = CoverageSettings()
+    for k in ("enabled", "branch"):
+        if k in table and not isinstance(table[k], bool):
+            problems.add(f"coverage.{k}", table[k], "expected true or false")
+    if "source" in table and not _string_list(table["source"]):
+        problems.add("coverage.source", table["source"], 'expected a list, e.g. ["mypkg"]')
+    fail_under = table.get("fail-under", 0.0)
+    if not _positive_number(fail_under) or fail_under > 100:
+        problems.add("coverage.fail-under", fail_under, "expected a percentage from 0 to 100")
+        fail_under = 0.0
+    if problems.messages:
+        return settings
+    return CoverageSettings(
+        enabled=table.get("enabled", True),
+        source=tuple(table.get("source", ())),
+        branch=table.get("branch", True),
+        fail_under=float(fail_under),
+    )
+
+
+def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
+    """Validate the ``[tool.noxlib]`` table ``data`` of the project at ``root``.
+
+    ``source`` is the file the table came from; every error message names it.
+    """
+    problems = _Problems(source)
+    known = (*_SCALARS, *_TABLES)
+    for key, value in data.items():
+        if key not in known:
+            _unknown(problems, "", key, value, known)
+        elif key in _SCALARS and not _SCALARS[key][0](value):
+            problems.add(key, value, _SCALARS[key][1])
+    raw_groups = data.get("groups", {})
+    groups: dict[str, Group] = {}
+    if not isinstance(raw_groups, dict) or not raw_groups:
+        problems.add(
+            "groups",
+            raw_groups,
+            'define at least one group: [tool.noxlib.groups.unit] paths = ["tests"]',
+        )
+    else:
+        for name, table in raw_groups.items():
+            group = _read_group(root, name, table, problems)
+            if group:
+                groups[name] = group
+    defaults = data.get("default-groups", list(raw_groups) if isinstance(raw_groups, dict) else [])
+    if _string_list(defaults):
+        for name in defaults:
+            if isinstance(raw_groups, dict) and name not in raw_groups:
+                known_groups = ", ".join(raw_groups) or "none"
+                problems.add("default-groups", name, f"no such group; groups are: {known_groups}")
+    coverage = _read_coverage(data.get("coverage", {}), problems)
+    problems.raise_if_any()
+    return Config(
+        root=root,
+        groups=groups,
+        default_groups=tuple(defaults),
+        install=tuple(data.get("install", (".",))),
+        test_requirements=tuple(data.get("test-requirements", ())),
+        memory_per_worker=parse_size(data.get("memory-per-worker", "2GiB")),
+        max_workers=data.get("max-workers", 8),
+        dist=data.get("dist", "load"),
+        reports_dir=data.get("reports-dir", "reports"),
+        ci_timeout=float(data.get("ci-timeout", 600.0)),
+        reap_grace=float(data.get("reap-grace", 1.0)),
+        coverage=coverage,
+    )
+
+
+def load_config(root: Path) -> Config:
+    """Read and validate ``[tool.noxlib]`` from ``root/pyproject.toml``."""
+    source = root / "pyproject.toml"
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"No pyproject.toml in {root}: noxlib reads its settings from [tool.noxlib] there. "
+            'Create it with at least: [tool.noxlib.groups.unit] paths = ["tests"]'
+        ) from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{source} is not valid TOML: {exc}. Fix the syntax and run again."
+        ) from None
+    table = document.get("tool", {}).get("noxlib")
+    if table is None:
+        raise ConfigError(
+            f"{source} has no [tool.noxlib] table. Add one with at least: "
+            '[tool.noxlib.groups.unit] paths = ["tests"]'
+        )
+    if not isinstance(table, dict):
+        raise ConfigError(f"tool.noxlib in {source} must be a table, not {table!r}.")
+    return parse_config(table, root, source)

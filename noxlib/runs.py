@@ -1,0 +1,86 @@
+"""Run identity: a unique id per run, its folder under ``.noxlib/runs/`` and its liveness lock.
+
+A live run holds an exclusive ``flock`` on ``<run dir>/lock`` for its whole life. The kernel
+drops the lock when the holder dies however it dies (SIGKILL and OOM included), so "can I take
+the lock?" answers "is that run dead?" without trusting any pid written in a file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+RUN_ID_ENV = "NOXLIB_RUN_ID"
+RUN_DIR_ENV = "NOXLIB_RUN_DIR"
+RUNS = "runs"
+LOCK = "lock"
+
+
+@dataclass
+class Run:
+    """A live run: its id, its folder, and the open lock file that proves it is alive."""
+
+    run_id: str
+    dir: Path
+    lock_file: IO[bytes]
+
+    def env(self) -> dict[str, str]:
+        """Variables every process of the run inherits; reaping matches them exactly."""
+        return {RUN_ID_ENV: self.run_id, RUN_DIR_ENV: str(self.dir)}
+
+    @property
+    def results_path(self) -> Path:
+        return self.dir / "results.jsonl"
+
+
+def new_run_id() -> str:
+    """Unique across runs, checkouts and machines: time, pid and 64 random bits."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(8)}"
+
+
+def ensure_state_dir(state_dir: Path) -> Path:
+    """Create ``.noxlib/`` private to the user, with a .gitignore so it is never committed."""
+    state_dir.mkdir(mode=0o700, exist_ok=True)
+    ignore = state_dir / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n", encoding="utf-8")
+    (state_dir / RUNS).mkdir(mode=0o700, exist_ok=True)
+    return state_dir / RUNS
+
+
+def try_lock(path: Path) -> IO[bytes] | None:
+    """Take the exclusive lock at ``path`` without waiting; None when someone alive holds it.
+
+    The file is opened close-on-exec (Python's default) so children do not inherit the lock and
+    keep a dead run looking alive.
+    """
+    handle = path.open("a+b")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def start_run(state_dir: Path) -> Run:
+    """Open a new run under ``state_dir`` and hold its lock until ``finish_run``."""
+    runs = ensure_state_dir(state_dir)
+    run_id = new_run_id()
+    run_dir = runs / run_id
+    run_dir.mkdir(mode=0o700)
+    lock = try_lock(run_dir / LOCK)
+    assert lock is not None, "a brand-new run folder cannot be locked by anyone else"
+    return Run(run_id, run_dir, lock)
+
+
+def finish_run(run: Run) -> None:
+    """Forget a run whose processes are all gone: delete its folder, then drop its lock."""
+    shutil.rmtree(run.dir, ignore_errors=True)
+    run.lock_file.close()
