@@ -1,0 +1,67 @@
+"""The engines the suite compares, and how each one's query server is started.
+
+The first engine is the reference: its answer to the spec's query text is taken as right,
+and every other engine must give the same answer to its own text of the query (a variant
+file where its dialect differs, see queries.py). Adding an engine is one more row here, one
+server program under servers/, and variants for the queries its dialect cannot run as is.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVER_DIR = Path(__file__).with_name("servers")
+# "per-worker" (each xdist worker starts its own servers) or "shared" (one of each for all
+# workers of a run). Per-worker measured faster on 2 cores; see docs/benchmarks.md.
+SHARING_ENV = "NOXLIB_TPCH_SERVERS"
+SHARING_MODES = ("per-worker", "shared")
+DEFAULT_SHARING = "per-worker"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One engine: ``name`` (also the suffix of its query variants), its server ``program``
+    in servers/, the program's own ``options``, and whether it daemonizes itself."""
+
+    name: str
+    program: str
+    options: tuple[str, ...] = ()
+    daemon: bool = False
+
+    def argv(self, data: Path) -> list[str]:
+        """The server's command line; ``{port}``, ``{tmp}``, ``{pid_file}`` are the fixture's."""
+        program = str(SERVER_DIR / self.program)
+        return [sys.executable, program, "--port", "{port}", "--data", str(data), *self.options]
+
+
+ENGINES = (
+    # One DuckDB thread: xdist already keeps both cores busy with one server per worker.
+    Engine("duckdb", "duckdb_server.py", options=("--threads", "1")),
+    Engine(
+        "sqlite",
+        "sqlite_server.py",
+        options=("--pid-file", "{pid_file}", "--workdir", "{tmp}"),
+        daemon=True,
+    ),
+)
+REFERENCE = ENGINES[0]
+
+
+def shared_servers(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether the workers of a run share one server per engine (``NOXLIB_TPCH_SERVERS``)."""
+    mode = env.get(SHARING_ENV, "").strip() or DEFAULT_SHARING
+    if mode not in SHARING_MODES:
+        raise ValueError(
+            f"Invalid {SHARING_ENV}={mode!r}: expected one of {', '.join(SHARING_MODES)}"
+        )
+    return mode == "shared"
+
+
+def start_timeout(scale: str) -> float:
+    """Seconds a server may take to load the data: SF 0.01 loads in well under a second,
+    SF 1 in about a minute on SQLite's single-threaded inserts."""
+    return 30.0 + 300.0 * float(scale)
