@@ -23,6 +23,8 @@ SLOWEST = 10
 class TestResult:
     """One test's final outcome and its setup + call + teardown time."""
 
+    __test__ = False  # a data class, not a pytest test class
+
     nodeid: str
     outcome: str
     duration: float

@@ -136,6 +136,8 @@ def self_install_args() -> list[str]:
 class TestRun:
     """The phases of one test run, each a method the pipeline times."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, session: nox.Session, config: Config, plan: Plan, run: Run) -> None:
         self.session = session
         self.config = config

@@ -1,0 +1,239 @@
+"""Real nox runs of the registered sessions on a copy of tests/projects/basic.
+
+Each test runs the real nox, which makes a real venv (uv) and runs real pytest processes; the
+fixture project's tests leave one file per test process in RECORD_DIR, so the number of
+processes is counted, not assumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import nox_env, run_nox
+
+BASIC = Path(__file__).parents[1] / "projects" / "basic"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(BASIC, tmp_path / "basic"))
+
+
+def record_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "record"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def processes(record: Path) -> list[str]:
+    return sorted(p.name for p in record.iterdir())
+
+
+def report(project: Path) -> str:
+    return (project / "reports" / "ci_timings.md").read_text()
+
+
+def test_tests_is_serial_in_one_process(project: Path, tmp_path: Path) -> None:
+    record = record_dir(tmp_path)
+    result = run_nox(project, "-s", "tests", env=nox_env(RECORD_DIR=str(record)))
+    assert result.returncode == 0, result.stdout
+    assert "serial, 1 worker: 'tests' is serial unless PYTEST_WORKERS is set" in result.stdout
+    assert "-p no:xdist" in result.stdout
+    assert len(processes(record)) == 1
+    text = report(project)
+    assert "Mode: serial, 1 worker(s)" in text
+    assert "7 passed, 0 failed, 0 skipped, 0 error" in text  # the slow one is deselected
+    assert "| pytest |" in text and "| combine-coverage |" in text
+
+
+def test_tests_parallel_runs_in_n_processes(project: Path, tmp_path: Path) -> None:
+    record = record_dir(tmp_path)
+    env = nox_env(RECORD_DIR=str(record), PYTEST_WORKERS="2")
+    result = run_nox(project, "-s", "tests-parallel", env=env)
+    assert result.returncode == 0, result.stdout
+    assert "parallel (--dist load), 2 workers: PYTEST_WORKERS=2" in result.stdout
+    assert len(processes(record)) == 2
+    assert "Mode: parallel, 2 worker(s)" in report(project)
+
+
+def test_rollback_with_pytest_workers_1(project: Path, tmp_path: Path) -> None:
+    record = record_dir(tmp_path)
+    env = nox_env(RECORD_DIR=str(record), PYTEST_WORKERS="1")
+    result = run_nox(project, "-s", "ci", "--", "unit", env=env)
+    assert result.returncode == 0, result.stdout
+    assert "serial, 1 worker: PYTEST_WORKERS=1" in result.stdout
+    assert len(processes(record)) == 1
+    # CI mode writes the combined coverage as XML and HTML too.
+    assert (project / "reports" / "coverage.xml").is_file()
+    assert (project / "reports" / "htmlcov" / "index.html").is_file()
+
+
+def test_ci_runs_only_the_named_group_with_ci_true_and_junit(project: Path, tmp_path: Path) -> None:
+    record = record_dir(tmp_path)
+    result = run_nox(project, "-s", "ci", "--", "other", env=nox_env(RECORD_DIR=str(record)))
+    assert result.returncode == 0, result.stdout
+    trend = (project / "reports" / "ci_timings.jsonl").read_text().splitlines()
+    results = [json.loads(line) for line in trend]
+    assert results[-1]["counts"]["passed"] == 1
+    assert [t["nodeid"] for t in results[-1]["slowest"]] == ["tests/other/test_other.py::test_other"]
+    [pid_file] = record.iterdir()
+    assert pid_file.read_text().strip() == "true"  # CI=true reaches the tests also locally
+    assert (project / "reports" / "junit.xml").is_file()
+
+
+def test_ci_sees_every_failure_and_times_out_hung_tests(project: Path) -> None:
+    # The project's addopts has -x, which `tests` obeys and `ci` must not.
+    env = nox_env(FAIL="1", HANG="1")
+    result = run_nox(project, "-s", "ci", "--", "failing", env=env)
+    assert result.returncode != 0
+    junit = (project / "reports" / "junit.xml").read_text()
+    assert 'failures="3"' in junit or 'failures="2" errors="1"' in junit, junit
+    assert "Timeout" in junit
+    serial = run_nox(project, "-s", "tests", "--", "failing", env=env)
+    assert "stopping after 1 failures" in serial.stdout
+
+
+def test_posargs_reach_pytest_verbatim(project: Path) -> None:
+    result = run_nox(project, "-s", "tests", "--", "unit", "-k", "parity", "-q")
+    assert result.returncode == 0, result.stdout
+    assert "2 passed, 6 deselected" in result.stdout
+
+
+def test_failing_run_still_writes_reports_and_combined_coverage(project: Path) -> None:
+    result = run_nox(project, "-s", "tests", "--", "failing", env=nox_env(FAIL="1"))
+    assert result.returncode != 0
+    assert "Session tests failed" in result.stdout
+    assert "# Test run: `tests` — failed (pytest exit 1)" in report(project)
+    assert (project / ".coverage").is_file()
+    assert not list(project.glob(".coverage.*"))  # combined into one file
+
+
+def measured_lines(project: Path) -> dict[str, list[int]]:
+    import coverage
+
+    data = coverage.CoverageData(basename=str(project / ".coverage"))
+    data.read()
+    return {Path(f).name: sorted(data.lines(f) or []) for f in data.measured_files()}
+
+
+def test_parallel_coverage_equals_serial_coverage(project: Path) -> None:
+    serial = run_nox(project, "-s", "tests")
+    assert serial.returncode == 0, serial.stdout
+    serial_lines = measured_lines(project)
+    parallel = run_nox(project, "-s", "tests-parallel", env=nox_env(PYTEST_WORKERS="2"))
+    assert parallel.returncode == 0, parallel.stdout
+    assert measured_lines(project) == serial_lines
+    # The subprocess-only function is measured: coverage reached the child process.
+    source = (project / "src" / "mylib" / "__init__.py").read_text().splitlines()
+    child_line = source.index('    return "odd-in-child" if n % 2 else "even-in-child"') + 1
+    assert child_line in serial_lines["__init__.py"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("ci-timeout = 3", "ci-timout = 3"), "tool.noxlib.ci-timout = 3: unknown key; did you mean"),
+        (("ci-timeout = 3", 'ci-timeout = "3s"'), "tool.noxlib.ci-timeout = '3s': expected seconds"),
+        (('paths = ["tests/other"]', 'paths = ["tests/nope"]'), "groups.other.paths = 'tests/nope'"),
+    ],
+)
+def test_bad_config_stops_before_any_venv(
+    project: Path, change: tuple[str, str], expected: str
+) -> None:
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(*change))
+    result = run_nox(project, "-s", "tests")
+    assert result.returncode != 0
+    assert expected in result.stdout
+    assert "Traceback" not in result.stdout
+    assert not (project / ".nox").exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1.5"])
+def test_bad_pytest_workers_stops_before_any_venv(project: Path, value: str) -> None:
+    result = run_nox(project, "-s", "ci", env=nox_env(PYTEST_WORKERS=value))
+    assert result.returncode != 0
+    assert f"Invalid worker count '{value}' from the environment variable PYTEST_WORKERS" in (
+        result.stdout
+    )
+    assert not (project / ".nox").exists()
+
+
+def test_unknown_group_word_lists_groups_before_installing(project: Path) -> None:
+    result = run_nox(project, "-s", "ci", "--", "tcph")
+    assert result.returncode != 0
+    assert "'tcph' (after --) is neither a test group nor an existing path" in result.stdout
+    assert "other    Another group" in result.stdout
+    assert "pip install" not in result.stdout
+
+
+def test_nox_list_shows_every_session_with_its_docstring(project: Path) -> None:
+    result = run_nox(project, "-l")
+    assert result.returncode == 0, result.stdout
+    for line in (
+        "* tests -> Run the tests serially",
+        "- tests-parallel -> Run the tests in parallel with pytest-xdist",
+        "- ci -> CI mode",
+        "- reap -> End what dead runs",
+    ):
+        assert line in result.stdout
+
+
+def start_sleeping_run(project: Path, tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    """Start `nox -s tests -- failing` in its own process group; return it and the test's pid."""
+    marker = tmp_path / "sleeping"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nox", "-s", "tests", "--", "failing"],
+        cwd=project,
+        env=nox_env(SLEEP_MARKER=str(marker)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own group, so a Ctrl-C to it reaches nox and pytest alone
+    )
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "the sleeping test never started"
+        time.sleep(0.1)
+    time.sleep(0.5)  # the pid is written just before the sleep starts
+    return proc, int(marker.read_text())
+
+
+def pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm-to-nox"])
+def test_interrupted_run_still_writes_reports_and_coverage(
+    project: Path, tmp_path: Path, how: str
+) -> None:
+    proc, test_pid = start_sleeping_run(project, tmp_path)
+    try:
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        else:
+            os.kill(proc.pid, signal.SIGTERM)  # a CI job cancelled: nox alone is signalled
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert pid_gone(test_pid), output
+    text = report(project)
+    assert "— interrupted" in text, output
+    assert "test_fails_first" in text  # what finished before the interrupt is reported
+    assert (project / ".coverage").is_file(), output

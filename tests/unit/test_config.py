@@ -1,0 +1,150 @@
+"""[tool.noxlib] validation: every bad input names key, value, file and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from noxlib.config import Config, ConfigError, load_config, parse_size
+
+GOOD = """
+[tool.noxlib]
+install = ["-e", ".[test]"]
+default-groups = ["unit"]
+memory-per-worker = "512MiB"
+max-workers = 4
+dist = "loadscope"
+ci-timeout = 120
+
+[tool.noxlib.coverage]
+source = ["pkg"]
+fail-under = 80
+
+[tool.noxlib.groups.unit]
+paths = ["tests/unit"]
+description = "Fast unit tests"
+markers = "not slow"
+
+[tool.noxlib.groups.db]
+paths = ["tests/db"]
+"""
+
+
+def project(tmp_path: Path, text: str, dirs: tuple[str, ...] = ("tests/unit", "tests/db")) -> Path:
+    for d in dirs:
+        (tmp_path / d).mkdir(parents=True, exist_ok=True)
+    (tmp_path / "pyproject.toml").write_text(text)
+    return tmp_path
+
+
+def load_error(tmp_path: Path, text: str, dirs: tuple[str, ...] = ("tests/unit", "tests/db")) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(project(tmp_path, text, dirs))
+    return str(info.value)
+
+
+def test_a_full_table_is_read_into_the_dataclasses(tmp_path: Path) -> None:
+    config = load_config(project(tmp_path, GOOD))
+    assert isinstance(config, Config)
+    assert config.install == ("-e", ".[test]")
+    assert config.default_groups == ("unit",)
+    assert config.memory_per_worker == 512 * 2**20
+    assert (config.max_workers, config.dist, config.ci_timeout) == (4, "loadscope", 120.0)
+    assert config.coverage.source == ("pkg",)
+    assert config.coverage.fail_under == 80.0
+    unit = config.groups["unit"]
+    assert (unit.paths, unit.description, unit.markers) == (
+        ("tests/unit",),
+        "Fast unit tests",
+        "not slow",
+    )
+    assert config.groups["db"].markers is None
+
+
+def test_defaults_fill_what_is_left_out(tmp_path: Path) -> None:
+    config = load_config(project(tmp_path, '[tool.noxlib.groups.unit]\npaths = ["tests/unit"]'))
+    assert config.install == (".",)
+    assert config.default_groups == ("unit",)  # every group when default-groups is not set
+    assert config.memory_per_worker == 2 * 2**30
+    assert config.max_workers == 8
+    assert config.dist == "load"
+    assert config.coverage.enabled and config.coverage.branch
+
+
+def test_unknown_key_names_it_and_suggests_the_right_one(tmp_path: Path) -> None:
+    message = load_error(tmp_path, GOOD.replace("max-workers", "max-worker"))
+    assert "tool.noxlib.max-worker = 4" in message
+    assert "did you mean 'max-workers'?" in message
+    assert str(tmp_path / "pyproject.toml") in message
+
+
+def test_wrong_type_names_key_value_and_fix(tmp_path: Path) -> None:
+    message = load_error(tmp_path, GOOD.replace("max-workers = 4", 'max-workers = "four"'))
+    assert "tool.noxlib.max-workers = 'four'" in message
+    assert "whole number of at least 1" in message
+
+
+def test_group_path_that_does_not_exist(tmp_path: Path) -> None:
+    message = load_error(tmp_path, GOOD, dirs=("tests/unit",))
+    assert "tool.noxlib.groups.db.paths = 'tests/db'" in message
+    assert "no such path" in message
+
+
+def test_all_problems_come_in_one_message(tmp_path: Path) -> None:
+    text = GOOD.replace('dist = "loadscope"', 'dist = "fast"').replace(
+        'memory-per-worker = "512MiB"', 'memory-per-worker = "lots"'
+    )
+    message = load_error(tmp_path, text)
+    assert "tool.noxlib.dist = 'fast'" in message
+    assert "loadscope" in message  # the valid choices are listed
+    assert "tool.noxlib.memory-per-worker = 'lots'" in message
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "expected"),
+    [
+        ('default-groups = ["unit"]', 'default-groups = ["nope"]', "default-groups = 'nope'"),
+        ('markers = "not slow"', "markers = 3", "groups.unit.markers = 3"),
+        ('description = "Fast unit tests"', "colour = 1", "groups.unit.colour = 1"),
+        ("fail-under = 80", "fail-under = 120", "coverage.fail-under = 120"),
+        ('source = ["pkg"]', "sources = []", "did you mean 'source'?"),
+        ('install = ["-e", ".[test]"]', 'install = "-e ."', "tool.noxlib.install = '-e .'"),
+        ("ci-timeout = 120", "ci-timeout = -1", "tool.noxlib.ci-timeout = -1"),
+    ],
+)
+def test_each_bad_value_is_named(tmp_path: Path, replace: str, by: str, expected: str) -> None:
+    assert replace in GOOD
+    assert expected in load_error(tmp_path, GOOD.replace(replace, by))
+
+
+def test_group_name_must_be_an_identifier(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[tool.noxlib.groups."a b"]\npaths = ["tests/unit"]')
+    assert "groups.a b" in message and "letters" in message
+
+
+def test_missing_file_table_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="No pyproject.toml"):
+        load_config(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\n")
+    with pytest.raises(ConfigError, match=r"no \[tool.noxlib\] table"):
+        load_config(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.noxlib\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(tmp_path)
+
+
+def test_no_groups_at_all(tmp_path: Path) -> None:
+    assert "define at least one group" in load_error(tmp_path, "[tool.noxlib]\ninstall = []\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("2GiB", 2 * 2**30), ("512 MB", 512 * 10**6), ("1.5GiB", 3 * 2**29)]
+)
+def test_parse_size(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_parse_size_rejects_numbers_without_unit() -> None:
+    with pytest.raises(ValueError, match="2048"):
+        parse_size("2048")

@@ -1,0 +1,65 @@
+"""The timing report: what it says and how it survives torn result files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from noxlib.pipeline import PhaseTiming
+from noxlib.reports import RunSummary, TestResult, read_results, render_markdown, write_reports
+
+
+def summary(results: tuple[TestResult, ...]) -> RunSummary:
+    return RunSummary(
+        session="ci",
+        run_id="r1",
+        groups=("unit",),
+        mode="parallel",
+        workers=2,
+        status="failed (pytest exit 1)",
+        wall_seconds=12.5,
+        phases=(PhaseTiming("install", 1.25, True), PhaseTiming("pytest", 10.0, False)),
+        results=results,
+        started_at="2026-11-22T00:00:00+0000",
+    )
+
+
+def many() -> tuple[TestResult, ...]:
+    outcomes = ["passed"] * 9 + ["failed", "skipped", "error"]
+    return tuple(TestResult(f"t.py::test_{i}", o, float(i)) for i, o in enumerate(outcomes))
+
+
+def test_markdown_holds_everything_the_issue_asks_for() -> None:
+    text = render_markdown(summary(many()))
+    assert "# Test run: `ci` — failed (pytest exit 1)" in text
+    assert "Groups: unit" in text
+    assert "Mode: parallel, 2 worker(s)" in text
+    assert "9 passed, 1 failed, 1 skipped, 1 error" in text
+    assert "Wall time: 12.50 s" in text
+    assert "| install | 1.25 | ok |" in text
+    assert "| pytest | 10.00 | raised |" in text
+    rows = [line for line in text.splitlines() if "`t.py::" in line]
+    assert len(rows) == 10  # only the ten slowest
+    assert rows[0].startswith("| 11.000 | error |")
+    assert "test_0`" not in text and "test_1`" not in text
+
+
+def test_read_results_skips_torn_and_garbage_lines(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    good = {"nodeid": "a::b", "outcome": "passed", "duration": 0.5, "worker": "gw0"}
+    path.write_text(json.dumps(good) + "\nnot json\n{}\n" + json.dumps(good)[:12])
+    assert read_results(path) == [TestResult("a::b", "passed", 0.5, "gw0")]
+    assert read_results(tmp_path / "missing.jsonl") == []
+
+
+def test_write_reports_replaces_md_and_appends_jsonl(tmp_path: Path) -> None:
+    write_reports(tmp_path / "reports", summary(many()))
+    write_reports(tmp_path / "reports", summary(()))
+    text = (tmp_path / "reports" / "ci_timings.md").read_text()
+    assert "No test finished" in text
+    lines = (tmp_path / "reports" / "ci_timings.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    first = json.loads(lines[0])
+    assert first["counts"]["failed"] == 1
+    assert first["phases"][0] == {"name": "install", "seconds": 1.25, "ok": True}
+    assert len(first["slowest"]) == 10
