@@ -20,6 +20,7 @@ RUN_ID_ENV = "NOXLIB_RUN_ID"
 RUN_DIR_ENV = "NOXLIB_RUN_DIR"
 RUNS = "runs"
 LOCK = "lock"
+STARTING_SUFFIX = ".starting"
 
 
 @dataclass
@@ -54,13 +55,15 @@ def ensure_state_dir(state_dir: Path) -> Path:
     return state_dir / RUNS
 
 
-def try_lock(path: Path) -> IO[bytes] | None:
+def try_lock(path: Path, *, create: bool = True) -> IO[bytes] | None:
     """Take the exclusive lock at ``path`` without waiting; None when someone alive holds it.
 
-    The file is opened close-on-exec (Python's default) so children do not inherit the lock and
-    keep a dead run looking alive.
+    With ``create`` false a missing lock file raises FileNotFoundError instead of being made:
+    sweeps must never create the lock of a run folder they only inspect. The file is opened
+    close-on-exec (Python's default) so children do not inherit the lock and keep a dead run
+    looking alive.
     """
-    handle = path.open("a+b")
+    handle = path.open("a+b" if create else "rb")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -73,10 +76,14 @@ def start_run(state_dir: Path) -> Run:
     """Open a new run under ``state_dir`` and hold its lock until ``finish_run``."""
     runs = ensure_state_dir(state_dir)
     run_id = new_run_id()
-    run_dir = runs / run_id
-    run_dir.mkdir(mode=0o700)
-    lock = try_lock(run_dir / LOCK)
+    # Lock the folder under a hidden name, then give it its real one: a sweep never sees a run
+    # folder whose lock is not held yet, which it would take for a dead run's.
+    starting = runs / f".{run_id}{STARTING_SUFFIX}"
+    starting.mkdir(mode=0o700)
+    lock = try_lock(starting / LOCK)
     assert lock is not None, "a brand-new run folder cannot be locked by anyone else"
+    run_dir = runs / run_id
+    starting.rename(run_dir)
     return Run(run_id, run_dir, lock)
 
 
