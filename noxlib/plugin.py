@@ -112,3 +112,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _is_under(path: Path, root: str) -> bool:
     return path == Path(root) or Path(root) in path.parents
+
+
+# --- reaping (issue 3): public API for tests to record the processes they start ----------------
+
+
+def record_process(pid: int, *, port: int | None = None, name: str | None = None) -> None:
+    """Record process ``pid``, started by a test, in the ledger of the current noxlib run.
+
+    Every process a run starts carries the run id in its environment and is reaped by it;
+    call this for one that drops its environment (``env -i``, some daemons) so that it is
+    reaped too, even after pytest is killed. ``port`` and ``name`` are shown in the reaping
+    log. A no-op outside a noxlib run (``NOXLIB_RUN_DIR`` unset).
+    """
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if not run_dir:
+        return
+    from noxlib import reaping  # psutil only when a test records a process
+
+    reaping.record_process(Path(run_dir), pid, port=port, name=name)
+
+
+# --- end of reaping ------------------------------------------------------------------------------
