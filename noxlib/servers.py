@@ -148,15 +148,15 @@ def expand(template: str, values: Mapping[str, str]) -> str:
 
 
 def _record_in_ledger(run_dir: Path | None, pid: int, port: int | None, name: str) -> None:
-    """Tell reaping about ``pid`` so that the run's end stops it even if it escapes us."""
+    """Tell reaping about ``pid`` so that the run's end stops it even if it escapes us (drops
+    its environment, leaves our process tree) or pytest is killed."""
     if run_dir is None:
         return
     from noxlib import reaping
 
-    # getattr: the ledger lands in reaping.py separately; until then env matching must do.
-    record: Callable[..., None] | None = getattr(reaping, "record_process", None)
-    if record is not None:
-        record(run_dir, pid, port=port, name=name)
+    # A control script may already have exited: nothing left to reap then.
+    with contextlib.suppress(psutil.NoSuchProcess):
+        reaping.record_process(run_dir, pid, port=port, name=name)
 
 
 # --- folders and environment -----------------------------------------------------------------
