@@ -52,7 +52,8 @@ def test_tests_is_serial_in_one_process(project: Path, tmp_path: Path) -> None:
     text = report(project)
     assert "Mode: serial, 1 worker(s)" in text
     assert "7 passed, 0 failed, 0 skipped, 0 error" in text  # the slow one is deselected
-    assert "| pytest |" in text and "| combine-coverage |" in text
+    assert "| pytest |" in text
+    assert "| combine-coverage |" in text
 
 
 def test_tests_parallel_runs_in_n_processes(project: Path, tmp_path: Path) -> None:
@@ -84,7 +85,9 @@ def test_ci_runs_only_the_named_group_with_ci_true_and_junit(project: Path, tmp_
     trend = (project / "reports" / "ci_timings.jsonl").read_text().splitlines()
     results = [json.loads(line) for line in trend]
     assert results[-1]["counts"]["passed"] == 1
-    assert [t["nodeid"] for t in results[-1]["slowest"]] == ["tests/other/test_other.py::test_other"]
+    assert [t["nodeid"] for t in results[-1]["slowest"]] == [
+        "tests/other/test_other.py::test_other"
+    ]
     [pid_file] = record.iterdir()
     assert pid_file.read_text().strip() == "true"  # CI=true reaches the tests also locally
     assert (project / "reports" / "junit.xml").is_file()
@@ -141,9 +144,18 @@ def test_parallel_coverage_equals_serial_coverage(project: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("ci-timeout = 3", "ci-timout = 3"), "tool.noxlib.ci-timout = 3: unknown key; did you mean"),
-        (("ci-timeout = 3", 'ci-timeout = "3s"'), "tool.noxlib.ci-timeout = '3s': expected seconds"),
-        (('paths = ["tests/other"]', 'paths = ["tests/nope"]'), "groups.other.paths = 'tests/nope'"),
+        (
+            ("ci-timeout = 3", "ci-timout = 3"),
+            "tool.noxlib.ci-timout = 3: unknown key; did you mean",
+        ),
+        (
+            ("ci-timeout = 3", 'ci-timeout = "3s"'),
+            "tool.noxlib.ci-timeout = '3s': expected seconds",
+        ),
+        (
+            ('paths = ["tests/other"]', 'paths = ["tests/nope"]'),
+            "groups.other.paths = 'tests/nope'",
+        ),
     ],
 )
 def test_bad_config_stops_before_any_venv(

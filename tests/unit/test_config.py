@@ -38,7 +38,9 @@ def project(tmp_path: Path, text: str, dirs: tuple[str, ...] = ("tests/unit", "t
     return tmp_path
 
 
-def load_error(tmp_path: Path, text: str, dirs: tuple[str, ...] = ("tests/unit", "tests/db")) -> str:
+def load_error(
+    tmp_path: Path, text: str, dirs: tuple[str, ...] = ("tests/unit", "tests/db")
+) -> str:
     with pytest.raises(ConfigError) as info:
         load_config(project(tmp_path, text, dirs))
     return str(info.value)
@@ -69,7 +71,8 @@ def test_defaults_fill_what_is_left_out(tmp_path: Path) -> None:
     assert config.memory_per_worker == 2 * 2**30
     assert config.max_workers == 8
     assert config.dist == "load"
-    assert config.coverage.enabled and config.coverage.branch
+    assert config.coverage.enabled
+    assert config.coverage.branch
 
 
 def test_unknown_key_names_it_and_suggests_the_right_one(tmp_path: Path) -> None:
@@ -120,11 +123,12 @@ def test_each_bad_value_is_named(tmp_path: Path, replace: str, by: str, expected
 
 def test_group_name_must_be_an_identifier(tmp_path: Path) -> None:
     message = load_error(tmp_path, '[tool.noxlib.groups."a b"]\npaths = ["tests/unit"]')
-    assert "groups.a b" in message and "letters" in message
+    assert "groups.a b" in message
+    assert "letters" in message
 
 
 def test_missing_file_table_and_bad_toml(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="No pyproject.toml"):
+    with pytest.raises(ConfigError, match=r"No pyproject\.toml"):
         load_config(tmp_path)
     (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\n")
     with pytest.raises(ConfigError, match=r"no \[tool.noxlib\] table"):

@@ -128,7 +128,8 @@ def test_unknown_bare_word_lists_the_groups(config: Config) -> None:
 
 def test_serial_disables_xdist_and_parallel_passes_workers_and_dist(config: Config) -> None:
     serial = make_plan(MODES["tests"], [], {}, config, BIG)
-    assert "-p" in pytest_args(serial, config) and "no:xdist" in pytest_args(serial, config)
+    assert "-p" in pytest_args(serial, config)
+    assert "no:xdist" in pytest_args(serial, config)
     parallel = make_plan(MODES["tests-parallel"], [], {}, config, BIG)
     args = pytest_args(parallel, config)
     assert args[args.index("-n") + 1] == "2"
@@ -142,7 +143,8 @@ def test_ci_mode_adds_junit_timeout_and_no_maxfail(config: Config) -> None:
     assert args[args.index("--timeout") + 1] == "600"
     assert "--maxfail=0" in args
     plain = pytest_args(make_plan(MODES["tests"], ["unit"], {}, config, BIG), config)
-    assert "--junitxml" not in plain and "--timeout" not in plain
+    assert "--junitxml" not in plain
+    assert "--timeout" not in plain
 
 
 def test_marker_expressions(config: Config) -> None:
@@ -157,5 +159,6 @@ def test_marker_expressions(config: Config) -> None:
 def test_banner_says_mode_workers_and_why(config: Config) -> None:
     plan = make_plan(MODES["ci"], ["tpch"], {}, config, BIG)
     text = banner(plan, config)
-    assert "session ci" in text and "groups: tpch" in text
+    assert "session ci" in text
+    assert "groups: tpch" in text
     assert "parallel (--dist load), 2 workers: 2 CPUs; memory allows 11; cap 8" in text

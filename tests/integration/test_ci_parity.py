@@ -1,0 +1,71 @@
+"""CI runs exactly what developers run: only registered nox sessions, never pytest directly."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+CI_FILES = sorted(
+    [*ROOT.glob("ci/*.yml"), *ROOT.glob(".github/workflows/*.yml"), ROOT / ".ci" / "run"]
+)
+NOX_SESSION = re.compile(r"\bnox\b[^\n]*?(?:-s|--session|--sessions)\s+([\w-]+)")
+PYTEST_DIRECT = re.compile(r"(?:^|[\s;&|(])(?:python3?\s+-m\s+)?pytest\b(?![-\w])", re.M)
+
+
+def commands(path: Path) -> str:
+    # Comments may talk about pytest; only what runs counts.
+    return "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
+
+
+@pytest.fixture(scope="module")
+def registered_sessions() -> set[str]:
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "-l", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {entry["session"] for entry in json.loads(listed.stdout)}
+
+
+def test_the_ci_files_exist() -> None:
+    names = {p.relative_to(ROOT).as_posix() for p in CI_FILES}
+    assert {"ci/github-actions.yml", "ci/gitlab-ci.yml", ".ci/run"} <= names
+
+
+def test_github_workflow_is_identical_to_the_one_in_ci() -> None:
+    workflow = ROOT / ".github" / "workflows" / "tests.yml"
+    assert workflow.read_text() == (ROOT / "ci" / "github-actions.yml").read_text()
+
+
+@pytest.mark.parametrize("path", CI_FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_ci_file_runs_only_registered_sessions(path: Path, registered_sessions: set[str]) -> None:
+    text = commands(path)
+    named = NOX_SESSION.findall(text)
+    assert named, f"{path} runs no nox session"
+    unknown = sorted(set(named) - registered_sessions)
+    assert not unknown, f"{path} names sessions the noxfile does not register: {unknown}"
+    assert not PYTEST_DIRECT.search(text), f"{path} runs pytest directly; use a nox session"
+
+
+def test_the_checks_catch_what_they_guard(registered_sessions: set[str]) -> None:
+    # The patterns themselves must find a direct pytest call and an unknown session.
+    assert PYTEST_DIRECT.search("  - python -m pytest tests -n 4")
+    assert PYTEST_DIRECT.search("run: pytest")
+    assert not PYTEST_DIRECT.search("pip install pytest-xdist")
+    assert NOX_SESSION.findall("python -m nox -s lint") == ["lint"]
+    assert "lint" not in registered_sessions
+
+
+def test_ci_run_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"```(?:bash|sh)?\n# run this project's tests\n(.+)\n```", readme)
+    assert match, "README lacks the '# run this project's tests' block"
+    assert match.group(1) in (ROOT / ".ci" / "run").read_text().splitlines()
