@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -25,14 +24,15 @@ def commands(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def registered_sessions() -> set[str]:
+    # `nox -l` marks every registered session with "* " (default) or "- " (not default).
     listed = subprocess.run(
-        [sys.executable, "-m", "nox", "-l", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-m", "nox", "-l"], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    return {entry["session"] for entry in json.loads(listed.stdout)}
+    return {
+        line[2:].split(" -> ")[0].strip()
+        for line in listed.stdout.splitlines()
+        if line.startswith(("* ", "- "))
+    }
 
 
 def test_the_ci_files_exist() -> None:
@@ -62,6 +62,7 @@ def test_the_checks_catch_what_they_guard(registered_sessions: set[str]) -> None
     assert not PYTEST_DIRECT.search("pip install pytest-xdist")
     assert NOX_SESSION.findall("python -m nox -s lint") == ["lint"]
     assert "lint" not in registered_sessions
+    assert {"tests", "tests-parallel", "ci", "reap"} <= registered_sessions
 
 
 def test_ci_run_runs_the_readme_test_command() -> None:
