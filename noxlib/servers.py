@@ -47,6 +47,8 @@ DEFAULT_GRACE = 5.0
 KILL_WAIT = 5.0
 PORT_ATTEMPTS = 3
 PROBE_TIMEOUT = 2.0
+# How long a port may answer from a process outside the server's tree before we believe it.
+FOREIGN_LISTENER_GRACE = 2.0
 FIRST_POLL_DELAY = 0.05
 MAX_POLL_DELAY = 0.5
 LOG_FILE = "server.log"
@@ -294,6 +296,9 @@ class _Process:
         self._reap()
         return how
 
+    def family_pids(self) -> set[int]:
+        return {proc.pid for proc in self._family()}
+
     def _family(self) -> list[psutil.Process]:
         if self.proc is None or not self.alive():
             return []
@@ -306,6 +311,19 @@ class _Process:
         if self.popen is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=KILL_WAIT)
+
+
+def _listeners(port: int) -> set[int]:
+    """Pids of the processes listening on TCP ``port`` that we may see."""
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.Error:
+        return set()
+    return {
+        conn.pid
+        for conn in connections
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid
+    }
 
 
 def _signal_all(procs: Sequence[psutil.Process], sig: signal.Signals) -> None:
@@ -701,6 +719,7 @@ class Server:
     def _wait_ready(self, process: _Process, deadline: float) -> None:
         probe = make_probe(self.spec.ready, self)
         delay = FIRST_POLL_DELAY
+        foreign_since = 0.0
         while True:
             if not process.alive():
                 raise self._exited_error(process)
@@ -709,6 +728,13 @@ class Server:
                     f"its control script {describe_exit(self._launcher.returncode)}"
                 )
             ready, seen = probe()
+            if ready and not self._answered_by(process):
+                # Maybe the process that won the race for our port: ours then exits with
+                # EADDRINUSE and is retried. A listener that stays foreign while ours lives
+                # (a container's port proxy) is accepted after a while.
+                foreign_since = foreign_since or time.monotonic()
+                ready = time.monotonic() - foreign_since >= FOREIGN_LISTENER_GRACE
+                seen = f"port {self.port} answered, but another process listens on it"
             if ready and process.alive():
                 return
             remaining = deadline - time.monotonic()
@@ -719,6 +745,19 @@ class Server:
                 )
             time.sleep(min(delay, remaining))
             delay = min(delay * 1.5, MAX_POLL_DELAY)
+
+    def _answered_by(self, process: _Process) -> bool:
+        """Whether the port probes reached ``process`` (or its children), as far as we can tell.
+
+        Only tcp and http readiness ask the port; a listener we cannot see (another user's
+        process) gets the benefit of the doubt.
+        """
+        ready = self.spec.ready
+        asks_port = isinstance(ready, str) and (ready == "tcp" or ready.startswith("http:"))
+        if not asks_port or self.port is None:
+            return True
+        listeners = _listeners(self.port)
+        return not listeners or bool(listeners & process.family_pids())
 
     def _exited_error(self, process: _Process) -> ServerStartError:
         process.end(0)  # reap it, so the exit code is known

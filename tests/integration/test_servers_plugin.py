@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import textwrap
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -325,7 +324,7 @@ def api(noxlib_servers):
     result = run_suite(suite, "-n", "2", "--dist", "each")
     started_pids.extend(pids_in(events, "started"))
     result.assert_outcomes(passed=2)
-    workers, pids = zip(*(line.split() for line in seen.read_text().splitlines()))
+    workers, pids = zip(*(line.split() for line in seen.read_text().splitlines()), strict=True)
     assert sorted(workers) == ["gw0", "gw1"]
     assert len(set(pids)) == 1
     assert pids_in(events, "started") == [int(pids[0])]

@@ -1,0 +1,190 @@
+"""noxlib.servers.ServerManager with real processes, without pytest's plugin in between:
+readiness kinds, a lost port race, restart, stop, daemons through a pid file, the ledger."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from noxlib import reaping, servers
+from noxlib.servers import Server, ServerError, ServerManager, ServerStartError
+
+LISTEN = textwrap.dedent(
+    """
+    import socket, sys
+    listener = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+    print("listening", flush=True)
+    while True:
+        listener.accept()[0].close()
+    """
+)
+
+# A control script in the manner of pg_ctl: forks the daemon, which leaves the session and
+# forks again, writes its pid file and serves; the script itself exits 0 at once.
+DAEMON = textwrap.dedent(
+    """
+    import os, socket, sys
+    port, pid_file = int(sys.argv[1]), sys.argv[2]
+    if os.fork():
+        sys.exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    listener = socket.create_server(("127.0.0.1", port))
+    with open(pid_file, "w") as out:
+        out.write(f"{os.getpid()}\\n")
+    while True:
+        listener.accept()[0].close()
+    """
+)
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[ServerManager]:
+    manager = ServerManager(tmp_path / "servers")
+    yield manager
+    assert manager.stop_all() == []
+
+
+def script(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_http_readiness_and_the_url(manager: ServerManager) -> None:
+    argv = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "{port}"]
+    server = manager.start("web", argv, ready="http:/", timeout=30)
+    assert server.url == f"http://127.0.0.1:{server.port}"
+    with socket.create_connection(("127.0.0.1", server.port or 0), timeout=5):
+        pass
+
+
+def test_http_readiness_waits_for_a_success_status(manager: ServerManager) -> None:
+    argv = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "{port}"]
+    with pytest.raises(ServerStartError, match=r"not ready after 1 s .*answered HTTP 404"):
+        manager.start("web", argv, ready="http:/no-such-page", timeout=1)
+
+
+def test_callable_readiness_gets_the_server(manager: ServerManager, tmp_path: Path) -> None:
+    seen: list[Server] = []
+
+    def ready(server: Server) -> bool:
+        seen.append(server)
+        return len(seen) >= 3
+
+    argv = [sys.executable, script(tmp_path, "listen.py", LISTEN), "{port}"]
+    server = manager.start("cb", argv, ready=ready)
+    assert seen == [server] * 3
+
+
+def test_unknown_readiness_is_an_error_naming_the_choices(
+    manager: ServerManager, tmp_path: Path
+) -> None:
+    argv = [sys.executable, script(tmp_path, "listen.py", LISTEN), "{port}"]
+    with pytest.raises(ServerError, match=r"Unknown ready='udp'.*'tcp', 'http:/path'"):
+        manager.start("bad", argv, ready="udp")
+
+
+def test_a_port_lost_to_another_process_is_retried_with_another(
+    manager: ServerManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as thief:
+        taken = thief.getsockname()[1]
+        ports = iter([taken, servers.free_port()])
+        monkeypatch.setattr(servers, "free_port", lambda: next(ports))
+        argv = [sys.executable, script(tmp_path, "listen.py", LISTEN), "{port}"]
+        server = manager.start("racer", argv)
+        assert server.port != taken
+        assert server.alive()
+        assert "Address already in use" in server.log_path.read_text()
+
+
+def test_restart_gives_a_new_process_on_the_same_port(
+    manager: ServerManager, tmp_path: Path
+) -> None:
+    argv = [sys.executable, script(tmp_path, "listen.py", LISTEN), "{port}"]
+    server = manager.start("again", argv)
+    first_pid, port = server.pid, server.port
+    assert first_pid is not None
+    server.restart()
+    assert (server.port, server.alive()) == (port, True)
+    assert server.pid != first_pid
+    assert gone(first_pid)
+
+
+def test_ensure_alive_restarts_a_dead_server_and_says_how_it_died(
+    manager: ServerManager, tmp_path: Path
+) -> None:
+    argv = [sys.executable, script(tmp_path, "listen.py", LISTEN), "{port}"]
+    server = manager.start("fragile", argv)
+    assert server.ensure_alive() is None
+    os.kill(server.pid or 0, signal.SIGABRT)
+    while server.alive():
+        time.sleep(0.01)
+    assert server.death() == "died with SIGABRT (exit code -6)"
+    assert server.ensure_alive() == "died with SIGABRT (exit code -6)"
+    assert server.alive()
+
+
+def test_stop_ends_the_server_and_its_children(manager: ServerManager, tmp_path: Path) -> None:
+    # A shell that does not exec: SIGTERM to the shell alone would orphan the listener.
+    listen = script(tmp_path, "listen.py", LISTEN)
+    server = manager.start("wrapped", ["sh", "-c", f"{sys.executable} {listen} {{port}}; :"])
+    shell = server.pid
+    assert shell is not None
+    children = [proc.pid for proc in psutil.Process(shell).children(recursive=True)]
+    assert children
+    server.stop()
+    assert all(gone(pid) for pid in [shell, *children])
+    assert server.death() == "was stopped"
+
+
+def test_a_name_in_use_cannot_start_twice(manager: ServerManager, tmp_path: Path) -> None:
+    argv = [sys.executable, script(tmp_path, "listen.py", LISTEN), "{port}"]
+    manager.start("one", argv)
+    with pytest.raises(ServerError, match="A server named 'one' is already running"):
+        manager.start("one", argv)
+
+
+def test_daemon_is_known_by_its_pid_file_recorded_and_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded: list[tuple[int, dict[str, Any]]] = []
+    monkeypatch.setattr(reaping, "record_process", lambda d, pid, **kw: recorded.append((pid, kw)))
+    manager = ServerManager(tmp_path / "servers", run_dir=tmp_path / "run")
+    argv = [sys.executable, script(tmp_path, "ctl.py", DAEMON), "{port}", "{pid_file}"]
+    server = manager.start("sqlite", argv, daemon=True)
+    try:
+        daemon_pid = int(server.pid_file.read_text())
+        assert server.pid == daemon_pid
+        assert psutil.Process(daemon_pid).ppid() != os.getpid()  # not our child
+        assert (daemon_pid, {"port": server.port, "name": "sqlite"}) in recorded
+    finally:
+        assert manager.stop_all() == []
+    assert gone(daemon_pid)
+
+
+def test_daemon_control_script_failing_is_reported(manager: ServerManager, tmp_path: Path) -> None:
+    ctl = script(tmp_path, "ctl.py", "import sys\nprint('no data dir')\nsys.exit(3)\n")
+    with pytest.raises(
+        ServerStartError, match=r"(?s)its control script exited with code 3.*no data dir"
+    ):
+        manager.start("db", [sys.executable, ctl], daemon=True, ready="log:never")
