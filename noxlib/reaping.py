@@ -46,6 +46,7 @@ BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 # many xdist workers append at once; longer lines in a ledger are not ours and are skipped.
 MAX_LINE = 4000
 MAX_NAME = 80
+MAX_COMMAND = 400
 MAX_LEDGER_BYTES = 16 * 2**20
 MAX_WARNINGS = 20
 # How long after SIGKILL we wait for a process to vanish (it may be in uninterruptible I/O).
@@ -451,7 +452,12 @@ class Reaped:
 def _describe(proc: psutil.Process) -> tuple[str, str]:
     try:
         with proc.oneshot():
-            return proc.name(), " ".join(proc.cmdline()) or f"[{proc.name()}]"
+            command = " ".join(proc.cmdline()) or f"[{proc.name()}]"
+            # One log line per process: newlines of a `python -c` script would break it.
+            command = command.replace("\n", "\\n")
+            return proc.name(), command if len(
+                command
+            ) <= MAX_COMMAND else f"{command[:MAX_COMMAND]}..."
     except psutil.Error:
         return "?", "?"
 
