@@ -239,7 +239,8 @@ def test_warden_ends_every_kind_of_server_when_the_runner_is_sigkilled(
     runner.kill()
     assert wait_gone([*runner.servers.values(), runner.warden]) == []
     log = runner.output()
-    assert "the runner of run" in log and "died" in log
+    assert "the runner of run" in log
+    assert "died" in log
     stubborn = runner.servers["stubborn"].pid
     assert f"killed by SIGKILL after 1 s: python (pid {stubborn})" in log
     assert f"(pid {runner.servers['envless'].pid})" in log
@@ -296,7 +297,8 @@ def test_killed_warden_and_runner_are_reaped_by_the_next_pre_hook(
     listed = sweep(tmp_path / "state", dry_run=True)
     assert all(alive(p) for p in servers), "a dry run ends nothing"
     for kind, proc in runner.servers.items():
-        assert "would end: " in listed and f"(pid {proc.pid})" in listed
+        assert "would end: " in listed
+        assert f"(pid {proc.pid})" in listed
         why = "ledger entry" if kind == "envless" else f"NOXLIB_RUN_ID={runner.facts['run_id']}"
         assert why in listed.split(f"(pid {proc.pid})")[1].splitlines()[0]
     assert runner.run_dir.exists()
@@ -336,8 +338,10 @@ def test_pid_reuse_and_a_stranger_with_the_same_command_line_are_untouched(
 
     log = sweep(tmp_path / "state")
     assert wait_gone([runner.servers["setsid"]], 10) == []
-    assert alive(tracker.procs[-2]) and alive(tracker.procs[-1])
-    assert f"(pid {stranger.pid})" not in log and f"(pid {reused.pid})" not in log
+    assert alive(tracker.procs[-2])
+    assert alive(tracker.procs[-1])
+    assert f"(pid {stranger.pid})" not in log
+    assert f"(pid {reused.pid})" not in log
 
 
 def test_a_changed_boot_id_ends_nothing(
@@ -385,7 +389,8 @@ def test_hostile_ledger_lines_are_skipped_with_a_warning(
     assert "pid -1 is not a process noxlib may end" in log
     assert f"pid {foreign.pid} belongs to uid 65534" in log
     assert f"names run 'some-other-run', not this folder's run '{run_id}'" in log
-    assert "not JSON" in log and "not a JSON object" in log
+    assert "not JSON" in log
+    assert "not a JSON object" in log
     assert alive(tracker.procs[-1]), "another uid's process must survive"
     assert wait_gone([runner.servers["envless"]], 10) == [], "the honest entry is still reaped"
 
