@@ -188,3 +188,13 @@ def test_daemon_control_script_failing_is_reported(manager: ServerManager, tmp_p
         ServerStartError, match=r"(?s)its control script exited with code 3.*no data dir"
     ):
         manager.start("db", [sys.executable, ctl], daemon=True, ready="log:never")
+
+
+def test_setsid_runs_the_server_in_place(manager: ServerManager, tmp_path: Path) -> None:
+    # Servers are not made process-group leaders, so setsid(1) need not fork: the pid we
+    # watch is the server's own, and it did get a session of its own.
+    argv = ["setsid", sys.executable, script(tmp_path, "listen.py", LISTEN), "{port}"]
+    server = manager.start("detached", argv)
+    assert server.pid is not None
+    assert os.getsid(server.pid) == server.pid
+    assert psutil.Process(server.pid).cmdline()[1].endswith("listen.py")
