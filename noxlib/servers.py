@@ -645,9 +645,10 @@ class Server:
             if self.spec.daemon:
                 self._launcher = popen
                 self._process = self._await_daemon(popen, deadline)
+                # The daemon left our tree and may have dropped the run's environment.
+                _record_in_ledger(self.run_dir, self._process.pid, self.port, self.name)
             else:
                 self._process = _Process(popen.pid, popen)
-            _record_in_ledger(self.run_dir, self._process.pid, self.port, self.name)
             self._wait_ready(self._process, deadline)
         except BaseException:
             self._end_current()
@@ -686,6 +687,7 @@ class Server:
                 raise ServerStartError(
                     f"server '{self.name}' could not be started: {exc} (argv {argv})"
                 ) from exc
+        # At once: if pytest is killed while the server starts, reaping still knows it.
         _record_in_ledger(self.run_dir, popen.pid, self.port, self.name)
         return popen
 
