@@ -41,8 +41,17 @@ def daemonize(pid_file: Path) -> None:
     tmp.replace(pid_file)  # atomic: a reader never sees an empty pid file
 
 
+# Foreign-key indexes (the spec allows them). SQLite runs correlated subqueries as nested
+# loops: without these, Q17, Q20 and Q22 scan lineitem or orders once per outer row, which at
+# SF 0.1 takes minutes where DuckDB's hash joins take milliseconds.
+INDEXES = (
+    "create index lineitem_part_supp on lineitem (l_partkey, l_suppkey)",
+    "create index orders_customer on orders (o_custkey)",
+)
+
+
 def load(data: Path, database: Path) -> None:
-    """Create ``database`` with every table loaded from ``data``/<table>.csv."""
+    """Create ``database`` with every table loaded from ``data``/<table>.csv, then index it."""
     with sqlite3.connect(database) as con:
         for statement in schema_statements():
             con.execute(statement)
@@ -52,6 +61,9 @@ def load(data: Path, database: Path) -> None:
                 width = len(next(rows))  # the header row
                 marks = ", ".join("?" * width)
                 con.executemany(f"insert into {table} values ({marks})", rows)
+        for statement in INDEXES:
+            con.execute(statement)
+        con.execute("analyze")  # statistics, so the planner uses the indexes where they pay
     con.close()
 
 
