@@ -819,6 +819,7 @@ class Server:
         if found is None:
             return False
         self._process, self.port = found, state.get("port")
+        self.log_offset = state.get("log_offset", 0)
         return True
 
     def _publish_shared(self) -> None:
@@ -831,6 +832,7 @@ class Server:
                 "pid": self._process.pid,
                 "create_time": self._process.create_time(),
                 "port": self.port,
+                "log_offset": self.log_offset,
                 "users": [*users, os.getpid()],
             }
         )
