@@ -280,7 +280,7 @@ class ServerNotes:
         if report.when == "teardown":  # it carries every event of its test, each once
             self.headlines += [str(v) for k, v in report.user_properties if k == SERVERS_PROPERTY]
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.headlines:
             terminalreporter.section(SERVERS_SECTION, yellow=True)
             for headline in self.headlines:
