@@ -381,9 +381,8 @@ def _by_ledger(
             continue  # the pid was reused by an unrelated process
         if s.env_readable and s.env_run_id not in (None, run_id):
             continue  # another run's process: that run decides about it
-        yield _Target(
-            s.proc, run_id, f"ledger entry: pid {entry.pid} with the same start, boot and uid"
-        )
+        label = f"{entry.name!r}" + (f" on port {entry.port}" if entry.port else "")
+        yield _Target(s.proc, run_id, f"ledger entry {label}: same pid, start time, boot and uid")
 
 
 def _descendants(roots: dict[int, str], run_id: str, seen: dict[int, _Seen]) -> Iterator[_Target]:
@@ -594,8 +593,7 @@ def reap_run(run: Run, log: Log, *, grace: float) -> list[Reaped]:
         live=True,
         dry_run=False,
     )
-    if not reaped:
-        log("noxlib: no leftover processes")
+    log(f"noxlib: reaped {len(reaped)} leftover process(es) of run {run.run_id}")
     return reaped
 
 
