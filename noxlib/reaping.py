@@ -692,7 +692,8 @@ def _reap_claimed(claimed: list[_Claim], log: Log, *, grace: float, dry_run: boo
     for run_id, (_, ledger) in runs.items():
         if ledger.header and ledger.header.boot_id != current_boot:
             log(f"noxlib: dead run {run_id} ran before the last reboot: nothing of it can run")
-    reaped = _sweep(runs, log, grace=grace, live=False, dry_run=dry_run)
+    # No dead run, no scan of the process table: the common pre hook costs a directory listing.
+    reaped = _sweep(runs, log, grace=grace, live=False, dry_run=dry_run) if runs else []
     if dry_run:
         log(f"noxlib: dry run: would end {len(reaped)} process(es) of {len(claimed)} dead run(s)")
         return reaped
