@@ -1,15 +1,23 @@
-"""Fixtures of the TPC-H suite: the cached data and one query server per engine."""
+"""Fixtures of the TPC-H suite: the cached data and one query server per engine.
+
+``tpch_servers`` starts every engine's query server through ``noxlib_servers`` and gives
+them by engine name. Each is also a session fixture of its own, ``tpch_<engine>``, whose
+value is the server handle: the plugin restarts a dead server before the next test that has
+it among its fixtures, and says so in the report.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .datagen import cache_root, ensure_dataset, run_tpchgen, scale_factor
-from .engines import ENGINES, shared_servers, start_timeout
+from .engines import ENGINES, Engine, server_fixture, shared_servers, start_timeout
 
 
 @pytest.fixture(scope="session")
@@ -25,18 +33,41 @@ def tpch_data(request: pytest.FixtureRequest, tpch_scale: str) -> Path:
     return ensure_dataset(root, tpch_scale, run_tpchgen)
 
 
+def _start(servers: Any, engine: Engine, data: Path, scale: str) -> Any:
+    return servers.start(
+        f"tpch-{engine.name}",
+        engine.argv(data),
+        ready="http:/health",
+        daemon=engine.daemon,
+        shared=shared_servers(),
+        timeout=start_timeout(scale),
+    )
+
+
 @pytest.fixture(scope="session")
 def tpch_servers(noxlib_servers: Any, tpch_data: Path, tpch_scale: str) -> dict[str, Any]:
-    """A running query server per engine, by engine name, each loaded with ``tpch_data``."""
-    shared = shared_servers()
-    return {
-        engine.name: noxlib_servers.start(
-            f"tpch-{engine.name}",
-            engine.argv(tpch_data),
-            ready="http:/health",
-            daemon=engine.daemon,
-            shared=shared,
-            timeout=start_timeout(tpch_scale),
-        )
-        for engine in ENGINES
-    }
+    """The running server of every engine, by engine name.
+
+    They start side by side: each spends about a second loading the data, in its own process,
+    while this one only polls for readiness. A server that fails to start fails the fixture;
+    the others are stopped with ``noxlib_servers`` as usual.
+    """
+    with ThreadPoolExecutor(len(ENGINES)) as pool:
+        started = {
+            e.name: pool.submit(_start, noxlib_servers, e, tpch_data, tpch_scale) for e in ENGINES
+        }
+    return {name: future.result() for name, future in started.items()}
+
+
+def _make_server_fixture(engine: Engine) -> Callable[..., Any]:
+    # The plugin watches the servers it finds among a test's fixture values (a dict of them
+    # it would not see), so each server is also a fixture of its own.
+    @pytest.fixture(scope="session", name=server_fixture(engine))
+    def server(tpch_servers: dict[str, Any]) -> Any:
+        return tpch_servers[engine.name]
+
+    return server
+
+
+for _engine in ENGINES:
+    globals()[server_fixture(_engine)] = _make_server_fixture(_engine)

@@ -51,6 +51,14 @@ ENGINES = (
 REFERENCE = ENGINES[0]
 
 
+def server_fixture(engine: Engine) -> str:
+    """The name of the session fixture that starts ``engine``'s server (see conftest.py)."""
+    return f"tpch_{engine.name}"
+
+
+SERVER_FIXTURES = tuple(server_fixture(e) for e in ENGINES)
+
+
 def shared_servers(env: Mapping[str, str] = os.environ) -> bool:
     """Whether the workers of a run share one server per engine (``NOXLIB_TPCH_SERVERS``)."""
     mode = env.get(SHARING_ENV, "").strip() or DEFAULT_SHARING

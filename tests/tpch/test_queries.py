@@ -9,8 +9,12 @@ import pytest
 from .client import run_query
 from .compare import Mismatch, Result, assert_same_result
 from .datagen import SCALE_ENV
-from .engines import ENGINES, REFERENCE
+from .engines import ENGINES, REFERENCE, SERVER_FIXTURES
 from .queries import Query, all_queries
+
+# Every server fixture among each test's fixtures: the plugin restarts a dead server before
+# the next test that uses it, and it learns which tests use which from these.
+pytestmark = pytest.mark.usefixtures(*SERVER_FIXTURES)
 
 
 def answer(query: Query, engine: str, servers: dict[str, Any]) -> Result:
