@@ -100,12 +100,14 @@ def _reap_session_for(config: Config) -> Callable[[nox.Session], None]:
             session.error(
                 f"Unknown argument(s) {unknown} for the reap session; it takes --dry-run."
             )
-        reaping.reap_stale_runs(
+        reaped = reaping.reap_stale_runs(
             config.state_dir,
             session.log,
             grace=config.reap_grace,
             dry_run="--dry-run" in session.posargs,
         )
+        if not reaped:
+            session.log("noxlib: no process left by a dead run is running")
 
     return reap
 
