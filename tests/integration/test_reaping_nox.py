@@ -288,3 +288,28 @@ def test_a_live_run_is_never_reaped_by_another(
         os.kill(nox.pid, signal.SIGKILL)
         nox.wait()
     assert wait_gone(tracked) == []
+
+
+@pytest.mark.parametrize("how", ["sigterm-to-nox", "ctrl-c-to-the-group"])
+def test_post_hook_reaps_after_an_interrupted_run(
+    project: Path, tmp_path: Path, tracked: list[psutil.Process], how: str
+) -> None:
+    out, log = tmp_path / "facts.json", tmp_path / "nox.log"
+    nox = start_nox(project, out, log)
+    try:
+        facts = read_facts(out, tracked)
+        if how == "sigterm-to-nox":
+            nox.send_signal(signal.SIGTERM)  # a cancelled CI job
+        else:
+            os.killpg(nox.pid, signal.SIGINT)  # Ctrl-C in nox's terminal
+        assert nox.wait(timeout=120) != 0
+    finally:
+        if nox.poll() is None:
+            nox.kill()
+            nox.wait()
+    assert wait_gone(tracked, 10) == [], log.read_text()
+    text = log.read_text()
+    assert "noxlib warden:" not in text, "the post hook, not the warden, should have reaped"
+    for pid in facts["servers"].values():
+        assert f"(pid {pid}) of run {facts['run_id']}" in text
+    assert f"killed by SIGKILL after 1 s: python (pid {facts['servers']['stubborn']})" in text
