@@ -20,8 +20,10 @@ its handle, ``Warden``, is here.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -664,6 +666,13 @@ def _claim_dead_runs(runs_dir: Path, log: Log) -> Iterator[_Claim]:
         folders = sorted(runs_dir.iterdir())
     except OSError:
         return
+    if folders and not _locks_work(runs_dir):
+        log(
+            f"noxlib: warning: file locks are not enforced in {runs_dir}, so a live run cannot "
+            "be told from a dead one; no earlier run is reaped (move the checkout to a local "
+            "disk, or end leftovers by pid)"
+        )
+        return
     for folder in folders:
         if folder.is_symlink() or not folder.is_dir():
             continue
@@ -672,6 +681,27 @@ def _claim_dead_runs(runs_dir: Path, log: Log) -> Iterator[_Claim]:
         claim = _claim(folder)
         if claim is not None:
             yield claim
+
+
+def _locks_work(runs_dir: Path) -> bool:
+    """Whether flock is enforced in ``runs_dir``: a second open of a locked file must be refused.
+
+    Some network and FUSE filesystems accept every lock; there every run would look dead.
+    """
+    probe = runs_dir / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        with probe.open("wb") as first, probe.open("rb") as second:
+            fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(second, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False
+    except OSError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 def _abandoned_start(folder: Path) -> bool:
