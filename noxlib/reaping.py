@@ -451,16 +451,18 @@ class Reaped:
 
 
 def _describe(proc: psutil.Process) -> tuple[str, str]:
+    """Name and command line of ``proc``, read before it is signalled, for the log."""
     try:
         with proc.oneshot():
-            command = " ".join(proc.cmdline()) or f"[{proc.name()}]"
-            # One log line per process: newlines of a `python -c` script would break it.
-            command = command.replace("\n", "\\n")
-            return proc.name(), command if len(
-                command
-            ) <= MAX_COMMAND else f"{command[:MAX_COMMAND]}..."
+            return proc.name(), _one_line(" ".join(proc.cmdline()) or f"[{proc.name()}]")
     except psutil.Error:
         return "?", "?"
+
+
+def _one_line(command: str) -> str:
+    # One log line per process: the newlines of a `python -c` script would break it.
+    command = command.replace("\n", "\\n")
+    return command if len(command) <= MAX_COMMAND else f"{command[:MAX_COMMAND]}..."
 
 
 def _gone(proc: psutil.Process) -> bool:
@@ -562,13 +564,13 @@ def _sweep(
         if dry_run:
             return _dry(targets, log)
         for t in targets:
-            _note(runs[t.run_id][0], t, log)
+            _note(runs[t.run_id][0], t)
         done += _end(targets, grace, log)
         handled.update(t.proc for t in targets)
     return done
 
 
-def _note(run_dir: Path, target: _Target, log: Log) -> None:
+def _note(run_dir: Path, target: _Target) -> None:
     """Record in the ledger a process found by other means, so a sweep that is killed half-way
     leaves the proof for the next one."""
     if target.reason.startswith("ledger"):
@@ -595,7 +597,10 @@ def reap_run(run: Run, log: Log, *, grace: float) -> list[Reaped]:
         live=True,
         dry_run=False,
     )
-    log(f"noxlib: reaped {len(reaped)} leftover process(es) of run {run.run_id}")
+    if reaped:
+        log(f"noxlib: reaped {len(reaped)} leftover process(es) of run {run.run_id}")
+    else:
+        log(f"noxlib: no leftover process of run {run.run_id}")
     return reaped
 
 
