@@ -76,14 +76,25 @@ RUNNER = textwrap.dedent(
             proc = subprocess.Popen(["env", "-i", *SLEEP], start_new_session=True)
             reaping.record_process(run.dir, proc.pid, name="envless-sleep")
             return proc.pid
+        if kind == "subtree":
+            # A child that drops the environment and is not recorded: ours only by descent.
+            script = "env -i sleep 120 & echo $!; wait"
+            cmd = ["sh", "-c", script]
+            sh = subprocess.Popen(cmd, env=env, stdout=PIPE, start_new_session=True)
+            servers["subtree-parent"] = sh.pid
+            return int(sh.stdout.readline())
         raise ValueError(kind)
 
-    servers = {kind: spawn(kind) for kind in kinds}
+    servers = {}
+    for kind in kinds:
+        servers[kind] = spawn(kind)
     facts = {"run_id": run.run_id, "run_dir": str(run.dir), "runner": os.getpid(),
              "warden": warden.process.pid, "servers": servers}
     report.with_suffix(".tmp").write_text(json.dumps(facts))
     report.with_suffix(".tmp").rename(report)
     if mode == "post":
+        while not report.with_suffix(".go").exists():  # the test has read the pids
+            time.sleep(0.01)
         warden.stop()
         reaping.reap_run(run, print, grace=grace)
         runs.finish_run(run)
@@ -185,6 +196,7 @@ class Runner:
         facts: dict[str, object] = json.loads(self.report.read_text())
         self.servers = {k: tracker.add(pid) for k, pid in facts["servers"].items()}  # type: ignore[attr-defined]
         self.warden = tracker.add(int(facts["warden"]))  # type: ignore[call-overload]
+        self.report.with_suffix(".go").touch()
         return facts
 
     @property
@@ -289,7 +301,7 @@ def test_post_hook_ends_every_leftover_and_logs_each_one(
 def test_killed_warden_and_runner_are_reaped_by_the_next_pre_hook(
     start_runner: Callable[..., Runner], tmp_path: Path
 ) -> None:
-    runner = dead_run(start_runner, ("setsid", "daemon", "nohup", "stubborn", "envless"))
+    runner = dead_run(start_runner, ("setsid", "daemon", "nohup", "stubborn", "envless", "subtree"))
     time.sleep(0.5)
     servers = list(runner.servers.values())
     assert all(alive(p) for p in servers), "nobody should have reaped them yet"
@@ -299,14 +311,17 @@ def test_killed_warden_and_runner_are_reaped_by_the_next_pre_hook(
     for kind, proc in runner.servers.items():
         assert "would end: " in listed
         assert f"(pid {proc.pid})" in listed
-        why = "ledger entry" if kind == "envless" else f"NOXLIB_RUN_ID={runner.facts['run_id']}"
+        why = {
+            "envless": "ledger entry 'envless-sleep'",
+            "subtree": f"child of pid {runner.servers['subtree-parent'].pid}",
+        }.get(kind, f"NOXLIB_RUN_ID={runner.facts['run_id']}")
         assert why in listed.split(f"(pid {proc.pid})")[1].splitlines()[0]
     assert runner.run_dir.exists()
 
     log = sweep(tmp_path / "state")
     assert wait_gone(servers, 10) == []
     assert f"killed by SIGKILL after 1 s: python (pid {runner.servers['stubborn'].pid})" in log
-    assert "reaped 5 process(es) left by 1 dead run(s)" in log
+    assert "reaped 7 process(es) left by 1 dead run(s)" in log
     assert not runner.run_dir.exists()
 
 
