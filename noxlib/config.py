@@ -62,6 +62,7 @@ class Config:
     reports_dir: str = "reports"
     ci_timeout: float = 600.0
     reap_grace: float = 1.0
+    report_all_tests: int = 50
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
 
     @property
@@ -134,6 +135,10 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
     "ci-timeout": (
         _positive_number,
         "expected seconds per test in CI mode as a number >= 0 (0 turns the timeout off)",
+    ),
+    "report-all-tests": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "expected a whole number >= 0: runs with at most this many tests list every test's time",
     ),
     "reap-grace": (
         _positive_number,
@@ -256,6 +261,7 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
         reports_dir=data.get("reports-dir", "reports"),
         ci_timeout=float(data.get("ci-timeout", 600.0)),
         reap_grace=float(data.get("reap-grace", 1.0)),
+        report_all_tests=data.get("report-all-tests", 50),
         coverage=coverage,
     )
 

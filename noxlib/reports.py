@@ -45,6 +45,7 @@ class RunSummary:
     phases: tuple[PhaseTiming, ...]
     results: tuple[TestResult, ...]
     started_at: str = ""
+    list_all_up_to: int = 0
 
     def counts(self) -> dict[str, int]:
         counted = Counter(r.outcome for r in self.results)
@@ -107,10 +108,13 @@ def render_markdown(summary: RunSummary) -> str:
             ((p.name, f"{p.seconds:.2f}", "ok" if p.ok else "raised") for p in summary.phases),
         ),
         "",
-        f"## Slowest {SLOWEST} tests",
+    ]
+    everything = 0 < len(summary.results) <= summary.list_all_up_to
+    slow = summary.slowest(len(summary.results) if everything else SLOWEST)
+    lines += [
+        f"## All {len(slow)} tests by time" if everything else f"## Slowest {SLOWEST} tests",
         "",
     ]
-    slow = summary.slowest()
     if slow:
         lines += _table(
             ("seconds", "outcome", "test"),

@@ -237,6 +237,7 @@ class TestRun:
             phases=tuple(self.pipeline.timings),
             results=tuple(reports.read_results(self.run.results_path)),
             started_at=self.started_at,
+            list_all_up_to=self.config.report_all_tests,
         )
         path = reports.write_reports(self.config.reports_path, summary)
         counts = summary.counts()

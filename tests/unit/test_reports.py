@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from noxlib.pipeline import PhaseTiming
@@ -43,6 +44,14 @@ def test_markdown_holds_everything_the_issue_asks_for() -> None:
     assert rows[0].startswith("| 11.000 | error |")
     assert "test_0`" not in text
     assert "test_1`" not in text
+
+
+def test_small_runs_list_every_test() -> None:
+    listed = render_markdown(replace(summary(many()), list_all_up_to=12))
+    assert "## All 12 tests by time" in listed
+    assert len([line for line in listed.splitlines() if "`t.py::" in line]) == 12
+    capped = render_markdown(replace(summary(many()), list_all_up_to=11))
+    assert "## Slowest 10 tests" in capped
 
 
 def test_read_results_skips_torn_and_garbage_lines(tmp_path: Path) -> None:
