@@ -7,11 +7,13 @@ the lock?" answers "is that run dead?" without trusting any pid written in a fil
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import secrets
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -21,6 +23,13 @@ RUN_DIR_ENV = "NOXLIB_RUN_DIR"
 RUNS = "runs"
 LOCK = "lock"
 STARTING_SUFFIX = ".starting"
+# A folder still under its hidden starting name this long after creation was left by a runner
+# that died within microseconds of starting; younger ones belong to a run being born.
+STARTING_MAX_AGE = 600.0
+
+Log = Callable[[str], object]
+# A dead run's folder, and its lock (None when the folder had no lock file), held by a sweep.
+Claim = tuple[Path, IO[bytes] | None]
 
 
 @dataclass
@@ -91,3 +100,81 @@ def finish_run(run: Run) -> None:
     """Forget a run whose processes are all gone: delete its folder, then drop its lock."""
     shutil.rmtree(run.dir, ignore_errors=True)
     run.lock_file.close()
+
+
+# --- claiming dead runs -------------------------------------------------------------------------
+
+
+def claim_run(folder: Path) -> Claim | None:
+    """Take the lock of run folder ``folder`` if its run is dead; None if alive or gone.
+
+    A folder whose lock file is missing is claimed without a lock: a live run keeps its lock
+    file until its folder is deleted.
+    """
+    try:
+        lock = try_lock(folder / LOCK, create=False)
+    except FileNotFoundError:
+        return (folder, None) if folder.is_dir() else None
+    except OSError:
+        return None
+    return None if lock is None else (folder, lock)
+
+
+def claim_dead_runs(runs_dir: Path, log: Log) -> Iterator[Claim]:
+    """Claim every dead run under ``runs_dir``; when locks cannot be trusted there, say so on
+    ``log`` and claim none."""
+    try:
+        folders = sorted(runs_dir.iterdir())
+    except OSError:
+        return
+    if folders and not _locks_work(runs_dir):
+        log(
+            f"noxlib: warning: file locks are not enforced in {runs_dir}, so a live run cannot "
+            "be told from a dead one; no earlier run is reaped (move the checkout to a local "
+            "disk, or end leftovers by pid)"
+        )
+        return
+    for folder in folders:
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        if folder.name.startswith(".") and not _abandoned_start(folder):
+            continue
+        claim = claim_run(folder)
+        if claim is not None:
+            yield claim
+
+
+def release(claims: list[Claim]) -> None:
+    """Drop the locks of ``claims`` (their folders may be deleted already)."""
+    for _, lock in claims:
+        if lock:
+            lock.close()
+
+
+def _locks_work(runs_dir: Path) -> bool:
+    """Whether flock is enforced in ``runs_dir``: a second open of a locked file must be refused.
+
+    Some network and FUSE filesystems accept every lock; there every run would look dead.
+    """
+    probe = runs_dir / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        with probe.open("wb") as first, probe.open("rb") as second:
+            fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(second, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False
+    except OSError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
+def _abandoned_start(folder: Path) -> bool:
+    try:
+        age = time.time() - folder.stat().st_mtime
+    except OSError:
+        return False
+    return folder.name.endswith(STARTING_SUFFIX) and age > STARTING_MAX_AGE

@@ -7,19 +7,100 @@ after SIGKILL and OOM, where atexit and finally never run): it ends every proces
 SIGTERM, the grace period, SIGKILL, then exits.
 
 It runs under the runner's interpreter, which has psutil but not pytest, and imports neither
-nox nor pytest.
+nox nor pytest. Both sides of the pipe live here: `Warden` is the runner's handle, `main` the
+warden process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from noxlib.reaping import STOP, reap_dead_run
+import psutil
+
+from noxlib.ledger import open_ledger, record_process
+from noxlib.runs import Run
+
+STOP = b"s"
+# How long stop() waits for the warden to exit before ending it (it is our child).
+STOP_WAIT = 5.0
+
+
+class Warden:
+    """The runner's side of the dead man's switch: a warden process and the pipe it watches.
+
+    The warden reads the pipe; a byte means "the run ended normally, go away", end of file
+    without one means the runner died (SIGKILL, OOM, a crash) and it must reap the run.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], pipe: int) -> None:
+        self.process = process
+        self._pipe: int | None = pipe
+
+    @classmethod
+    def start(cls, run: Run, *, grace: float) -> Warden:
+        """Write ``run``'s ledger header and start its warden, which will give each process of
+        the run ``grace`` seconds between SIGTERM and SIGKILL should the runner die."""
+        open_ledger(run)
+        read_end, write_end = os.pipe()  # both close-on-exec: pytest must not hold the pipe
+        try:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "noxlib.warden",
+                    "--run-dir",
+                    str(run.dir),
+                    "--grace",
+                    f"{grace:g}",
+                    "--pipe-fd",
+                    str(read_end),
+                ],
+                pass_fds=(read_end,),
+                stdin=subprocess.DEVNULL,
+                env=_warden_env(),
+                # Its own session: Ctrl-C and a hangup of the terminal reach the runner, not
+                # the process that must clean up after it.
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        with contextlib.suppress(psutil.Error, OSError):
+            record_process(run.dir, process.pid, name="noxlib-warden")
+        return cls(process, write_end)
+
+    def stop(self) -> None:
+        """Tell the warden the run ended normally and wait for it to exit."""
+        if self._pipe is None:
+            return
+        with contextlib.suppress(OSError):  # a warden already gone cannot be told
+            os.write(self._pipe, STOP)
+        os.close(self._pipe)
+        self._pipe = None
+        try:
+            self.process.wait(timeout=STOP_WAIT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _warden_env() -> dict[str, str]:
+    # The warden imports the very noxlib this process did, wherever that came from.
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    path = [package_parent, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+# --- the warden process -------------------------------------------------------------------------
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -59,6 +140,9 @@ def _runner_message(fd: int) -> bytes:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Watch the runner; reap its run if it dies. Returns the exit status."""
+    # Here, not at the top: noxlib.reaping re-exports this module's Warden.
+    from noxlib.reaping import reap_dead_run
+
     args = _parse(argv)
     _shield()
     if _runner_message(args.pipe_fd) == STOP:

@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from noxlib import reaping
+from noxlib.ledger import _append, _entry_record
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
 
@@ -346,10 +347,10 @@ def test_pid_reuse_and_a_stranger_with_the_same_command_line_are_untouched(
     stranger = tracker.popen(["sleep", "120"], env=clean_env)  # same command line as the server
     reused = tracker.popen(["sleep", "120"], env=clean_env)
     # The ledger names `reused`'s pid, but with another start: the pid was "reused".
-    entry = reaping._entry_record(psutil.Process(reused.pid), runner.run_dir.name, None, None)
+    entry = _entry_record(psutil.Process(reused.pid), runner.run_dir.name, None, None)
     entry["start_ticks"] -= 500
     entry["create_time"] -= 5
-    reaping._append(runner.run_dir, entry)
+    _append(runner.run_dir, entry)
 
     log = sweep(tmp_path / "state")
     assert wait_gone([runner.servers["setsid"]], 10) == []
@@ -384,7 +385,7 @@ def test_hostile_ledger_lines_are_skipped_with_a_warning(
         pytest.skip("starting a process of another uid needs root")
     runner = dead_run(start_runner, ("envless",))
     foreign = tracker.popen(["sleep", "120"], user=65534)
-    honest = reaping._entry_record(psutil.Process(foreign.pid), runner.run_dir.name, None, None)
+    honest = _entry_record(psutil.Process(foreign.pid), runner.run_dir.name, None, None)
     run_id = runner.run_dir.name
     hostile = [
         {**honest, "pid": 0},
