@@ -17,3 +17,15 @@ class ConfigError(NoxlibError):
 
 class UsageError(NoxlibError):
     """A command-line argument or environment variable is not valid."""
+
+
+class ServerError(NoxlibError):
+    """A managed server could not start, died, or was used wrongly."""
+
+
+class ServerStartError(ServerError):
+    """A server exited before it was ready, or was not ready in time."""
+
+
+class ServerDiedError(ServerError):
+    """A server died and ``respawn=False`` forbids starting it again."""

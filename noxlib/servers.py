@@ -14,59 +14,77 @@ report sections, terminal lines). A server here is:
   SIGTERM, a grace period, then SIGKILL;
 - optionally a daemon (its control script forks, the real pid comes from a pid file) and
   optionally shared by the xdist workers of one run (a file lock and a list of users).
+
+The pieces live in their own modules (ports, folders, probes, incarnation, shared, and
+noxlib/processes.py for ending); the names users know are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import re
 import shlex
-import signal
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psutil
 
-from noxlib.errors import NoxlibError
-from noxlib.runs import RUN_DIR_ENV, RUN_ID_ENV
+from noxlib.errors import ServerDiedError, ServerError, ServerStartError
+from noxlib.folders import (
+    LOG_FILE,
+    LOG_TAIL_LINES,
+    XDG_FOLDERS,
+    Folders,
+    expand,
+    read_tail,
+    server_environment,
+    tail_block,
+)
+from noxlib.incarnation import Incarnation
+from noxlib.ports import ADDRESS_IN_USE, HOST, free_port, listeners
+from noxlib.probes import PROBE_TIMEOUT, Probe, Ready, asks_port, make_probe
+from noxlib.processes import KILL_WAIT, describe_exit
+from noxlib.shared import Published, SharedSlot
 
-HOST = "127.0.0.1"
-LOG_TAIL_LINES = 40
+__all__ = [
+    "ADDRESS_IN_USE",
+    "DEFAULT_GRACE",
+    "HOST",
+    "KILL_WAIT",
+    "LOG_FILE",
+    "LOG_TAIL_LINES",
+    "PROBE_TIMEOUT",
+    "XDG_FOLDERS",
+    "Folders",
+    "Probe",
+    "Ready",
+    "Server",
+    "ServerDiedError",
+    "ServerError",
+    "ServerManager",
+    "ServerSpec",
+    "ServerStartError",
+    "SharedSlot",
+    "describe_exit",
+    "expand",
+    "free_port",
+    "make_probe",
+    "read_tail",
+    "server_environment",
+    "tail_block",
+]
+
 DEFAULT_GRACE = 5.0
-# After SIGKILL a process is gone as soon as the kernel tears it down; this only bounds a wait.
-KILL_WAIT = 5.0
 PORT_ATTEMPTS = 3
-PROBE_TIMEOUT = 2.0
 # How long a port may answer from a process outside the server's tree before we believe it.
 FOREIGN_LISTENER_GRACE = 2.0
 FIRST_POLL_DELAY = 0.05
 MAX_POLL_DELAY = 0.5
-LOG_FILE = "server.log"
-# How servers of the main languages say "someone else has this port" before exiting.
-ADDRESS_IN_USE = re.compile(
-    r"address already in use|EADDRINUSE|errno 98\b|errno 48\b|port .* (?:is )?(?:already )?in use",
-    re.IGNORECASE,
-)
-XDG_FOLDERS = {
-    "XDG_CONFIG_HOME": "xdg-config",
-    "XDG_CACHE_HOME": "xdg-cache",
-    "XDG_DATA_HOME": "xdg-data",
-    "XDG_STATE_HOME": "xdg-state",
-    "XDG_RUNTIME_DIR": "xdg-runtime",
-}
 
-Ready = str | Callable[["Server"], bool]
-Probe = Callable[[], tuple[bool, str]]
 Log = Callable[[str], object]
 
 # Popen objects of shared servers this process started but left to other workers: kept
@@ -74,79 +92,8 @@ Log = Callable[[str], object]
 _HANDED_OVER: list[subprocess.Popen[bytes]] = []
 
 
-class ServerError(NoxlibError):
-    """A managed server could not start, died, or was used wrongly."""
-
-
-class ServerStartError(ServerError):
-    """A server exited before it was ready, or was not ready in time."""
-
-
-class ServerDiedError(ServerError):
-    """A server died and ``respawn=False`` forbids starting it again."""
-
-
 class _PortTaken(ServerStartError):
     """The server exited because another process took its port first: worth another port."""
-
-
-# --- small mechanics -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def describe_exit(returncode: int) -> str:
-    """Say how a process with ``returncode`` (as Popen reports it) ended, signals by name."""
-    if returncode < 0:
-        return f"died with {_signal_name(-returncode)} (exit code {returncode})"
-    if returncode > 128 and _signal_name(returncode - 128)[:3] == "SIG":
-        # Shells report a child killed by signal N as 128 + N.
-        return (
-            f"exited with code {returncode} "
-            f"(a shell's way of saying {_signal_name(returncode - 128)})"
-        )
-    return f"exited with code {returncode}"
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def read_tail(path: Path, *, start: int = 0, lines: int = LOG_TAIL_LINES) -> str:
-    """The last ``lines`` lines of the file at ``path``, reading from byte offset ``start``."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(start)
-            data = handle.read()
-    except OSError:
-        return ""
-    text = data.decode("utf-8", errors="replace")
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def tail_block(path: Path, text: str) -> str:
-    """``text`` (a log tail) framed so that it stands out inside an error message."""
-    body = text if text.strip() else "(the log is empty)"
-    return f"--- last {LOG_TAIL_LINES} lines of {path} ---\n{body}\n--- end of {path.name} ---"
-
-
-def expand(template: str, values: Mapping[str, str]) -> str:
-    """Replace the known ``{placeholders}`` of ``template`` by ``values``.
-
-    Not ``str.format``: argv items often hold braces of their own (JSON, shell code).
-    """
-    for key, value in values.items():
-        template = template.replace("{" + key + "}", value)
-    return template
 
 
 def _record_in_ledger(run_dir: Path | None, pid: int, port: int | None, name: str) -> None:
@@ -159,308 +106,6 @@ def _record_in_ledger(run_dir: Path | None, pid: int, port: int | None, name: st
     # A control script may already have exited: nothing left to reap then.
     with contextlib.suppress(psutil.NoSuchProcess):
         reaping.record_process(run_dir, pid, port=port, name=name)
-
-
-# --- folders and environment -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Folders:
-    """A server's own folders under ``root``: log, HOME, TMPDIR, XDG_* and working directory."""
-
-    root: Path
-
-    @property
-    def home(self) -> Path:
-        return self.root / "home"
-
-    @property
-    def tmp(self) -> Path:
-        return self.root / "tmp"
-
-    @property
-    def cwd(self) -> Path:
-        return self.root / "cwd"
-
-    @property
-    def log(self) -> Path:
-        return self.root / LOG_FILE
-
-    def create(self) -> Folders:
-        for folder in (self.home, self.tmp, self.cwd):
-            folder.mkdir(parents=True, exist_ok=True)
-        for name in XDG_FOLDERS.values():
-            # 0700: XDG_RUNTIME_DIR must be private or programs refuse it.
-            (self.root / name).mkdir(mode=0o700, exist_ok=True)
-        return self
-
-    def isolated_env(self) -> dict[str, str]:
-        """The variables that make a process keep its files to itself."""
-        env = {"HOME": str(self.home), "TMPDIR": str(self.tmp), "TMP": str(self.tmp)}
-        env["TEMP"] = str(self.tmp)
-        env.update({key: str(self.root / name) for key, name in XDG_FOLDERS.items()})
-        return env
-
-
-def server_environment(
-    base: Mapping[str, str],
-    folders: Folders,
-    extra: Mapping[str, str],
-    values: Mapping[str, str],
-    *,
-    isolate: bool,
-) -> dict[str, str]:
-    """The environment of a server: ``base`` (usually os.environ), the isolation variables when
-    ``isolate``, then ``extra`` with its placeholders filled from ``values``.
-
-    The run's identity variables always come from ``base``: reaping matches them, so a server
-    must not lose them by accident.
-    """
-    env = dict(base)
-    if isolate:
-        env.update(folders.isolated_env())
-    env.update({key: expand(value, values) for key, value in extra.items()})
-    for key in (RUN_ID_ENV, RUN_DIR_ENV):
-        if key in base:
-            env[key] = base[key]
-    return env
-
-
-# --- one incarnation of a server ---------------------------------------------------------------
-
-
-class _Process:
-    """One incarnation of a server: our child (``popen``) or a process we only know by pid."""
-
-    def __init__(self, pid: int, popen: subprocess.Popen[bytes] | None = None) -> None:
-        self.pid = pid
-        self.popen = popen
-        try:
-            self.proc: psutil.Process | None = psutil.Process(pid)
-        except psutil.NoSuchProcess:
-            self.proc = None
-
-    @classmethod
-    def known(cls, pid: int, create_time: float) -> _Process | None:
-        """The process ``pid`` if it is still the one created at ``create_time``."""
-        found = cls(pid)
-        if found.proc is None or not found.alive():
-            return None
-        with contextlib.suppress(psutil.Error):
-            if abs(found.proc.create_time() - create_time) < 0.01:
-                return found
-        return None
-
-    def create_time(self) -> float:
-        if self.proc is None:
-            return 0.0
-        try:
-            return float(self.proc.create_time())
-        except psutil.Error:
-            return 0.0
-
-    def alive(self) -> bool:
-        if self.popen is not None:
-            return self.popen.poll() is None
-        if self.proc is None:
-            return False
-        try:
-            # A zombie has exited; it only waits for its parent (maybe another worker) to reap it.
-            return bool(self.proc.is_running() and self.proc.status() != psutil.STATUS_ZOMBIE)
-        except psutil.Error:
-            return False
-
-    def exit_description(self) -> str:
-        if self.popen is not None and self.popen.returncode is not None:
-            return describe_exit(self.popen.returncode)
-        return "exited (exit status unknown: it is not a child of this process)"
-
-    def end(self, grace: float) -> str:
-        """Stop the process and its descendants: SIGTERM, ``grace`` seconds, then SIGKILL.
-
-        All of them get the signals, the way a terminal's Ctrl-C reaches a whole process group:
-        a shell wrapper that dies alone would leave the real server running. Returns how it
-        ended, for logs.
-        """
-        family = self._family()
-        if not family:
-            self._reap()
-            return "already gone"
-        _signal_all(family, signal.SIGTERM)
-        alive = _wait_gone(family, grace, self.popen)
-        how = f"stopped with SIGTERM (pid {self.pid})"
-        if alive:
-            _signal_all(alive, signal.SIGKILL)
-            _wait_gone(alive, KILL_WAIT, self.popen)
-            how = f"killed with SIGKILL after ignoring SIGTERM for {grace:g} s (pid {self.pid})"
-        self._reap()
-        return how
-
-    def family_pids(self) -> set[int]:
-        return {proc.pid for proc in self._family()}
-
-    def _family(self) -> list[psutil.Process]:
-        if self.proc is None or not self.alive():
-            return []
-        try:
-            return [self.proc, *self.proc.children(recursive=True)]
-        except psutil.Error:
-            return [self.proc]
-
-    def _reap(self) -> None:
-        if self.popen is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout=KILL_WAIT)
-
-
-def _listeners(port: int) -> set[int]:
-    """Pids of the processes listening on TCP ``port`` that we may see."""
-    try:
-        connections = psutil.net_connections(kind="tcp")
-    except psutil.Error:
-        return set()
-    return {
-        conn.pid
-        for conn in connections
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid
-    }
-
-
-def _signal_all(procs: Sequence[psutil.Process], sig: signal.Signals) -> None:
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(sig)
-
-
-def _is_gone(proc: psutil.Process, popen: subprocess.Popen[bytes] | None) -> bool:
-    if popen is not None and proc.pid == popen.pid:
-        return popen.poll() is not None
-    try:
-        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return True
-
-
-def _wait_gone(
-    procs: Sequence[psutil.Process], timeout: float, popen: subprocess.Popen[bytes] | None
-) -> list[psutil.Process]:
-    """Wait up to ``timeout`` for ``procs`` to end (zombies count as ended); the survivors.
-
-    Not psutil.wait_procs: for processes that are not our children it waits for the pid to
-    vanish, which a zombie owned by another worker never does.
-    """
-    deadline = time.monotonic() + timeout
-    alive = list(procs)
-    while alive:
-        alive = [proc for proc in alive if not _is_gone(proc, popen)]
-        if not alive or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    return alive
-
-
-# --- readiness ---------------------------------------------------------------------------------
-
-
-def make_probe(ready: Ready, server: Server) -> Probe:
-    """The readiness check named by ``ready`` for ``server``: (ready?, what was seen)."""
-    if callable(ready):
-        return lambda: _call_probe(ready, server)
-    if ready == "tcp":
-        return lambda: _tcp_probe(server.port_or_fail())
-    if ready.startswith("http:"):
-        path = "/" + ready[len("http:") :].lstrip("/")
-        return lambda: _http_probe(f"http://{HOST}:{server.port_or_fail()}{path}")
-    if ready.startswith("log:"):
-        pattern = re.compile(ready[len("log:") :], re.MULTILINE)
-        return lambda: _log_probe(pattern, server)
-    raise ServerError(
-        f"Unknown ready={ready!r} for server '{server.name}': use 'tcp', 'http:/path', "
-        "'log:<regex>' or a callable taking the server and returning a bool."
-    )
-
-
-def _call_probe(ready: Callable[[Server], bool], server: Server) -> tuple[bool, str]:
-    try:
-        return bool(ready(server)), f"{getattr(ready, '__name__', 'callable')}() was false"
-    except Exception as exc:
-        return False, f"{getattr(ready, '__name__', 'callable')}() raised {exc!r}"
-
-
-def _tcp_probe(port: int) -> tuple[bool, str]:
-    try:
-        with socket.create_connection((HOST, port), timeout=PROBE_TIMEOUT):
-            return True, f"port {port} accepted a connection"
-    except OSError as exc:
-        return False, f"connecting to port {port}: {exc.strerror or exc}"
-
-
-# No proxies: a CI runner's HTTP_PROXY must not swallow probes of 127.0.0.1.
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _http_probe(url: str) -> tuple[bool, str]:
-    try:
-        with _DIRECT.open(url, timeout=PROBE_TIMEOUT) as response:
-            status = int(response.status)
-    except urllib.error.HTTPError as exc:
-        exc.close()  # an unclosed error response warns when collected
-        return False, f"GET {url} answered HTTP {exc.code}"
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return False, f"GET {url} failed: {getattr(reason, 'strerror', None) or reason}"
-    return 200 <= status < 400, f"GET {url} answered HTTP {status}"
-
-
-def _log_probe(pattern: re.Pattern[str], server: Server) -> tuple[bool, str]:
-    text = read_tail(server.log_path, start=server.log_offset, lines=1_000_000)
-    if pattern.search(text):
-        return True, f"the log matched {pattern.pattern!r}"
-    return False, f"no line of the log matched {pattern.pattern!r} yet"
-
-
-# --- shared servers ----------------------------------------------------------------------------
-
-
-class SharedSlot:
-    """The files by which the workers of one run share a server: a lock and a state file.
-
-    The state holds the server's pid (with its creation time, so a reused pid is not mistaken
-    for it), its port and the pids of the workers using it; the last user to leave stops it.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.lock_path = folder / "lock"
-        self.state_path = folder / "state.json"
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        with self.lock_path.open("a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def read(self) -> dict[str, Any]:
-        try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(state, dict):
-            return {}
-        # Workers that died without leaving must not keep the server alive forever.
-        state["users"] = [pid for pid in state.get("users", []) if psutil.pid_exists(pid)]
-        return state
-
-    def write(self, state: Mapping[str, Any]) -> None:
-        partial = self.state_path.with_suffix(".tmp")
-        partial.write_text(json.dumps(dict(state)), encoding="utf-8")
-        partial.replace(self.state_path)
-
-
-# --- the server handle -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -482,9 +127,7 @@ class ServerSpec:
 
     def needs_port(self) -> bool:
         texts = (*self.argv, *self.env.values(), self.pid_file or "")
-        return any("{port}" in text for text in texts) or (
-            isinstance(self.ready, str) and (self.ready == "tcp" or self.ready.startswith("http:"))
-        )
+        return any("{port}" in text for text in texts) or asks_port(self.ready)
 
 
 class Server:
@@ -502,7 +145,7 @@ class Server:
         self.log_offset = 0
         self.restarts = 0
         self.port: int | None = spec.port
-        self._process: _Process | None = None
+        self._process: Incarnation | None = None
         self._launcher: subprocess.Popen[bytes] | None = None
         self._shared = SharedSlot(folders.root) if spec.shared else None
         self._stopped = False
@@ -602,14 +245,11 @@ class Server:
             self._end_current()
             return
         with self._shared.locked():
-            state = self._shared.read()
-            users = [pid for pid in state.get("users", []) if pid != os.getpid()]
-            if users:
-                self._shared.write({**state, "users": users})
+            if self._shared.leave():
                 self._hand_over()
                 return
             self._end_current()
-            self._shared.write({})
+            self._shared.clear()
 
     # starting
 
@@ -648,7 +288,7 @@ class Server:
                 # The daemon left our tree and may have dropped the run's environment.
                 _record_in_ledger(self.run_dir, self._process.pid, self.port, self.name)
             else:
-                self._process = _Process(popen.pid, popen)
+                self._process = Incarnation(popen.pid, popen)
             self._wait_ready(self._process, deadline)
         except BaseException:
             self._end_current()
@@ -691,11 +331,10 @@ class Server:
         _record_in_ledger(self.run_dir, popen.pid, self.port, self.name)
         return popen
 
-    def _await_daemon(self, launcher: subprocess.Popen[bytes], deadline: float) -> _Process:
+    def _await_daemon(self, launcher: subprocess.Popen[bytes], deadline: float) -> Incarnation:
         """The daemon's process, from the pid file its control script (``launcher``) writes."""
-        delay = FIRST_POLL_DELAY
-        while True:
-            found = self._daemon_from_pid_file()
+        for delay in _poll_delays():
+            found = Incarnation.from_pid_file(self.pid_file)
             if found is not None:
                 return found
             code = launcher.poll()
@@ -708,21 +347,12 @@ class Server:
                     f"{self.spec.timeout:g} s (the control script {state})"
                 )
             time.sleep(delay)
-            delay = min(delay * 1.5, MAX_POLL_DELAY)
+        raise AssertionError("unreachable: _poll_delays never ends")
 
-    def _daemon_from_pid_file(self) -> _Process | None:
-        try:
-            pid = int(self.pid_file.read_text(encoding="utf-8").split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        found = _Process(pid)
-        return found if found.alive() else None
-
-    def _wait_ready(self, process: _Process, deadline: float) -> None:
+    def _wait_ready(self, process: Incarnation, deadline: float) -> None:
         probe = make_probe(self.spec.ready, self)
-        delay = FIRST_POLL_DELAY
         foreign_since = 0.0
-        while True:
+        for delay in _poll_delays():
             if not process.alive():
                 raise self._exited_error(process)
             if self._launcher is not None and self._launcher.poll() not in (None, 0):
@@ -746,22 +376,19 @@ class Server:
                     f"(ready={self.spec.ready!r}; last check: {seen})"
                 )
             time.sleep(min(delay, remaining))
-            delay = min(delay * 1.5, MAX_POLL_DELAY)
 
-    def _answered_by(self, process: _Process) -> bool:
+    def _answered_by(self, process: Incarnation) -> bool:
         """Whether the port probes reached ``process`` (or its children), as far as we can tell.
 
         Only tcp and http readiness ask the port; a listener we cannot see (another user's
         process) gets the benefit of the doubt.
         """
-        ready = self.spec.ready
-        asks_port = isinstance(ready, str) and (ready == "tcp" or ready.startswith("http:"))
-        if not asks_port or self.port is None:
+        if not asks_port(self.spec.ready) or self.port is None:
             return True
-        listeners = _listeners(self.port)
-        return not listeners or bool(listeners & process.family_pids())
+        found = listeners(self.port)
+        return not found or bool(found & process.family_pids())
 
-    def _exited_error(self, process: _Process) -> ServerStartError:
+    def _exited_error(self, process: Incarnation) -> ServerStartError:
         process.end(0)  # reap it, so the exit code is known
         how = process.exit_description()
         error = self._start_error(f"exited before it was ready: {how}")
@@ -794,7 +421,7 @@ class Server:
                 log.write(f"=== noxlib: server '{self.name}' {how} ===\n")
         launcher, self._launcher = self._launcher, None
         if launcher is not None:
-            _Process(launcher.pid, launcher).end(self.spec.grace)
+            Incarnation(launcher.pid, launcher).end(self.spec.grace)
 
     def _hand_over(self) -> None:
         """Leave a shared server running for the other workers, without waiting for it."""
@@ -810,31 +437,23 @@ class Server:
     def _adopt_shared(self) -> bool:
         """Use the shared server if one runs (maybe restarted by another worker)."""
         assert self._shared is not None
-        state = self._shared.read()
-        if "pid" not in state:
+        published = self._shared.published()
+        if published is None:
             return False
-        if self._process is not None and self._process.pid == state["pid"] and self.alive():
+        if self._process is not None and self._process.pid == published.pid and self.alive():
             return True
-        found = _Process.known(state["pid"], state.get("create_time", 0.0))
+        found = Incarnation.known(published.pid, published.create_time)
         if found is None:
             return False
-        self._process, self.port = found, state.get("port")
-        self.log_offset = state.get("log_offset", 0)
+        self._process, self.port = found, published.port
+        self.log_offset = published.log_offset
         return True
 
     def _publish_shared(self) -> None:
         assert self._shared is not None
         assert self._process is not None
-        state = self._shared.read()
-        users = [pid for pid in state.get("users", []) if pid != os.getpid()]
-        self._shared.write(
-            {
-                "pid": self._process.pid,
-                "create_time": self._process.create_time(),
-                "port": self.port,
-                "log_offset": self.log_offset,
-                "users": [*users, os.getpid()],
-            }
+        self._shared.publish(
+            Published(self._process.pid, self._process.create_time(), self.port, self.log_offset)
         )
 
 
@@ -924,6 +543,15 @@ class ServerManager:
             except Exception as exc:
                 errors.append(f"server '{server.name}' did not stop cleanly: {exc}")
         return errors
+
+
+def _poll_delays() -> Iterator[float]:
+    """Pauses between checks of a starting server: short at first, when most servers become
+    ready, then longer so a slow one does not cost a core."""
+    delay = FIRST_POLL_DELAY
+    while True:
+        yield delay
+        delay = min(delay * 1.5, MAX_POLL_DELAY)
 
 
 def _folder_name(name: str) -> str:
