@@ -1,8 +1,9 @@
 """The pytest plugin (entry point ``pytest11``): the only module that imports pytest.
 
 Inside a noxlib run (``NOXLIB_RUN_DIR`` set) it marks items by group, records each test's
-outcome and duration for the timing report, and turns SIGTERM into a clean interrupt. Outside a
-noxlib run it stays out of the way.
+outcome and duration for the timing report, and turns SIGTERM into a clean interrupt. It offers
+``record_process`` (reaping) and the ``noxlib_servers`` fixture (managed servers) in any pytest
+run; outside a noxlib run the rest stays out of the way.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def _is_under(path: Path, root: str) -> bool:
     return path == Path(root) or Path(root) in path.parents
 
 
-# --- reaping (issue 3): public API for tests to record the processes they start ----------------
+# --- reaping: public API for tests to record the processes they start ----------------
 
 
 def record_process(pid: int, *, port: int | None = None, name: str | None = None) -> None:
@@ -138,9 +139,10 @@ def record_process(pid: int, *, port: int | None = None, name: str | None = None
 # --- end of reaping ------------------------------------------------------------------------------
 
 
-# --- servers (issue 4): the noxlib_servers fixture and the hooks that watch its servers ---------
-# Mechanics live in noxlib/servers.py; here only what needs pytest: which test used which server,
-# restarts before a test, report sections and terminal lines.
+# --- servers: the noxlib_servers fixture and the hooks that watch its servers --------------------
+# Mechanics live below the pytest boundary (servers.py, server.py, probes.py, shared.py, ...);
+# here only what needs pytest: which test used which server, restarts before a test, report
+# sections and terminal lines.
 
 SERVERS_SECTION = "noxlib servers"
 SERVERS_PROPERTY = "noxlib-servers"  # user_properties key: one headline per event (JUnit too)
