@@ -5,9 +5,10 @@ A copy of tests/tpch runs in a real ``nox -s ci -- tpch`` (two xdist workers) in
 project. A conftest added to the copy writes, before every test, the pid of each server the
 test uses (with its creation time, session and parent, to prove the servers really escaped:
 DuckDB in a session of its own, SQLite a daemon reparented away from pytest). With
-TPCH_KILL_AT it then SIGKILLs the xdist controller and its own worker at that query: no
-fixture teardown runs, only noxlib's reaping is left. Servers are checked by pid and creation
-time, never by name.
+TPCH_KILL_AT it then SIGKILLs all of pytest (the xdist controller and every worker) at that
+query: no fixture teardown runs, not even a surviving worker's, so only noxlib's reaping is
+left. Both ways of running the servers are killed: shared by the workers, and per worker.
+Servers are checked by pid and creation time, never by name.
 """
 
 from __future__ import annotations
@@ -63,13 +64,24 @@ def _record(item):
     with open(os.environ["TPCH_PIDS_OUT"], "a") as out:
         out.writelines(lines)
 
+def _pytest_processes():
+    """This process, and under xdist the controller and the other workers: all of pytest,
+    and none of the servers (those are children of workers, not of the controller)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return [psutil.Process()]
+    controller = psutil.Process(os.getppid())
+    # Its children are the workers (PYTEST_XDIST_WORKER is set only inside a worker, so it is
+    # not in their /proc environ); the servers are the workers' children.
+    return [controller, *controller.children()]
+
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_call(item):
     _record(item)
     if item.name == f"test_query[{os.environ.get('TPCH_KILL_AT')}]":
-        if os.environ.get("PYTEST_XDIST_WORKER"):
-            os.kill(os.getppid(), signal.SIGKILL)  # the controller: "pytest" to nox
-        os.kill(os.getpid(), signal.SIGKILL)
+        # No worker may live on to stop the servers in its teardown: only reaping is left.
+        me = psutil.Process()
+        for proc in sorted(_pytest_processes(), key=lambda p: p.pid == me.pid):
+            proc.send_signal(signal.SIGKILL)
 '''
 
 
@@ -157,14 +169,20 @@ def assert_escaped(servers: list[Seen]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kill_at", "ends"),
-    [(None, "normally"), ("q12", "with pytest SIGKILLed at q12")],
-    ids=["normal-end", "pytest-killed"],
+    ("sharing", "kill_at", "ends"),
+    [
+        ("shared", None, "normally"),
+        ("shared", "q12", "with pytest SIGKILLed at q12"),
+        ("per-worker", "q12", "with pytest SIGKILLed at q12"),
+    ],
+    ids=["normal-end", "pytest-killed-shared-servers", "pytest-killed-servers-per-worker"],
 )
 def test_no_server_outlives_the_run(
-    tpch_project: Path, pids_out: Path, kill_at: str | None, ends: str
+    tpch_project: Path, pids_out: Path, sharing: str, kill_at: str | None, ends: str
 ) -> None:
-    extra = {"TPCH_KILL_AT": kill_at} if kill_at else {}
+    extra = {"NOXLIB_TPCH_SERVERS": sharing}
+    if kill_at:
+        extra["TPCH_KILL_AT"] = kill_at
     code, output = run_suite(tpch_project, pids_out, **extra)
     assert (code == 0) is (kill_at is None), output
     servers = read_seen(pids_out)
