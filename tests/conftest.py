@@ -36,8 +36,9 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
 
 def nox_env(**extra: str) -> dict[str, str]:
     """The environment for a nested nox: this run's noxlib variables removed, so the nested run
-    is a run of its own and reaping keeps the two apart."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOXLIB_", "PYTEST_", "COV"))}
+    is a run of its own and reaping keeps the two apart. Coverage's variables stay: the nested
+    nox process (noxlib's nox side) is then measured by the outer run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOXLIB_", "PYTEST_"))}
     env.pop("CI", None)
     env.update(extra)
     return env
