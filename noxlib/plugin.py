@@ -14,13 +14,15 @@ import signal
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from noxlib.plan import GROUPS_ENV, group_marker
 from noxlib.runs import RUN_DIR_ENV
-from noxlib.servers import Server, ServerDiedError, ServerError, ServerManager, tail_block
+
+if TYPE_CHECKING:
+    from noxlib.servers import Server, ServerManager
 
 RESULTS_FILE = "results.jsonl"
 
@@ -155,6 +157,9 @@ def noxlib_servers(
     """Managed servers: ``noxlib_servers.start(name, argv, ready="tcp", ...)`` returns a ready
     server; dead ones are restarted before the next test using them; all stop at session end.
     See docs/servers.md."""
+    # Imported here, not at the top: suites without servers never pay for it (psutil included).
+    from noxlib.servers import ServerError, ServerManager
+
     config = request.config
     base_dir, shared_dir = _server_folders(config, tmp_path_factory)
     run_dir = os.environ.get(RUN_DIR_ENV)
@@ -192,6 +197,8 @@ def _server_folders(config: pytest.Config, factory: pytest.TempPathFactory) -> t
 
 def _servers_in(item: pytest.Item) -> dict[str, Server]:
     """The servers among the fixture values of ``item`` (its whole closure), by fixture name."""
+    from noxlib.servers import Server  # loaded already: this runs only while servers exist
+
     funcargs: dict[str, object] = getattr(item, "funcargs", None) or {}
     return {name: value for name, value in funcargs.items() if isinstance(value, Server)}
 
@@ -222,6 +229,8 @@ class ServerWatch:
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        from noxlib.servers import tail_block
+
         report = yield
         servers = _servers_in(item)
         if report.when == "call":
@@ -235,6 +244,8 @@ class ServerWatch:
         return report
 
     def _revive(self, item: pytest.Item, servers: list[Server]) -> None:
+        from noxlib.servers import ServerDiedError, tail_block
+
         for server in dict.fromkeys(servers):
             death = server.death()
             if death is None:
@@ -255,6 +266,8 @@ class ServerWatch:
         return f"after {last}" if last else "before its first test"
 
     def _check_after(self, item: pytest.Item, servers: dict[str, Server]) -> None:
+        from noxlib.servers import tail_block
+
         for server in servers.values():
             death = server.death()
             if death is None:
