@@ -9,13 +9,15 @@ Runs, on a copy of tests/projects/basic, each of these REPEAT times and prints t
                       warden and reports
   noxlib -R           `nox -R -s tests` as shipped (coverage on)
 
-noxlib's overhead is "noxlib -R, no cov" minus "bare nox -R": both pay for nox and pytest.
+noxlib's overhead is "noxlib -R, no cov" minus "bare nox -R": both pay for nox and pytest. It
+also prints the time of noxlib's own phases inside the session, read from ci_timings.jsonl.
 
 Usage: python benchmarks/bench_overhead.py [REPEAT]   (needs nox and noxlib importable)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -48,8 +50,24 @@ def timed(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def median_of(repeat: int, command: list[str], cwd: Path) -> float:
-    return statistics.median(timed(command, cwd) for _ in range(repeat))
+def interleaved(repeat: int, commands: dict[str, tuple[list[str], Path]]) -> dict[str, float]:
+    """Median wall time of each command; rounds interleave them so load drifts hit all alike."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, (command, cwd) in commands.items():
+            times[name].append(timed(command, cwd))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def phases_outside_pytest(project: Path) -> float:
+    """Median of (wall - pytest phase) over the runs logged in the project's ci_timings.jsonl:
+    the time noxlib's own phases took inside the nox session."""
+    lines = (project / "reports" / "ci_timings.jsonl").read_text().splitlines()
+    runs = [json.loads(line) for line in lines[1:]]  # the first one installed the venv
+    return statistics.median(
+        run["wall_seconds"] - sum(p["seconds"] for p in run["phases"] if p["name"] == "pytest")
+        for run in runs
+    )
 
 
 def main(repeat: int) -> None:
@@ -66,12 +84,15 @@ def main(repeat: int) -> None:
                        capture_output=True)  # fmt: skip
     venv_python = str(project / ".nox" / "tests" / "bin" / "python")
     plain = [venv_python, "-m", "pytest", "tests/unit", "-m", "not slow", "-p", "no:xdist", "-q"]
-    rows = {
-        "plain pytest": median_of(repeat, plain, project),
-        "bare nox -R": median_of(repeat, [*nox, "-R", "-s", "bare"], bare),
-        "noxlib -R, no cov": median_of(repeat, [*nox, "-R", "-s", "tests"], nocov),
-        "noxlib -R": median_of(repeat, [*nox, "-R", "-s", "tests"], project),
-    }
+    rows = interleaved(
+        repeat,
+        {
+            "plain pytest": (plain, project),
+            "bare nox -R": ([*nox, "-R", "-s", "bare"], bare),
+            "noxlib -R, no cov": ([*nox, "-R", "-s", "tests"], nocov),
+            "noxlib -R": ([*nox, "-R", "-s", "tests"], project),
+        },
+    )
     print(f"median of {repeat} runs, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}")
     for name, seconds in rows.items():
         print(f"{name:20s} {seconds:6.2f} s")
@@ -79,6 +100,8 @@ def main(repeat: int) -> None:
     coverage_cost = rows["noxlib -R"] - rows["noxlib -R, no cov"]
     print(f"noxlib overhead (no cov - bare nox): {overhead:.2f} s")
     print(f"coverage cost (noxlib - no cov):     {coverage_cost:.2f} s")
+    inside = phases_outside_pytest(nocov)
+    print(f"noxlib phases inside the session (wall - pytest phase, no cov): {inside:.3f} s")
     shutil.rmtree(work, ignore_errors=True)
 
 

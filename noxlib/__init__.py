@@ -24,18 +24,26 @@ __all__ = [
     "self_install_args",
 ]
 
-from noxlib.config import Config, load_config
 from noxlib.errors import ConfigError, NoxlibError, UsageError
 
 if TYPE_CHECKING:
+    from noxlib.config import Config, load_config
     from noxlib.sessions import register_sessions, run_tests, self_install_args
+
+_LAZY = {
+    "Config": "noxlib.config",
+    "load_config": "noxlib.config",
+    "register_sessions": "noxlib.sessions",
+    "run_tests": "noxlib.sessions",
+    "self_install_args": "noxlib.sessions",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The nox-facing names import nox; load them on first use so that the pytest plugin and the
-    # warden, which import noxlib inside a session venv without nox, never pay for it.
-    if name in ("register_sessions", "run_tests", "self_install_args"):
-        from noxlib import sessions
+    # Loaded on first use: the sessions import nox, and every pytest process of every run
+    # imports this package for the plugin; neither should pay for what it does not use.
+    if name in _LAZY:
+        import importlib
 
-        return getattr(sessions, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'noxlib' has no attribute {name!r}")

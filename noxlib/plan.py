@@ -11,9 +11,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from noxlib.config import Config, Group
 from noxlib.errors import UsageError
+
+if TYPE_CHECKING:  # only types: the pytest plugin imports this module and skips config's cost
+    from noxlib.config import Config, Group
 
 WORKERS_ENV = "PYTEST_WORKERS"
 # The selected groups, for the plugin to mark items with: {name: [absolute paths]} as JSON.

@@ -6,13 +6,11 @@ Every decision lives in a plain module below (config, plan, runs, reaping, cover
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import nox
 import nox.command
@@ -123,6 +121,9 @@ def self_install_args() -> list[str]:
     pyproject = package_root / "pyproject.toml"
     if pyproject.is_file() and 'name = "noxlib"' in pyproject.read_text(encoding="utf-8"):
         return ["-e", str(package_root)]
+    import importlib.metadata  # only off a checkout; costs 25 ms to import
+    from urllib.parse import unquote, urlparse
+
     dist = importlib.metadata.distribution("noxlib")
     direct = dist.read_text("direct_url.json")
     if direct:
