@@ -21,11 +21,14 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psutil
+if TYPE_CHECKING:
+    from noxlib.runs import Run
 
-from noxlib.ledger import open_ledger, record_process
-from noxlib.runs import Run
+# The warden process imports only the standard library until its runner dies: every normal run
+# starts one, and what it does not import cannot slow the run's own start. The runner's side
+# (``Warden``) imports psutil and the ledger inside its methods; the runner has them loaded.
 
 STOP = b"s"
 # How long stop() waits for the warden to exit before ending it (it is our child).
@@ -47,6 +50,10 @@ class Warden:
     def start(cls, run: Run, *, grace: float) -> Warden:
         """Write ``run``'s ledger header and start its warden, which will give each process of
         the run ``grace`` seconds between SIGTERM and SIGKILL should the runner die."""
+        import psutil
+
+        from noxlib.ledger import open_ledger, record_process
+
         open_ledger(run)
         read_end, write_end = os.pipe()  # both close-on-exec: pytest must not hold the pipe
         try:
@@ -140,13 +147,13 @@ def _runner_message(fd: int) -> bytes:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Watch the runner; reap its run if it dies. Returns the exit status."""
-    # Here, not at the top: noxlib.reaping re-exports this module's Warden.
-    from noxlib.reaping import reap_dead_run
-
     args = _parse(argv)
     _shield()
     if _runner_message(args.pipe_fd) == STOP:
         return 0
+    # Only now: psutil and the sweeps cost the run nothing while its runner lives.
+    from noxlib.reaping import reap_dead_run
+
     _log(f"noxlib: the runner of run {args.run_dir.name} died; ending its processes")
     reap_dead_run(args.run_dir, _log, grace=args.grace)
     return 0
