@@ -107,6 +107,7 @@ class Server:
         self.run_dir = run_dir
         self.log = log
         self.log_offset = 0
+        self.started_argv: list[str] = []  # the last argv launched, placeholders filled in
         self.restarts = 0
         self.port: int | None = spec.port
         self._process: Incarnation | None = None
@@ -271,6 +272,7 @@ class Server:
             with contextlib.suppress(FileNotFoundError):
                 self.pid_file.unlink()  # a stale pid file would name the previous incarnation
         argv = [expand(arg, values) for arg in self.spec.argv]
+        self.started_argv = argv
         env = server_environment(
             os.environ, self.folders, self.spec.env, values, isolate=self.spec.isolate
         )
@@ -360,9 +362,12 @@ class Server:
         return _PortTaken(str(error)) if taken else error
 
     def _start_error(self, what: str) -> ServerStartError:
-        argv = shlex.join(self.spec.argv)
+        # The argv as it ran and where: a relative path that worked in the test's folder fails
+        # in the server's own working folder (isolate=True), and this shows why at a glance.
+        argv = shlex.join(self.started_argv or self.spec.argv)
+        cwd = self.folders.cwd if self.spec.isolate else Path.cwd()
         return ServerStartError(
-            f"server '{self.name}' {what}.\n  argv: {argv}\n  port: {self.port}\n"
+            f"server '{self.name}' {what}.\n  argv: {argv}\n  cwd: {cwd}\n  port: {self.port}\n"
             + tail_block(self.log_path, self.log_tail())
         )
 

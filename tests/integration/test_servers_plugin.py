@@ -124,6 +124,8 @@ def db(noxlib_servers):
     result.stdout.fnmatch_lines(
         [
             "*server 'db' exited before it was ready: died with SIGABRT (exit code -6).",
+            "*  argv: * [0-9]* abort-at-start",  # as it ran: {port} filled in
+            "*  cwd: */db/cwd",  # its own folder (isolate=True), where relative paths resolve
             "*--- last 40 lines of *server.log ---",
             "*cannot open the database: aborting",
         ]
