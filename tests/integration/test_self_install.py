@@ -30,7 +30,7 @@ def uv() -> str:
 def test_a_wheel_install_installs_the_same_wheel(tmp_path: Path, uv: str) -> None:
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+        [uv, "build", "--wheel", "-q", "-o", str(wheels), str(ROOT)],
         check=True,
         capture_output=True,
     )

@@ -102,6 +102,26 @@ def run_suite(suite: pytest.Pytester, *args: str) -> pytest.RunResult:
     return suite.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error", *args, timeout=180)
 
 
+def server_conftest(
+    suite: pytest.Pytester, name: str, behaviour: str, events: Path | None = None, **options: object
+) -> None:
+    """A conftest whose session fixture ``name`` starts server ``name`` (server.py in mode
+    ``behaviour``) with ``options`` for ``start``; ``events`` is where it notes what it did."""
+    extra = "".join(f", {key}={value!r}" for key, value in options.items())
+    if events is not None:
+        extra += f", env={{'EVENTS_FILE': {str(events)!r}}}"
+    suite.makeconftest(
+        CONFTEST
+        + f"""
+@pytest.fixture(scope="session")
+def {name}(noxlib_servers):
+    return noxlib_servers.start(
+        {name!r}, [sys.executable, SERVER, "{{port}}", {behaviour!r}]{extra}
+    )
+"""
+    )
+
+
 def pids_in(path: Path, word: str) -> list[int]:
     text = path.read_text() if path.exists() else ""
     return [int(pid) for pid in re.findall(rf"^{word} pid (\d+)", text, re.MULTILINE)]
@@ -110,14 +130,7 @@ def pids_in(path: Path, word: str) -> list[int]:
 def test_server_aborting_at_startup_names_the_signal_and_shows_its_log(
     suite: pytest.Pytester,
 ) -> None:
-    suite.makeconftest(
-        CONFTEST
-        + """
-@pytest.fixture(scope="session")
-def db(noxlib_servers):
-    return noxlib_servers.start("db", [sys.executable, SERVER, "{port}", "abort-at-start"])
-"""
-    )
+    server_conftest(suite, "db", "abort-at-start")
     suite.makepyfile(test_it="def test_query(db):\n    pass\n")
     result = run_suite(suite)
     result.assert_outcomes(errors=1)
@@ -134,16 +147,7 @@ def db(noxlib_servers):
 
 
 def test_server_never_ready_times_out_with_its_log_tail(suite: pytest.Pytester) -> None:
-    suite.makeconftest(
-        CONFTEST
-        + """
-@pytest.fixture(scope="session")
-def slow(noxlib_servers):
-    return noxlib_servers.start(
-        "slow", [sys.executable, SERVER, "{port}", "never-ready"], ready="tcp", timeout=1.5
-    )
-"""
-    )
+    server_conftest(suite, "slow", "never-ready", ready="tcp", timeout=1.5)
     suite.makepyfile(test_it="def test_query(slow):\n    pass\n")
     started = time.monotonic()
     result = run_suite(suite)
@@ -163,16 +167,7 @@ def test_server_crashing_mid_test_is_restarted_for_the_next_and_the_reports_say_
     suite: pytest.Pytester, started_pids: list[int]
 ) -> None:
     events = suite.path / "events.txt"
-    suite.makeconftest(
-        CONFTEST
-        + f"""
-@pytest.fixture(scope="session")
-def api(noxlib_servers):
-    return noxlib_servers.start(
-        "api", [sys.executable, SERVER, "{{port}}", "serve"], env={{"EVENTS_FILE": {str(events)!r}}}
-    )
-"""
-    )
+    server_conftest(suite, "api", "serve", events)
     suite.makepyfile(
         test_crash="""
         from conftest import talk
@@ -217,17 +212,7 @@ def test_respawn_false_errors_at_once_with_the_reason(
     suite: pytest.Pytester, started_pids: list[int]
 ) -> None:
     events = suite.path / "events.txt"
-    suite.makeconftest(
-        CONFTEST
-        + f"""
-@pytest.fixture(scope="session")
-def api(noxlib_servers):
-    return noxlib_servers.start(
-        "api", [sys.executable, SERVER, "{{port}}", "serve"], respawn=False,
-        env={{"EVENTS_FILE": {str(events)!r}}},
-    )
-"""
-    )
+    server_conftest(suite, "api", "serve", events, respawn=False)
     suite.makepyfile(
         test_once="""
         import contextlib
@@ -262,17 +247,7 @@ def test_server_ignoring_sigterm_is_killed_after_the_grace_period(
     suite: pytest.Pytester, started_pids: list[int]
 ) -> None:
     events = suite.path / "events.txt"
-    suite.makeconftest(
-        CONFTEST
-        + f"""
-@pytest.fixture(scope="session")
-def stubborn(noxlib_servers):
-    return noxlib_servers.start(
-        "stubborn", [sys.executable, SERVER, "{{port}}", "ignore-sigterm"], grace=1,
-        env={{"EVENTS_FILE": {str(events)!r}}},
-    )
-"""
-    )
+    server_conftest(suite, "stubborn", "ignore-sigterm", events, grace=1)
     suite.makepyfile(
         test_it="""
         from conftest import talk
@@ -300,17 +275,7 @@ def test_two_workers_share_one_server_and_it_stops_once(
 ) -> None:
     events = suite.path / "events.txt"
     seen = suite.path / "seen.txt"
-    suite.makeconftest(
-        CONFTEST
-        + f"""
-@pytest.fixture(scope="session")
-def api(noxlib_servers):
-    return noxlib_servers.start(
-        "api", [sys.executable, SERVER, "{{port}}", "serve"], shared=True,
-        env={{"EVENTS_FILE": {str(events)!r}}},
-    )
-"""
-    )
+    server_conftest(suite, "api", "serve", events, shared=True)
     suite.makepyfile(
         test_shared=f"""
         import os, time
