@@ -151,6 +151,7 @@ class TestRun:
         self.installed = False
         self.status = "not started"
         self.warden: reaping.Warden | None = None
+        self.started_at = reports.now_iso()
 
     # pre phases
     def reap_stale(self) -> None:
@@ -249,7 +250,6 @@ class TestRun:
         )
 
     def execute(self) -> None:
-        self.started_at = reports.now_iso()
         try:
             self.pipeline.execute(
                 (
