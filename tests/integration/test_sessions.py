@@ -111,6 +111,15 @@ def test_posargs_reach_pytest_verbatim(project: Path) -> None:
     assert "2 passed, 6 deselected" in result.stdout
 
 
+def test_each_group_keeps_its_own_markers_when_groups_run_together(project: Path) -> None:
+    # unit has markers = "not slow" (its slow test raises); other has none. Without the plugin
+    # marking tests by group, the combined -m expression would select nothing at all.
+    result = run_nox(project, "-s", "tests", "--", "unit", "other")
+    assert result.returncode == 0, result.stdout
+    assert "(noxlib_group_unit and (not slow)) or noxlib_group_other" in result.stdout
+    assert "8 passed, 1 deselected" in result.stdout
+
+
 def test_failing_run_still_writes_reports_and_combined_coverage(project: Path) -> None:
     result = run_nox(project, "-s", "tests", "--", "failing", env=nox_env(FAIL="1"))
     assert result.returncode != 0
