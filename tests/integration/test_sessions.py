@@ -254,6 +254,7 @@ def test_interrupted_run_still_writes_reports_and_coverage(
             proc.kill()
     assert proc.returncode != 0
     assert pid_gone(test_pid), output
+    assert (tmp_path / "sleeping.teardown").is_file(), "fixture teardown did not run"
     text = report(project)
     assert "— interrupted" in text, output
     assert "test_fails_first" in text  # what finished before the interrupt is reported
