@@ -1,18 +1,22 @@
 """The engines the suite compares, and how each one's query server is started.
 
 The first engine is the reference: its answer to the spec's query text is taken as right,
-and every other engine must give the same answer to its own text of the query (a variant
-file where its dialect differs, see queries.py). Adding an engine is one more row here, one
-server program under servers/, and variants for the queries its dialect cannot run as is.
+and every other engine must give the same answer to its own text of the query: the spec's
+text, or a variant file where the difference is more than a dialect rewrite, put through the
+engine's translation (dialect.py) if it has one (see queries.py). Adding an engine is one more
+row here, one server program under servers/, a translation if its dialect needs one, and
+variants for the queries no translation rule can carry.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from .dialect import to_sqlite
 
 SERVER_DIR = Path(__file__).with_name("servers")
 # "per-worker" (each xdist worker starts its own servers) or "shared" (one of each for all
@@ -26,12 +30,14 @@ DEFAULT_SHARING = "shared"
 @dataclass(frozen=True)
 class Engine:
     """One engine: ``name`` (also the suffix of its query variants), its server ``program``
-    in servers/, the program's own ``options``, and whether it daemonizes itself."""
+    in servers/, the program's own ``options``, whether it daemonizes itself, and the
+    ``translate`` function that rewrites the spec's dialect into its own (None: runs it as is)."""
 
     name: str
     program: str
     options: tuple[str, ...] = ()
     daemon: bool = False
+    translate: Callable[[str], str] | None = None
 
     def argv(self, data: Path) -> list[str]:
         """The server's command line; ``{port}``, ``{tmp}``, ``{pid_file}`` are the fixture's."""
@@ -48,9 +54,17 @@ ENGINES = (
         "sqlite_server.py",
         options=("--pid-file", "{pid_file}", "--workdir", "{tmp}"),
         daemon=True,
+        translate=to_sqlite,
     ),
 )
 REFERENCE = ENGINES[0]
+
+
+def engine_named(name: str) -> Engine:
+    for engine in ENGINES:
+        if engine.name == name:
+            return engine
+    raise KeyError(f"No TPC-H engine {name!r}")
 
 
 def server_fixture(engine: Engine) -> str:

@@ -1,9 +1,12 @@
 """The 22 TPC-H queries as files, and which text each engine runs.
 
 ``queries/qNN.sql`` is the spec's text with the validation substitution parameters, as the
-reference engine (DuckDB) runs it. An engine whose dialect differs keeps a variant next to it,
-``queries/qNN.<engine>.sql``, whose header says what differs and why. A variant must answer
-the same question: the comparison of results is what checks that it does.
+reference engine (DuckDB) runs it. Another engine runs it through its translation
+(dialect.py), which rewrites what its dialect spells differently. Where the difference is
+more than such a rewrite, the engine keeps a variant next to it, ``queries/qNN.<engine>.sql``,
+written in the spec's dialect (it is translated too), whose header says what differs and why.
+A variant must answer the same question: the comparison of results is what checks that it
+does.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from .engines import engine_named
 
 QUERY_DIR = Path(__file__).with_name("queries")
 COUNT = 22
@@ -29,10 +34,22 @@ class Query:
     def variant_path(self, engine: str) -> Path:
         return QUERY_DIR / f"{self.name}.{engine}.sql"
 
-    def sql(self, engine: str) -> str:
-        """The text ``engine`` runs: its own variant if it has one, else the spec's text."""
+    def source(self, engine: str) -> Path:
+        """The file ``engine``'s text comes from: its own variant if it has one, else the spec's."""
         variant = self.variant_path(engine)
-        return (variant if variant.exists() else self.path).read_text()
+        return variant if variant.exists() else self.path
+
+    def sql(self, engine: str) -> str:
+        """The text ``engine`` runs: its source file, put through its translation if any."""
+        text = self.source(engine).read_text()
+        translate = engine_named(engine).translate
+        return translate(text) if translate else text
+
+    def describe(self, engine: str) -> str:
+        """Where ``engine``'s text comes from, for messages: ``q06.sqlite.sql, to_sqlite``."""
+        translate = engine_named(engine).translate
+        name = self.source(engine).name
+        return f"{name}, {translate.__name__}" if translate else name
 
     @property
     def ordered(self) -> bool:

@@ -1,7 +1,8 @@
 -- TPC-H Q13, customer distribution. Validation parameters: WORD1 = special,
 -- WORD2 = requests.
 -- SQLite variant: SQLite has no column list on a derived table's alias (AS c_orders
--- (c_custkey, c_count)), so the count is named inside the subquery.
+-- (c_custkey, c_count)), so the count is named inside the subquery. That moves a name from
+-- one clause into another, a restructuring rather than a token rewrite, so it stays here.
 select
     c_count,
     count(*) as custdist
