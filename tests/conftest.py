@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 NOXFILE = "import noxlib\nnoxlib.register_sessions()\n"
@@ -58,3 +60,23 @@ def run_nox(
         timeout=timeout,
         check=False,
     )
+
+
+def alive(proc: psutil.Process) -> bool:
+    """True while ``proc`` (the very process, psutil checks its start time) has not ended.
+
+    Tests keep their own check rather than noxlib's, so a bug there cannot hide itself."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_gone(procs: list[psutil.Process], timeout: float = 30.0) -> list[psutil.Process]:
+    """Wait until every process in ``procs`` has ended; return those still alive at ``timeout``."""
+    deadline = time.monotonic() + timeout
+    left = [p for p in procs if alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [p for p in left if alive(p)]
+    return left

@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import nox_env, run_nox
+from tests.conftest import alive, nox_env, run_nox, wait_gone
 
 Facts = dict[str, Any]
 
@@ -104,22 +104,6 @@ def test_leave_servers_behind():
         os.kill(os.getppid(), signal.SIGKILL)
     time.sleep(120)
 """
-
-
-def alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_gone(procs: list[psutil.Process], timeout: float = 30.0) -> list[psutil.Process]:
-    deadline = time.monotonic() + timeout
-    left = [p for p in procs if alive(p)]
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = [p for p in left if alive(p)]
-    return left
 
 
 @pytest.fixture

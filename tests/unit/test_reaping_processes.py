@@ -24,6 +24,7 @@ import pytest
 
 from noxlib import reaping
 from noxlib.ledger import _append, _entry_record
+from tests.conftest import alive, wait_gone
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
 
@@ -117,23 +118,6 @@ SWEEP = textwrap.dedent(
 )
 
 ALL_KINDS = ("plain", "setsid", "daemon", "nohup", "stubborn", "envless")
-
-
-def alive(proc: psutil.Process) -> bool:
-    """True while ``proc`` (the very process, psutil checks its start time) has not ended."""
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_gone(procs: list[psutil.Process], timeout: float = 30.0) -> list[psutil.Process]:
-    deadline = time.monotonic() + timeout
-    left = [p for p in procs if alive(p)]
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = [p for p in left if alive(p)]
-    return left
 
 
 class Tracker:
