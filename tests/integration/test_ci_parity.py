@@ -70,3 +70,23 @@ def test_ci_run_runs_the_readme_test_command() -> None:
     match = re.search(r"```(?:bash|sh)?\n# run this project's tests\n(.+)\n```", readme)
     assert match, "README lacks the '# run this project's tests' block"
     assert match.group(1) in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_tpch_report_lists_every_query() -> None:
+    # The timing report must give each query's time: the group has to stay within
+    # report-all-tests, or the report falls back to the ten slowest tests.
+    from noxlib.config import load_config
+
+    collect = ["--collect-only", "-q", "-p", "no:cacheprovider", "tests/tpch"]
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", *collect],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    tests = [line for line in collected.stdout.splitlines() if "::" in line]
+    assert sum("test_query[q" in t for t in tests) == 22
+    assert len(tests) <= load_config(ROOT).report_all_tests, (
+        f"tests/tpch has {len(tests)} tests; raise report-all-tests in pyproject.toml"
+    )
