@@ -10,7 +10,9 @@ so that a burst of load on a shared machine hits all of them alike:
   2 workers, shared     PYTEST_WORKERS=2, NOXLIB_TPCH_SERVERS=shared (1 server per engine)
 
 It prints the medians (and minimums) of the whole nox run and of its pytest phase, as
-recorded in reports/ci_timings.jsonl; the pytest phase is the part the choice affects.
+recorded in reports/ci_timings.jsonl; the pytest phase is the part the choice affects. In the
+same rounds it times what a user would otherwise run: the venv's plain `pytest tests/tpch`,
+serial and `-n 2` (shared servers, no coverage).
 
 Usage: python benchmarks/bench_tpch.py [--repeat 5] [--scale 0.01]
        (needs nox importable by this Python, as the README's setup gives)
@@ -56,6 +58,24 @@ def run_ci(project: Path, env: dict[str, str], *, reuse: bool) -> tuple[float, f
     return wall, phases["pytest"]
 
 
+# What a user would otherwise run: pytest itself, in the same venv, no nox and no coverage.
+PLAIN = {
+    "plain `pytest` (serial)": ["-p", "no:xdist"],
+    "plain `pytest -n 2`": ["-n", "2"],
+}
+
+
+def run_plain(project: Path, env: dict[str, str], args: list[str]) -> float:
+    """Wall seconds of the session venv's pytest on the group, run directly."""
+    python = project / ".nox" / "ci" / "bin" / "python"
+    argv = [str(python), "-m", "pytest", "tests/tpch", "-q", "-p", "no:cacheprovider", *args]
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed:\n{done.stdout[-3000:]}")
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -67,7 +87,11 @@ def main() -> None:
     run_ci(project, clean_env(args.scale), reuse=False)
     walls: dict[str, list[float]] = {name: [] for name in CONFIGS}
     pytests: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    plain: dict[str, list[float]] = {name: [] for name in PLAIN}
     for round_ in range(1, args.repeat + 1):
+        for name, extra_args in PLAIN.items():
+            plain[name].append(run_plain(project, clean_env(args.scale), extra_args))
+            print(f"round {round_}: {name}: {plain[name][-1]:.2f} s", flush=True)
         for name, extra in CONFIGS.items():
             wall, pytest_phase = run_ci(project, clean_env(args.scale, **extra), reuse=True)
             walls[name].append(wall)
@@ -81,6 +105,10 @@ def main() -> None:
         print(
             f"| {name} | {statistics.median(w):.2f} s | {min(w):.2f} s "
             f"| {statistics.median(p):.2f} s | {min(p):.2f} s |"
+        )
+    for name, w in plain.items():
+        print(
+            f"| {name} (no nox, no coverage) | {statistics.median(w):.2f} s | {min(w):.2f} s | | |"
         )
 
 
