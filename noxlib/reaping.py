@@ -32,7 +32,6 @@ import psutil
 
 from noxlib import processes
 from noxlib.ledger import (
-    BOOT_ID_FILE,
     LEDGER,
     MAX_LINE,
     MAX_WARNINGS,
@@ -50,7 +49,6 @@ from noxlib.runs import RUN_ID_ENV, RUNS, Claim, Log, Run, claim_dead_runs, clai
 from noxlib.warden import STOP, Warden
 
 __all__ = [
-    "BOOT_ID_FILE",
     "LEDGER",
     "MAX_LINE",
     "MAX_WARNINGS",
@@ -78,11 +76,6 @@ ROUNDS = 3
 # this much slack because epoch create times can be off by a second.
 START_SLACK = 2.0
 WAIT_STEP = 0.01
-
-
-def _current_boot() -> str:
-    # Read through this module's BOOT_ID_FILE: tests set it here to play a reboot.
-    return boot_id(BOOT_ID_FILE)
 
 
 # --- finding a run's processes ----------------------------------------------------------------
@@ -281,7 +274,7 @@ def _sweep(
     runs: dict[str, tuple[Path, Ledger]], log: Log, *, grace: float, live: bool, dry_run: bool
 ) -> list[Reaped]:
     """Find and end the processes of ``runs`` (run id -> folder and ledger), in rounds."""
-    current_boot = _current_boot()
+    current_boot = boot_id()
     protected = _protected()
     done: list[Reaped] = []
     handled: set[psutil.Process] = set()
@@ -387,7 +380,7 @@ def _reap_claimed(claimed: list[Claim], log: Log, *, grace: float, dry_run: bool
         for folder, _ in claimed
         if not folder.name.startswith(".")
     }
-    current_boot = _current_boot()
+    current_boot = boot_id()
     for run_id, (_, ledger) in runs.items():
         if ledger.header and ledger.header.boot_id != current_boot:
             log(f"noxlib: dead run {run_id} ran before the last reboot: nothing of it can run")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 
+from noxlib import ledger
 from noxlib.errors import ServerDiedError, ServerError, ServerStartError
 from noxlib.folders import (
     LOG_TAIL_LINES,
@@ -52,12 +53,9 @@ def _record_in_ledger(run_dir: Path | None, pid: int, port: int | None, name: st
     its environment, leaves our process tree) or pytest is killed."""
     if run_dir is None:
         return
-    # Through noxlib.reaping, the name callers know (tests replace it there), on first use.
-    from noxlib import reaping
-
     # A control script may already have exited: nothing left to reap then.
     with contextlib.suppress(psutil.NoSuchProcess):
-        reaping.record_process(run_dir, pid, port=port, name=name)
+        ledger.record_process(run_dir, pid, port=port, name=name)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ noxlib/processes.py for ending); the names users know are re-exported here.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from noxlib.errors import ServerDiedError, ServerError, ServerStartError
@@ -86,11 +86,13 @@ class ServerManager:
         shared_dir: Path | None = None,
         run_dir: Path | None = None,
         log: Log = lambda message: None,
+        pick_port: Callable[[], int] = free_port,
     ) -> None:
         self.base_dir = base_dir
         self.shared_dir = shared_dir or base_dir / "shared"
         self.run_dir = run_dir
         self.log = log
+        self.pick_port = pick_port  # where ``{port}`` comes from
         self.servers: dict[str, Server] = {}
 
     def start(
@@ -149,7 +151,7 @@ class ServerManager:
             Folders(root),
             run_dir=self.run_dir,
             log=self.log,
-            pick_port=_pick_port,
+            pick_port=self.pick_port,
         )
         self.servers[name] = server
         return server.start_or_join()
@@ -163,12 +165,6 @@ class ServerManager:
             except Exception as exc:
                 errors.append(f"server '{server.name}' did not stop cleanly: {exc}")
         return errors
-
-
-def _pick_port() -> int:
-    # Looks free_port up at each call, so that replacing noxlib.servers.free_port takes effect
-    # (tests do, to stage a port lost to a race).
-    return free_port()
 
 
 def _folder_name(name: str) -> str:

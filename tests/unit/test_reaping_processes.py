@@ -109,10 +109,10 @@ SWEEP = textwrap.dedent(
     r"""
     import sys
     from pathlib import Path
-    from noxlib import reaping
+    from noxlib import ledger, reaping
 
     if len(sys.argv) > 3:
-        reaping.BOOT_ID_FILE = Path(sys.argv[3])
+        ledger.BOOT_ID_FILE = Path(sys.argv[3])
     reaping.reap_stale_runs(Path(sys.argv[1]), print, grace=1.0, dry_run=sys.argv[2] == "dry")
     """
 )

@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 import pytest
 
-from noxlib import reaping, servers
+from noxlib import ledger, servers
 from noxlib.servers import Server, ServerError, ServerManager, ServerStartError
 
 LISTEN = textwrap.dedent(
@@ -103,18 +103,19 @@ def test_unknown_readiness_is_an_error_naming_the_choices(
         manager.start("bad", argv, ready="udp")
 
 
-def test_a_port_lost_to_another_process_is_retried_with_another(
-    manager: ServerManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_port_lost_to_another_process_is_retried_with_another(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as thief:
         taken = thief.getsockname()[1]
         ports = iter([taken, servers.free_port()])
-        monkeypatch.setattr(servers, "free_port", lambda: next(ports))
+        manager = ServerManager(tmp_path / "servers", pick_port=lambda: next(ports))
         argv = [sys.executable, script(tmp_path, "listen.py", LISTEN), "{port}"]
-        server = manager.start("racer", argv)
-        assert server.port != taken
-        assert server.alive()
-        assert "Address already in use" in server.log_path.read_text()
+        try:
+            server = manager.start("racer", argv)
+            assert server.port != taken
+            assert server.alive()
+            assert "Address already in use" in server.log_path.read_text()
+        finally:
+            assert manager.stop_all() == []
 
 
 def test_restart_gives_a_new_process_on_the_same_port(
@@ -168,7 +169,7 @@ def test_daemon_is_known_by_its_pid_file_recorded_and_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recorded: list[tuple[int, dict[str, Any]]] = []
-    monkeypatch.setattr(reaping, "record_process", lambda d, pid, **kw: recorded.append((pid, kw)))
+    monkeypatch.setattr(ledger, "record_process", lambda d, pid, **kw: recorded.append((pid, kw)))
     manager = ServerManager(tmp_path / "servers", run_dir=tmp_path / "run")
     argv = [sys.executable, script(tmp_path, "ctl.py", DAEMON), "{port}", "{pid_file}"]
     server = manager.start("sqlite", argv, daemon=True)
