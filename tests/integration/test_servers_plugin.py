@@ -54,11 +54,19 @@ while True:
 """
 
 CONFTEST = """
-import socket, sys
+import socket, sys, time
 from pathlib import Path
 import pytest
 
 SERVER = str(Path(__file__).parent / "server.py")
+
+def wait_dead(server, timeout=10):
+    # The connection breaks as the server aborts, but its death (a core dump may be written)
+    # can take longer: wait, so that it really dies *during* the test that killed it.
+    deadline = time.monotonic() + timeout
+    while server.alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
 
 def talk(server, message=b"ping"):
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
@@ -170,10 +178,13 @@ def test_server_crashing_mid_test_is_restarted_for_the_next_and_the_reports_say_
     server_conftest(suite, "api", "serve", events)
     suite.makepyfile(
         test_crash="""
-        from conftest import talk
+        from conftest import talk, wait_dead
 
         def test_crashes_it(api):
-            assert talk(api, b"abort") == b"pong"
+            try:
+                assert talk(api, b"abort") == b"pong"
+            finally:
+                wait_dead(api)
 
         def test_after_the_crash(api):
             assert talk(api) == b"pong"
@@ -216,11 +227,12 @@ def test_respawn_false_errors_at_once_with_the_reason(
     suite.makepyfile(
         test_once="""
         import contextlib
-        from conftest import talk
+        from conftest import talk, wait_dead
 
         def test_crashes_it(api):
             with contextlib.suppress(OSError):
                 talk(api, b"abort")
+            wait_dead(api)
 
         def test_after_the_crash(api):
             assert talk(api) == b"pong"
