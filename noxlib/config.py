@@ -7,6 +7,7 @@ Each problem names the key, the value, the file and the fix.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from noxlib.errors import ConfigError
+from noxlib.options import ENGINES
+from noxlib.parts import DEFAULT_DURATIONS_FILE, KEEP_TOGETHER
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,6 +45,7 @@ class CoverageSettings:
     """How coverage is measured and judged; see docs/configuration.md."""
 
     enabled: bool = True
+    sessions: tuple[str, ...] = ("ci",)
     source: tuple[str, ...] = ()
     branch: bool = True
     fail_under: float = 0.0
@@ -59,6 +63,9 @@ class Config:
     memory_per_worker: int = 2 * 2**30
     max_workers: int = 8
     dist: str = "load"
+    engine: str = "auto"
+    keep_together: str = "none"
+    durations_file: str = DEFAULT_DURATIONS_FILE
     reports_dir: str = "reports"
     ci_timeout: float = 600.0
     reap_grace: float = 1.0
@@ -73,6 +80,10 @@ class Config:
     @property
     def reports_path(self) -> Path:
         return self.root / self.reports_dir
+
+    @property
+    def durations_path(self) -> Path:
+        return self.root / self.durations_file
 
 
 class _Problems:
@@ -92,11 +103,22 @@ class _Problems:
 
 
 def parse_size(text: str) -> int:
-    """Turn ``"2GiB"`` or ``"512 MB"`` into bytes; raise ValueError for anything else."""
+    """Turn ``"2GiB"`` or ``"512 MB"`` into bytes; raise ValueError for anything else,
+    including sizes under one byte."""
     match = _SIZE.match(text)
     if not match:
         raise ValueError(text)
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
+    size = int(float(match.group(1)) * _UNITS[match.group(2)])
+    if size < 1:
+        raise ValueError(text)
+    return size
+
+
+def _is_size(value: object) -> bool:
+    try:
+        return isinstance(value, str) and parse_size(value) > 0
+    except ValueError:
+        return False
 
 
 def _string_list(value: object) -> bool:
@@ -104,7 +126,13 @@ def _string_list(value: object) -> bool:
 
 
 def _positive_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    # TOML has inf and nan: neither is a number of seconds or a percentage.
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 # Top-level keys: name -> (check, fix text). The fix text is the second half of the message.
@@ -117,8 +145,8 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
     ),
     "default-groups": (_string_list, 'expected a list of group names, e.g. ["unit"]'),
     "memory-per-worker": (
-        lambda v: isinstance(v, str) and _SIZE.match(v) is not None,
-        'expected a size with a unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. "2GiB"',
+        _is_size,
+        'expected a size above zero with a unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. "2GiB"',
     ),
     "max-workers": (
         lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
@@ -127,6 +155,18 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
     "dist": (
         lambda v: v in DIST_MODES,
         f"expected one of {', '.join(DIST_MODES)} (pytest-xdist --dist modes)",
+    ),
+    "engine": (
+        lambda v: v in ENGINES,
+        f"expected one of {', '.join(ENGINES)}: how parallel sessions run their tests",
+    ),
+    "keep-together": (
+        lambda v: v in KEEP_TOGETHER,
+        f"expected one of {', '.join(KEEP_TOGETHER)}: what a shard never splits",
+    ),
+    "durations-file": (
+        lambda v: isinstance(v, str) and bool(v.strip()),
+        f'expected a file path relative to the project, e.g. "{DEFAULT_DURATIONS_FILE}"',
     ),
     "reports-dir": (
         lambda v: isinstance(v, str) and bool(v),
@@ -147,7 +187,8 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
 }
 _TABLES = ("groups", "coverage")
 _GROUP_KEYS = ("paths", "description", "markers")
-_COVERAGE_KEYS = ("enabled", "source", "branch", "fail-under")
+_COVERAGE_KEYS = ("enabled", "sessions", "source", "branch", "fail-under")
+_SESSION_NAMES = ("tests", "tests-parallel", "ci")
 
 
 def _unknown(
@@ -200,6 +241,13 @@ def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
     for k in ("enabled", "branch"):
         if k in table and not isinstance(table[k], bool):
             problems.add(f"coverage.{k}", table[k], "expected true or false")
+    sessions = table.get("sessions", ["ci"])
+    if not _string_list(sessions) or not set(sessions) <= set(_SESSION_NAMES):
+        problems.add(
+            "coverage.sessions",
+            sessions,
+            f"expected a list of sessions that measure coverage, from {', '.join(_SESSION_NAMES)}",
+        )
     if "source" in table and not _string_list(table["source"]):
         problems.add("coverage.source", table["source"], 'expected a list, e.g. ["mypkg"]')
     fail_under = table.get("fail-under", 0.0)
@@ -210,6 +258,7 @@ def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
         return settings
     return CoverageSettings(
         enabled=table.get("enabled", True),
+        sessions=tuple(sessions),
         source=tuple(table.get("source", ())),
         branch=table.get("branch", True),
         fail_under=float(fail_under),
@@ -258,6 +307,9 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
         memory_per_worker=parse_size(data.get("memory-per-worker", "2GiB")),
         max_workers=data.get("max-workers", 8),
         dist=data.get("dist", "load"),
+        engine=data.get("engine", "auto"),
+        keep_together=data.get("keep-together", "none"),
+        durations_file=data.get("durations-file", DEFAULT_DURATIONS_FILE),
         reports_dir=data.get("reports-dir", "reports"),
         ci_timeout=float(data.get("ci-timeout", 600.0)),
         reap_grace=float(data.get("reap-grace", 1.0)),

@@ -1,15 +1,22 @@
-"""Coverage around a run: erase old data, write the run's rc file, combine and report.
+"""Coverage around a run: write the run's rc file, combine, report, judge, publish.
 
-The nox side (``erase_data``, ``write_rcfile``) is plain Python: nox's own environment need not
-have coverage. ``python -m noxlib.cover`` runs inside the session venv, where coverage is
-installed, and drives coverage's API.
+Each run keeps its data files in its own run folder, so two runs in one checkout never erase or
+combine each other's data; the combined data file is published to the reports folder at the end.
+The nox side (``write_rcfile``) is plain Python: nox's own environment need not have coverage.
+``python -m noxlib.cover`` runs inside the session venv, where coverage is installed, and
+drives coverage's API.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +28,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DATA_FILE = ".coverage"
-
-
-def erase_data(root: Path) -> int:
-    """Delete coverage data files a previous run left in ``root``; return how many."""
-    stale = [root / DATA_FILE, *root.glob(DATA_FILE + ".*")]
-    removed = 0
-    for path in stale:
-        if path.is_file():
-            path.unlink()
-            removed += 1
-    return removed
+# The combined data of a run, in its reports folder; not hidden, so CI artifact uploads keep it.
+PUBLISHED_DATA = "coverage.db"
 
 
 def _project_coverage_table(root: Path) -> dict[str, Any]:
@@ -61,11 +59,14 @@ def render_rc(sections: Mapping[str, Mapping[str, object]]) -> str:
     return "\n".join(out)
 
 
-def run_settings(root: Path, settings: CoverageSettings) -> dict[str, dict[str, object]]:
+def run_settings(
+    root: Path, settings: CoverageSettings, data_dir: Path
+) -> dict[str, dict[str, object]]:
     """The project's ``[tool.coverage]`` with what a parallel-safe run needs laid on top.
 
     One data file per process (``parallel``), Python subprocesses measured (``patch``), data
-    saved on SIGTERM, everything landing in ``root`` where the post phase combines it.
+    saved on SIGTERM, everything landing in the run's ``data_dir`` where the post phase
+    combines it.
     """
     sections: dict[str, dict[str, object]] = {
         name: dict(values)
@@ -79,7 +80,7 @@ def run_settings(root: Path, settings: CoverageSettings) -> dict[str, dict[str, 
         parallel=True,
         patch=sorted({*patches, "subprocess"}),
         sigterm=True,
-        data_file=str(root / DATA_FILE),
+        data_file=str(data_dir / DATA_FILE),
         branch=settings.branch,
     )
     if settings.source:
@@ -88,55 +89,123 @@ def run_settings(root: Path, settings: CoverageSettings) -> dict[str, dict[str, 
 
 
 def write_rcfile(root: Path, settings: CoverageSettings, run_dir: Path) -> Path:
-    """Write the run's coverage rc file into ``run_dir`` and return its path."""
+    """Write the run's coverage rc file into ``run_dir`` and return its path; the data files
+    go to ``run_dir/coverage/``."""
+    data_dir = run_dir / "coverage"
+    data_dir.mkdir(exist_ok=True)
     path = run_dir / "coveragerc"
-    path.write_text(render_rc(run_settings(root, settings)), encoding="utf-8")
+    path.write_text(render_rc(run_settings(root, settings, data_dir)), encoding="utf-8")
     return path
 
 
-def combine_and_report(rcfile: str, xml: str | None, html: str | None, fail_under: float) -> int:
-    """Combine every process's data file into one, print the report, write XML/HTML.
+@dataclass(frozen=True)
+class Publish:
+    """Where the combined results go: the data file, and XML and HTML reports when asked."""
 
-    Returns 0, or 2 when the total is under ``fail_under``.
+    data: Path | None = None
+    xml: Path | None = None
+    html: Path | None = None
+
+
+def combine_and_report(
+    rcfile: str,
+    data_paths: Sequence[str],
+    publish: Publish,
+    fail_under: float,
+    other_roots: Sequence[str] = (),
+) -> int:
+    """Combine the data files under ``data_paths`` (folders or files) into one, print the
+    report, publish it, and judge it. Returns 0, or 2 when the total is under the threshold
+    or there is no data to judge.
+
+    The threshold is ``fail_under`` (noxlib's setting) when above 0, else the project's own
+    ``[tool.coverage.report] fail_under``. ``other_roots`` are project folders of other machines
+    whose data is combined here (CI shards): their paths are mapped onto this one.
     """
     import coverage
     from coverage.exceptions import NoDataError
 
     cov = coverage.Coverage(config_file=rcfile)
+    threshold, source = _threshold(cov, fail_under, rcfile)
+    if other_roots:
+        here = str(Path.cwd()) + os.sep
+        cov.set_option("paths", {"project": [here, *(r.rstrip("/") + os.sep for r in other_roots)]})
     try:
-        cov.combine()
-    except NoDataError:
-        print("noxlib: no coverage data to combine (no test process got far enough to save any)")
-        return 0
-    cov.save()
-    try:
+        cov.combine(list(data_paths), keep=True)
+        cov.save()
         total = cov.report(file=sys.stdout)
-    except NoDataError:
-        print("noxlib: combined coverage data holds no measured files (check coverage source)")
+    except NoDataError as exc:
+        print(f"noxlib: no coverage data to report ({exc}).")
+        if threshold:
+            print(
+                f"noxlib: coverage fails: {source} asks for {threshold:g}% and there is no data "
+                "to judge. Check that the tests ran and that coverage's source setting names "
+                "your package."
+            )
+            return 2
         return 0
-    if xml:
-        cov.xml_report(outfile=xml)
-        print(f"noxlib: wrote coverage XML to {xml}")
-    if html:
-        cov.html_report(directory=html)
-        print(f"noxlib: wrote coverage HTML to {html}/index.html")
-    if fail_under and total < fail_under:
+    _publish(cov, publish)
+    if threshold and total < threshold:
         print(
-            f"noxlib: total coverage {total:.2f}% is under {fail_under:g}% set by "
-            "tool.noxlib.coverage.fail-under in pyproject.toml; add tests or lower the setting."
+            f"noxlib: total coverage {total:.2f}% is under {threshold:g}% set by {source}; "
+            "add tests or lower the setting."
         )
         return 2
     return 0
 
 
+def _threshold(cov: Any, fail_under: float, rcfile: str) -> tuple[float, str]:
+    """The coverage threshold and the setting it came from."""
+    if fail_under > 0:
+        return fail_under, "tool.noxlib.coverage.fail-under in pyproject.toml"
+    own = float(cov.get_option("report:fail_under") or 0.0)
+    return own, "tool.coverage.report.fail_under in pyproject.toml"
+
+
+def _publish(cov: Any, publish: Publish) -> None:
+    if publish.xml:
+        cov.xml_report(outfile=_partial(publish.xml))
+        os.replace(_partial(publish.xml), publish.xml)
+        print(f"noxlib: wrote coverage XML to {publish.xml}")
+    if publish.html:
+        _replace_folder(publish.html, lambda folder: cov.html_report(directory=str(folder)))
+        print(f"noxlib: wrote coverage HTML to {publish.html}/index.html")
+    if publish.data:
+        shutil.copyfile(cov.get_data().data_filename(), _partial(publish.data))
+        os.replace(_partial(publish.data), publish.data)
+        print(f"noxlib: combined coverage data in {publish.data}")
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _replace_folder(folder: Path, fill: Any) -> None:
+    """Fill a new folder and swap it in for ``folder``: readers never see a half-written one."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    fill(fresh)
+    old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        folder.rename(old)
+    fresh.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m noxlib.cover")
     parser.add_argument("--rcfile", required=True)
-    parser.add_argument("--xml")
-    parser.add_argument("--html")
+    parser.add_argument("--data", action="append", default=[], help="a data file or folder")
+    parser.add_argument("--other-root", action="append", default=[])
+    parser.add_argument("--publish-data", type=Path)
+    parser.add_argument("--xml", type=Path)
+    parser.add_argument("--html", type=Path)
     parser.add_argument("--fail-under", type=float, default=0.0)
     args = parser.parse_args(argv)
-    return combine_and_report(args.rcfile, args.xml, args.html, args.fail_under)
+    publish = Publish(args.publish_data, args.xml, args.html)
+    return combine_and_report(
+        args.rcfile, args.data, publish, args.fail_under, other_roots=args.other_root
+    )
 
 
 if __name__ == "__main__":

@@ -9,16 +9,31 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from noxlib.errors import UsageError
+from noxlib.options import ENGINES, Options, parse_options
+from noxlib.parts import ShardSpec, parse_shard, plan_shards
 
 if TYPE_CHECKING:  # only types: the pytest plugin imports this module and skips config's cost
     from noxlib.config import Config, Group
 
 WORKERS_ENV = "PYTEST_WORKERS"
+SHARD_ENV = "NOXLIB_SHARD"
+ENGINE_ENV = "NOXLIB_ENGINE"
+# CI providers' own shard variables: index, total, the index of the first shard, provider.
+CI_SHARD_VARIABLES = (
+    ("CI_NODE_INDEX", "CI_NODE_TOTAL", 1, "GitLab"),
+    ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", 0, "CircleCI"),
+    ("BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", 0, "Buildkite"),
+)
+# What one more pytest process costs in wall time beyond its share of the tests (interpreter,
+# plugins, collection on a busy machine), for the auto engine's prediction.
+PROCESS_START_SECONDS = 0.5
+# auto runs shards only when they are predicted to take less than this share of serial time.
+AUTO_MARGIN = 0.9
 # The selected groups, for the plugin to mark items with: {name: [absolute paths]} as JSON.
 GROUPS_ENV = "NOXLIB_GROUPS"
 
@@ -41,7 +56,7 @@ MODES = {
             "tests-parallel",
             "auto",
             ci=False,
-            doc="Run the tests in parallel with pytest-xdist (PYTEST_WORKERS=1 rolls back).",
+            doc="Run the tests in parallel: shards or xdist (PYTEST_WORKERS=1 rolls back).",
         ),
         Mode(
             "ci",
@@ -70,18 +85,42 @@ class Workers:
 
 
 @dataclass(frozen=True)
+class Engine:
+    """How the run's tests run: ``serial``, ``shards`` or ``xdist``, and the sentence why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Plan:
-    """One run, decided: the session's mode, groups, workers and user's pytest arguments."""
+    """One run, decided: the session's mode, groups, workers, engine, this machine's CI shard
+    (None when the run is not split across machines), noxlib's options and pytest's arguments."""
 
     mode: Mode
     groups: tuple[Group, ...]
     user_args: tuple[str, ...]
     explicit_paths: bool
     workers: Workers
+    engine: Engine = Engine("serial", "")
+    shard: ShardSpec | None = None
+    options: Options = field(default_factory=Options)
 
     @property
     def parallel(self) -> bool:
-        return self.workers.count > 1
+        return self.engine.name != "serial"
+
+    @property
+    def slots(self) -> int:
+        """How many pytest processes may run at once."""
+        return self.workers.count if self.parallel else 1
+
+    def paths(self, root: Path) -> list[str]:
+        """The test paths this run collects from, relative to ``root``."""
+        if self.explicit_paths:
+            words = [w for w in self.user_args if not w.startswith("-") and _is_path(w, root)]
+            return [w.split("::", 1)[0] for w in words]
+        return [p for g in self.groups for p in g.paths]
 
 
 def parse_worker_setting(text: str, source: str) -> str | int:
@@ -141,8 +180,9 @@ def _group_listing(config: Config) -> str:
 
 def split_posargs(
     posargs: Sequence[str], config: Config
-) -> tuple[tuple[Group, ...], tuple[str, ...]]:
-    """Leading words that name groups select them; the rest goes to pytest verbatim.
+) -> tuple[tuple[Group, ...], Options, tuple[str, ...]]:
+    """Leading words that name groups select them, then come noxlib's options (options.py); the
+    rest goes to pytest verbatim.
 
     A leading bare word that is neither a group nor an existing path is almost always a typo of a
     group name, so it stops the run with the list of groups rather than reaching pytest.
@@ -154,7 +194,7 @@ def split_posargs(
         if group not in selected:
             selected.append(group)
         index += 1
-    rest = tuple(posargs[index:])
+    options, rest = parse_options(posargs[index:])
     for word in rest:
         if word.startswith("-"):
             break
@@ -165,19 +205,119 @@ def split_posargs(
                 "Name a group, a test path, or pass pytest options after it "
                 "(e.g. nox -s ci -- unit -k name)."
             )
-    return tuple(selected), rest
+    return tuple(selected), options, rest
+
+
+def resolve_shard(env: Mapping[str, str]) -> ShardSpec | None:
+    """This machine's shard of a CI matrix: NOXLIB_SHARD=K/N, else a CI provider's variables;
+    None when the run is not split across machines (or split in one)."""
+    if env.get(SHARD_ENV, "").strip():
+        spec = parse_shard(env[SHARD_ENV], f"the environment variable {SHARD_ENV}")
+        return spec if spec.total > 1 else None
+    for index_var, total_var, first, provider in CI_SHARD_VARIABLES:
+        index, total = env.get(index_var, "").strip(), env.get(total_var, "").strip()
+        if not (index and total):
+            continue
+        source = f"{provider}'s {index_var}={index!r} and {total_var}={total!r}"
+        if not (index.isdigit() and total.isdigit()):
+            raise UsageError(
+                f"Invalid shard from {source}: both must be whole numbers. Set {SHARD_ENV}=K/N "
+                "to say which shard this job runs."
+            )
+        spec = parse_shard(f"{int(index) - first + 1}/{total}", source)
+        return spec if spec.total > 1 else None
+    return None
+
+
+def _under(nodeid: str, roots: Sequence[str]) -> bool:
+    return any(nodeid == r or nodeid.startswith((r + "/", r + "::")) for r in roots)
+
+
+def known_durations(
+    durations: Mapping[str, float], paths: Sequence[str], shard: ShardSpec | None
+) -> dict[str, float]:
+    """The recorded durations of the tests under ``paths``, of this machine's CI shard."""
+    roots = [p.rstrip("/") for p in paths]
+    known = {nodeid: s for nodeid, s in durations.items() if _under(nodeid, roots)}
+    if shard is not None and known:
+        share = plan_shards(known, durations, shard.total)[shard.index - 1].tests
+        known = {nodeid: known[nodeid] for nodeid in share}
+    return known
+
+
+def choose_engine(
+    requested: tuple[str, str],
+    workers: Workers,
+    known: Mapping[str, float],
+    user_args: Sequence[str],
+    dist: str,
+) -> Engine:
+    """The engine of a run with ``workers``; ``requested`` is (engine setting, where it came
+    from), ``known`` the recorded durations of the tests the run will collect."""
+    setting, source = requested
+    if workers.count == 1:
+        return Engine("serial", "")
+    if any(arg in ("--pdb", "--trace") for arg in user_args):
+        return Engine("serial", "--pdb and --trace need the one process you type into")
+    if setting == "xdist":
+        return Engine("xdist", f"engine xdist (--dist {dist}) from {source}")
+    if setting == "shards":
+        return Engine("shards", f"engine shards from {source}")
+    return _auto_engine(workers, known)
+
+
+def _auto_engine(workers: Workers, known: Mapping[str, float]) -> Engine:
+    """Shards, unless the recorded durations predict that they cannot beat one process."""
+    if not known:
+        return Engine("shards", "engine shards (auto): no recorded durations yet")
+    serial = sum(known.values())
+    parallel = max(s.predicted for s in plan_shards(known, known, workers.count))
+    parallel += PROCESS_START_SECONDS
+    figures = f"{workers.count} shards {parallel:.1f} s against {serial:.1f} s serially"
+    if parallel >= serial * AUTO_MARGIN:
+        return Engine(
+            "serial",
+            f"engine serial (auto): recorded durations predict {figures}; parallel cannot win",
+        )
+    return Engine("shards", f"engine shards (auto): recorded durations predict {figures}")
+
+
+def _requested_engine(options: Options, env: Mapping[str, str], config: Config) -> tuple[str, str]:
+    """The engine asked for, and where: --engine, then NOXLIB_ENGINE, then the setting."""
+    if options.engine:
+        return options.engine, "--engine"
+    raw = env.get(ENGINE_ENV, "").strip()
+    if raw:
+        if raw not in ENGINES:
+            raise UsageError(
+                f"Invalid engine {raw!r} from the environment variable {ENGINE_ENV}: expected "
+                f"one of {', '.join(ENGINES)}."
+            )
+        return raw, f"the environment variable {ENGINE_ENV}"
+    return config.engine, "tool.noxlib.engine" if config.engine != "auto" else "the default"
 
 
 def make_plan(
-    mode: Mode, posargs: Sequence[str], env: Mapping[str, str], config: Config, machine: Machine
+    mode: Mode,
+    posargs: Sequence[str],
+    env: Mapping[str, str],
+    config: Config,
+    machine: Machine,
+    *,
+    durations: Mapping[str, float] | None = None,
 ) -> Plan:
-    """Decide a run of session ``mode`` with ``posargs`` from the command line."""
+    """Decide a run of session ``mode`` with ``posargs`` from the command line, knowing the
+    recorded ``durations`` of the project's tests."""
     workers = resolve_workers(env, mode, config, machine)
-    groups, rest = split_posargs(posargs, config)
+    groups, options, rest = split_posargs(posargs, config)
     explicit_paths = any(not w.startswith("-") for w in rest[:1])
     if not groups and not explicit_paths:
         groups = tuple(config.groups[name] for name in config.default_groups)
-    return Plan(mode, groups, rest, explicit_paths, workers)
+    shard = resolve_shard(env)
+    plan = Plan(mode, groups, rest, explicit_paths, workers, shard=shard, options=options)
+    known = known_durations(durations or {}, plan.paths(config.root), shard)
+    requested = _requested_engine(options, env, config)
+    return replace(plan, engine=choose_engine(requested, workers, known, rest, config.dist))
 
 
 def group_marker(name: str) -> str:
@@ -203,8 +343,9 @@ def groups_for_plugin(groups: Sequence[Group], root: Path) -> str:
     return json.dumps({g.name: [str((root / p).resolve()) for p in g.paths] for g in groups})
 
 
-def pytest_args(plan: Plan, config: Config) -> list[str]:
-    """The full pytest argument list for ``plan``; the user's arguments come last so they win."""
+def pytest_args(plan: Plan, config: Config, junit: Path | None = None) -> list[str]:
+    """The pytest arguments of one part of ``plan``; the user's come last so that they win.
+    ``junit`` is where the part writes its JUnit XML (CI mode)."""
     args: list[str] = []
     if not plan.explicit_paths:
         for group in plan.groups:
@@ -212,15 +353,17 @@ def pytest_args(plan: Plan, config: Config) -> list[str]:
     expression = marker_expression(plan.groups)
     if expression:
         args += ["-m", expression]
-    if plan.parallel:
+    if plan.engine.name == "xdist":
         args += ["-n", str(plan.workers.count), "--dist", config.dist]
     else:
-        # Honestly serial: no xdist controller and no worker process at all.
-        args += ["-p", "no:xdist"]
+        # One honest process, with xdist loaded all the same: its worker_id fixture keeps
+        # working, and -n 0 overrides an -n in the project's addopts.
+        args += ["-n", "0"]
     if plan.mode.ci:
-        junit = config.reports_path / "junit.xml"
         # --maxfail=0 undoes an -x or --maxfail in the project's addopts: CI sees every failure.
-        args += ["--junitxml", str(junit), "--maxfail=0"]
+        args += ["--maxfail=0"]
+        if junit is not None:
+            args += ["--junitxml", str(junit)]
         if config.ci_timeout > 0:
             args += ["--timeout", f"{config.ci_timeout:g}"]
     args += plan.user_args
@@ -230,8 +373,14 @@ def pytest_args(plan: Plan, config: Config) -> list[str]:
 def banner(plan: Plan, config: Config) -> str:
     """One line saying what this run does and why, printed before anything runs."""
     names = ", ".join(g.name for g in plan.groups) or "paths given after --"
-    how = f"parallel (--dist {config.dist})" if plan.parallel else "serial"
-    return f"noxlib: session {plan.mode.name}, groups: {names}; {how}, {plan.workers.reason}"
+    shard = f"CI shard {plan.shard}; " if plan.shard else ""
+    if plan.engine.name == "serial":
+        how = f"serial, {plan.engine.reason or plan.workers.reason}"
+        if plan.engine.reason:
+            how += f" ({plan.workers.reason})"
+    else:
+        how = f"{plan.engine.reason}; {plan.workers.reason}"
+    return f"noxlib: session {plan.mode.name}, groups: {names}; {shard}{how}"
 
 
 def usable_cpus() -> int:
@@ -275,3 +424,14 @@ def current_machine() -> Machine:
     if room is not None:
         available = min(available, room)
     return Machine(cpus=usable_cpus(), available_memory=available)
+
+
+def measures_coverage(plan: Plan, config: Config) -> bool:
+    """Whether the run measures coverage: ``--coverage``/``--no-coverage`` for this run, else
+    the sessions listed in ``coverage.sessions`` (``ci`` by default): tracing every line costs
+    the local loop 1.5-2.5x, so it belongs to CI and to whoever asks for it."""
+    if not config.coverage.enabled:
+        return False
+    if plan.options.coverage is not None:
+        return plan.options.coverage
+    return plan.mode.name in config.coverage.sessions

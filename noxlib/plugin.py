@@ -11,33 +11,48 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Generator, Iterator
+import time
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from noxlib.plan import GROUPS_ENV, group_marker
-from noxlib.runs import RUN_DIR_ENV
+from noxlib.runs import RUN_DIR_ENV, RUN_ID_ENV
+
+# When this process started, near enough: pytest loads its plugins first.
+_LOADED = time.monotonic()
 
 if TYPE_CHECKING:
+    from noxlib.parts import PartFiles
     from noxlib.servers import Server, ServerManager
-
-RESULTS_FILE = "results.jsonl"
 
 
 class ResultsRecorder:
-    """Appends one JSON line per finished test; a line is written as soon as its test ends,
-    so a run killed half-way still reports what it did."""
+    """Appends one JSON line per finished test to the part's results file; a line is written
+    as soon as its test ends, so a process killed half-way still reports what it did.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    The outcome is one of `parts.STATUSES`: a collection error counts as an error of its file,
+    a test that pytest-timeout stopped as ``timeout``, one whose xdist worker died as
+    ``crashed``. Failures carry pytest's own text of them, for the run's summary and triage.
+    """
+
+    def __init__(self, path: Path, part: str) -> None:
+        self.part = part
+        # Line-buffered: one write per test, and nothing lost when the process dies.
+        self.out = path.open("a", encoding="utf-8", buffering=1)
         self.partial: dict[str, dict[str, Any]] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when not in ("setup", "call", "teardown"):
+            # xdist's report for a test whose worker died: the only report that test gets.
+            self._write(report, {"duration": report.duration, "outcome": "crashed"}, report)
+            return
         entry = self.partial.setdefault(report.nodeid, {"duration": 0.0, "outcome": None})
         entry["duration"] += report.duration
+        if not report.passed and "failure" not in entry and not report.skipped:
+            entry["failure"] = report
         if report.when == "setup" and not report.passed:
             entry["outcome"] = "error" if report.failed else "skipped"
         elif report.when == "call":
@@ -48,19 +63,113 @@ class ResultsRecorder:
         elif report.when == "teardown":
             if report.failed and entry["outcome"] in (None, "passed"):
                 entry["outcome"] = "error"
-            self._write(report, self.partial.pop(report.nodeid))
+            entry = self.partial.pop(report.nodeid)
+            self._write(report, entry, entry.get("failure"))
 
-    def _write(self, report: pytest.TestReport, entry: dict[str, Any]) -> None:
-        node = getattr(report, "node", None)  # set by xdist on the controller
-        worker = getattr(getattr(node, "gateway", None), "id", "")
-        line = {
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._write(report, {"duration": 0.0, "outcome": "error"}, report)
+
+    def _write(
+        self,
+        report: pytest.TestReport | pytest.CollectReport,
+        entry: dict[str, Any],
+        failure: pytest.TestReport | pytest.CollectReport | None,
+    ) -> None:
+        outcome = entry["outcome"] or "passed"
+        line: dict[str, Any] = {
             "nodeid": report.nodeid,
-            "outcome": entry["outcome"] or "passed",
+            "outcome": outcome,
             "duration": round(entry["duration"], 6),
-            "worker": worker,
+            "worker": _worker_of(report) or self.part,
         }
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(line) + "\n")
+        if failure is not None and outcome not in ("passed", "skipped", "xfailed", "xpassed"):
+            line.update(_failure_details(failure))
+            if outcome == "failed" and TIMEOUT_MARK in line["longrepr"]:
+                line["outcome"] = "timeout"
+        self.out.write(json.dumps(line) + "\n")
+
+    def pytest_unconfigure(self) -> None:
+        self.out.close()
+
+
+TIMEOUT_MARK = "Timeout >"  # how pytest-timeout's signal method fails a test
+MAX_LONGREPR = 20_000
+
+
+def _worker_of(report: pytest.TestReport | pytest.CollectReport) -> str:
+    node = getattr(report, "node", None)  # set by xdist on the controller
+    return str(getattr(getattr(node, "gateway", None), "id", ""))
+
+
+def _failure_details(report: pytest.TestReport | pytest.CollectReport) -> dict[str, Any]:
+    """pytest's text of a failure, its captured output, and where it was raised."""
+    text = report.longreprtext
+    if len(text) > MAX_LONGREPR:
+        half = MAX_LONGREPR // 2
+        text = f"{text[:half]}\n[... cut by noxlib ...]\n{text[-half:]}"
+    details: dict[str, Any] = {
+        "when": report.when if isinstance(report, pytest.TestReport) else "collect",
+        "longrepr": text,
+        "sections": [[title, content[-MAX_LONGREPR:]] for title, content in report.sections],
+    }
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        details["crash"] = {"path": crash.path, "lineno": crash.lineno, "message": crash.message}
+    entries = getattr(getattr(report.longrepr, "reprtraceback", None), "reprentries", [])
+    frames = [[loc.path, loc.lineno] for e in entries if (loc := getattr(e, "reprfileloc", None))]
+    if frames:
+        details["frames"] = frames[-30:]
+    return details
+
+
+class PartSelector:
+    """Keeps the tests of this process's part: its shard of the plan, or a list of ids.
+
+    Registered only inside a part of a noxlib run. It runs after every other plugin has
+    deselected (``-k``, ``-m``, groups), so shards balance exactly the tests that will run, and
+    it writes what it kept to ``share.txt`` in run order: the engine finds there the test a
+    dead process was running, and what is left to run.
+    """
+
+    def __init__(self, part: PartFiles, env: Mapping[str, str]) -> None:
+        self.part = part
+        self.env = env
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        from noxlib import parts
+
+        keep, event = parts.choose(self.part, [item.nodeid for item in items], self.env)
+        kept = [item for item in items if item.nodeid in keep]
+        dropped = [item for item in items if item.nodeid not in keep]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+        self.part.write_share([item.nodeid for item in kept], event)
+
+    def pytest_sessionfinish(self, exitstatus: int) -> None:
+        self.part.event({"event": "finished", "exitstatus": int(exitstatus)})
+
+
+class ShardIdentity:
+    """In a shard process, xdist's ``worker_id`` and ``testrun_uid`` fixtures answer as they
+    would in an xdist worker (``gw0``, ``gw1``, ...; one id for the whole run), so suites that
+    give each worker its own database or folder keep doing so."""
+
+    def __init__(self, worker: str, run_uid: str) -> None:
+        self.worker = worker
+        self.run_uid = run_uid
+
+    @pytest.fixture(scope="session")
+    def worker_id(self) -> str:
+        return self.worker
+
+    @pytest.fixture(scope="session")
+    def testrun_uid(self) -> str:
+        return self.run_uid
 
 
 class _Interrupts:
@@ -86,6 +195,8 @@ def _in_noxlib_run() -> bool:
 
 
 def _selected_groups() -> dict[str, list[str]]:
+    from noxlib.plan import GROUPS_ENV  # inside a noxlib run only: pytest alone never pays
+
     try:
         groups = json.loads(os.environ.get(GROUPS_ENV, "{}"))
     except ValueError:
@@ -93,26 +204,52 @@ def _selected_groups() -> dict[str, list[str]]:
     return groups if isinstance(groups, dict) else {}
 
 
+_PART_KEY = pytest.StashKey["PartFiles"]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not _in_noxlib_run():
         return
+    from noxlib.plan import group_marker
+
     for name in _selected_groups():
         config.addinivalue_line("markers", f"{group_marker(name)}: test of noxlib group {name}")
     _Interrupts().install()
-    if not hasattr(config, "workerinput"):  # serial run or xdist controller: the one recorder
-        recorder = ResultsRecorder(Path(os.environ[RUN_DIR_ENV]) / RESULTS_FILE)
-        config.pluginmanager.register(recorder, "noxlib-results")
+    if hasattr(config, "workerinput"):  # an xdist worker: its controller records and selects
+        return
+    from noxlib.parts import PART_DIR_ENV, PART_NAME_ENV, WORKER_ENV, PartFiles
+
+    part_dir = os.environ.get(PART_DIR_ENV)
+    if not part_dir:
+        return
+    part = PartFiles(Path(part_dir))
+    name = os.environ.get(PART_NAME_ENV, "")
+    config.pluginmanager.register(ResultsRecorder(part.results, name), "noxlib-results")
+    config.pluginmanager.register(PartSelector(part, os.environ), "noxlib-part")
+    worker = os.environ.get(WORKER_ENV)
+    if worker:
+        identity = ShardIdentity(worker, os.environ.get(RUN_ID_ENV, ""))
+        config.pluginmanager.register(identity, "noxlib-shard-identity")
+    config.stash[_PART_KEY] = part
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # tryfirst: the group markers must be on the items before pytest's own -m deselection.
-    groups = _selected_groups() if _in_noxlib_run() else {}
-    for name, roots in groups.items():
+    # tryfirst: the group markers must be on the items before pytest's own -m deselection, and
+    # what was collected is noted before anything is deselected (the durations file forgets
+    # tests a run no longer collects).
+    if not _in_noxlib_run():
+        return
+    from noxlib.plan import group_marker
+
+    for name, roots in _selected_groups().items():
         marker = group_marker(name)
         for item in items:
             if any(_is_under(item.path, root) for root in roots):
                 item.add_marker(marker)
+    part = config.stash.get(_PART_KEY, None)
+    if part is not None:
+        part.write_collected([item.nodeid for item in items], time.monotonic() - _LOADED)
 
 
 def _is_under(path: Path, root: str) -> bool:

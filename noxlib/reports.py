@@ -1,21 +1,29 @@
 """The timing report of a run: ``ci_timings.md`` for people, ``ci_timings.jsonl`` for trends.
 
-The pytest plugin appends one JSON line per finished test to the run's results file; this module
-reads it back (skipping lines a killed run left half-written) and renders the report.
+The pytest plugin appends one JSON line per finished test to each part's results file; the merge
+gathers them, and this module renders the report. Both files take concurrent runs: the
+markdown is replaced at once, and each jsonl line is appended whole under a lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from noxlib.merge import PartRow, Result, write_atomic
+from noxlib.parts import STATUSES
 from noxlib.pipeline import PhaseTiming
 
-OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+OUTCOMES = STATUSES
+# Shown in the counts line even when zero: the ones a reader looks for first.
+ALWAYS_SHOWN = ("passed", "failed", "skipped", "error")
 SLOWEST = 10
 
 
@@ -46,6 +54,10 @@ class RunSummary:
     results: tuple[TestResult, ...]
     started_at: str = ""
     list_all_up_to: int = 0
+    engine: str = ""
+    shard: str | None = None
+    parts: tuple[PartRow, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         counted = Counter(r.outcome for r in self.results)
@@ -55,27 +67,20 @@ class RunSummary:
         return sorted(self.results, key=lambda r: r.duration, reverse=True)[:n]
 
 
-def read_results(path: Path) -> list[TestResult]:
-    """Results the plugin wrote to ``path``; a missing file or a torn line is skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    results = []
-    for line in lines:
-        try:
-            data = json.loads(line)
-            results.append(
+def test_results(results: Iterable[Result]) -> list[TestResult]:
+    """The report's view of merged result lines (a malformed line is skipped)."""
+    found = []
+    for data in results:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            found.append(
                 TestResult(
                     str(data["nodeid"]),
                     str(data["outcome"]),
-                    float(data["duration"]),
+                    float(str(data["duration"])),
                     str(data.get("worker", "")),
                 )
             )
-        except (ValueError, KeyError, TypeError):
-            continue
-    return results
+    return found
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
@@ -92,13 +97,9 @@ def render_markdown(summary: RunSummary) -> str:
         "",
         f"- Run id: `{summary.run_id}`, started {summary.started_at}",
         f"- Groups: {', '.join(summary.groups) or '(paths given on the command line)'}",
-        f"- Mode: {summary.mode}, {summary.workers} worker(s)",
+        f"- Mode: {summary.mode}{_engine(summary)}, {summary.workers} worker(s)",
         "- Tests: "
-        + ", ".join(
-            f"{counts[k]} {k}"
-            for k in OUTCOMES
-            if counts[k] or k in ("passed", "failed", "skipped", "error")
-        ),
+        + ", ".join(f"{counts[k]} {k}" for k in OUTCOMES if counts[k] or k in ALWAYS_SHOWN),
         f"- Wall time: {summary.wall_seconds:.2f} s",
         "",
         "## Phases",
@@ -108,6 +109,9 @@ def render_markdown(summary: RunSummary) -> str:
             ((p.name, f"{p.seconds:.2f}", "ok" if p.ok else "raised") for p in summary.phases),
         ),
         "",
+        *[f"> {note}" for note in summary.notes],
+        *([""] if summary.notes else []),
+        *_parts_table(summary.parts),
     ]
     everything = 0 < len(summary.results) <= summary.list_all_up_to
     slow = summary.slowest(len(summary.results) if everything else SLOWEST)
@@ -125,6 +129,31 @@ def render_markdown(summary: RunSummary) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _engine(summary: RunSummary) -> str:
+    shard = f", CI shard {summary.shard}" if summary.shard else ""
+    return (f", engine {summary.engine}" if summary.engine else "") + shard
+
+
+def _parts_table(parts: Sequence[PartRow]) -> list[str]:
+    """A row per part: its status, tests, predicted and actual seconds."""
+    if len(parts) < 2:
+        return []
+    rows = (
+        (
+            p.name,
+            p.status,
+            p.tests,
+            f"{p.predicted:.2f}",
+            f"{p.seconds:.2f}",
+            p.attempts,
+            p.problem or "",
+        )
+        for p in parts
+    )
+    header = ("part", "status", "tests", "predicted s", "actual s", "processes", "note")
+    return ["## Parts", "", *_table(header, rows), ""]
+
+
 def to_json_line(summary: RunSummary) -> str:
     """One JSON object for ``ci_timings.jsonl``: the summary, with only the slowest tests."""
     data = {
@@ -133,7 +162,10 @@ def to_json_line(summary: RunSummary) -> str:
         "session": summary.session,
         "groups": list(summary.groups),
         "mode": summary.mode,
+        "engine": summary.engine,
+        "shard": summary.shard,
         "workers": summary.workers,
+        "parts": [asdict(p) for p in summary.parts],
         "status": summary.status,
         "wall_seconds": round(summary.wall_seconds, 3),
         "counts": summary.counts(),
@@ -144,13 +176,32 @@ def to_json_line(summary: RunSummary) -> str:
 
 
 def write_reports(reports_dir: Path, summary: RunSummary) -> Path:
-    """Write ``ci_timings.md`` (replaced), append to ``ci_timings.jsonl``; return the .md path."""
+    """Write ``ci_timings.md`` (replaced at once), append a line to ``ci_timings.jsonl``;
+    return the .md path."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     markdown = reports_dir / "ci_timings.md"
-    markdown.write_text(render_markdown(summary), encoding="utf-8")
-    with (reports_dir / "ci_timings.jsonl").open("a", encoding="utf-8") as trend:
-        trend.write(to_json_line(summary) + "\n")
+    write_atomic(markdown, render_markdown(summary))
+    append_line(reports_dir / "ci_timings.jsonl", to_json_line(summary))
     return markdown
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` whole, even while other runs append to the same file: one write on an
+    O_APPEND descriptor, under an exclusive lock (a line can be longer than the kernel's
+    atomic write size)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, (line + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def counts_line(summary: RunSummary) -> str:
+    """``12 passed, 1 failed, 0 skipped, 0 error in 3.2 s`` (every status that occurred)."""
+    counts = summary.counts()
+    shown = ", ".join(f"{counts[k]} {k}" for k in OUTCOMES if counts[k] or k in ALWAYS_SHOWN)
+    return f"{shown} in {summary.wall_seconds:.1f} s"
 
 
 def now_iso() -> str:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import nox
@@ -17,7 +19,37 @@ import nox.command
 
 from noxlib import cover, reaping, reports
 from noxlib.config import Config, load_config
+from noxlib.engine import Part, PartOutcome, run_parts
 from noxlib.errors import NoxlibError, UsageError
+from noxlib.merge import (
+    JUNIT_FILE,
+    RESULTS_FILE,
+    PartRow,
+    Result,
+    RunInfo,
+    check_shard_set,
+    collected,
+    disagreeing_parts,
+    merge_junit,
+    merged_results,
+    read_run_info,
+    selected_event,
+    update_durations,
+    write_results,
+    write_run_info,
+)
+from noxlib.options import help_text
+from noxlib.parts import (
+    DURATIONS_ENV,
+    KEEP_TOGETHER_ENV,
+    PART_NAME_ENV,
+    SHARDS_ENV,
+    WORKER_COUNT_ENV,
+    WORKER_ENV,
+    PartFiles,
+    read_durations,
+    write_durations,
+)
 from noxlib.pipeline import Pipeline
 from noxlib.plan import (
     GROUPS_ENV,
@@ -29,9 +61,11 @@ from noxlib.plan import (
     current_machine,
     groups_for_plugin,
     make_plan,
+    measures_coverage,
     parse_worker_setting,
     pytest_args,
 )
+from noxlib.progress import Progress, failures_report
 from noxlib.runs import Run, finish_run, start_run
 
 # What every session venv gets besides the project: the runner, its plugins, and psutil for
@@ -39,7 +73,6 @@ from noxlib.runs import Run, finish_run, start_run
 TEST_TOOLS: tuple[str, ...] = (
     "pytest",
     "pytest-xdist",
-    "pytest-cov",
     "coverage",
     "pytest-timeout",
     "psutil",
@@ -78,6 +111,9 @@ def register_sessions(
             name=mode.name, python=python, venv_backend=venv_backend, default=mode.name == "tests"
         )(_session_for(mode, config))
     nox.session(name="reap", venv_backend="none", default=False)(_reap_session_for(config))
+    nox.session(name="combine", python=python, venv_backend=venv_backend, default=False)(
+        _combine_session_for(config)
+    )
     return config
 
 
@@ -108,6 +144,15 @@ def _reap_session_for(config: Config) -> Callable[[nox.Session], None]:
             session.log("noxlib: no process left by a dead run is running")
 
     return reap
+
+
+def _combine_session_for(config: Config) -> Callable[[nox.Session], None]:
+    def combine_session(session: nox.Session) -> None:
+        """Merge CI shards' reports folders (-- DIR ...) into one run's reports."""
+        combine(session, config)
+
+    combine_session.__name__ = "combine"
+    return combine_session
 
 
 def self_install_args() -> list[str]:
@@ -141,17 +186,30 @@ class TestRun:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, session: nox.Session, config: Config, plan: Plan, run: Run) -> None:
+    def __init__(
+        self,
+        session: nox.Session,
+        config: Config,
+        plan: Plan,
+        run: Run,
+        durations: Mapping[str, float],
+    ) -> None:
         self.session = session
         self.config = config
         self.plan = plan
         self.run = run
+        self.durations = durations
         self.pipeline = Pipeline(log=session.log)
         self.rcfile: Path | None = None
         self.installed = False
         self.status = "not started"
         self.warden: reaping.Warden | None = None
         self.started_at = reports.now_iso()
+        self.parts: list[Part] = []
+        self.outcomes: list[PartOutcome] = []
+        self.results: list[Result] = []
+        self.rows: list[PartRow] = []
+        self.notes: list[str] = []
 
     # pre phases
     def reap_stale(self) -> None:
@@ -162,11 +220,11 @@ class TestRun:
     def start_warden(self) -> None:
         self.warden = reaping.Warden.start(self.run, grace=self.config.reap_grace)
 
-    def erase_coverage(self) -> None:
-        removed = cover.erase_data(self.config.root)
-        if removed:
-            self.session.log(f"noxlib: erased {removed} old coverage data file(s)")
-        if self.config.coverage.enabled:
+    def prepare(self) -> None:
+        """The run's own copies: every part plans from one snapshot of the durations, and
+        coverage data stays in the run folder."""
+        write_durations(self.run.dir / "durations.json", self.durations)
+        if measures_coverage(self.plan, self.config):
             self.rcfile = cover.write_rcfile(self.config.root, self.config.coverage, self.run.dir)
 
     def install(self) -> None:
@@ -175,29 +233,88 @@ class TestRun:
         self.installed = True
 
     def pytest(self) -> None:
-        env = {
-            **self.run.env(),
-            GROUPS_ENV: groups_for_plugin(self.plan.groups, self.config.root),
-            "NOXLIB_SESSION": self.plan.mode.name,
-        }
+        if _install_only(self.session):
+            self.session.log("noxlib: --install-only: no test runs")
+            return
+        self.parts = self.make_parts()
+        for part in self.parts:
+            self.session.log(f"noxlib: {part.name}: {shlex.join(part.argv[1:])}")
+        self.status = "interrupted"
+        progress = None
+        if len(self.parts) > 1:
+            files = [part.files for part in self.parts]
+            progress = Progress(files, sys.stdout.write, tty=sys.stdout.isatty())
+        try:
+            self.outcomes = run_parts(
+                self.parts, self.plan.slots, tick=progress.tick if progress else _no_tick
+            )
+        finally:
+            if progress:
+                progress.close()
+                sys.stdout.flush()
+        self.status = _run_status(self.outcomes)
+        self.tell_outcomes()
+        if self.status != "passed":
+            raise nox.command.CommandFailed(f"tests {self.status}")
+
+    def make_parts(self) -> list[Part]:
+        """One pytest process per part: the serial one, the xdist controller, or N shards."""
+        names = ["serial"] if self.plan.engine.name == "serial" else [self.plan.engine.name]
+        if self.plan.engine.name == "shards":
+            names = [f"shard-{k}" for k in range(1, self.plan.workers.count + 1)]
+        env = self.base_env()
+        python = str(Path(self.session.bin) / "python")
+        parts = []
+        for index, name in enumerate(names, 1):
+            folder = self.run.dir / "parts" / name
+            args = pytest_args(self.plan, self.config, PartFiles(folder).junit)
+            argv = [python, "-m", "pytest", *args]
+            if self.rcfile:
+                argv[1:3] = ["-m", "coverage", "run", "--rcfile", str(self.rcfile), "-m", "pytest"]
+            levels = [str(self.plan.shard)] if self.plan.shard else []
+            part_env = {**env, PART_NAME_ENV: name}
+            if self.plan.engine.name == "shards":
+                levels.append(f"{index}/{len(names)}")
+                # As xdist names its workers: suites give each its own database or folder.
+                part_env.update({WORKER_ENV: f"gw{index - 1}", WORKER_COUNT_ENV: str(len(names))})
+            if levels:
+                part_env[SHARDS_ENV] = " ".join(levels)
+                part_env[KEEP_TOGETHER_ENV] = self.config.keep_together
+            parts.append(Part(name, tuple(argv), part_env, folder, passthrough=len(names) == 1))
+        return parts
+
+    def base_env(self) -> dict[str, str]:
+        """The session venv's environment (as nox's session.run builds it) and the run's."""
+        env = {**os.environ, **{k: v for k, v in self.session.env.items() if v is not None}}
+        env["PATH"] = os.pathsep.join([*(self.session.bin_paths or []), env.get("PATH", "")])
+        env.update(self.run.env())
+        env[GROUPS_ENV] = groups_for_plugin(self.plan.groups, self.config.root)
+        env["NOXLIB_SESSION"] = self.plan.mode.name
+        env[DURATIONS_ENV] = str(self.run.dir / "durations.json")
         if self.plan.mode.ci:
             env["CI"] = "true"
-        command = ["python", "-m", "pytest", *pytest_args(self.plan, self.config)]
         if self.rcfile:
             env["COVERAGE_RCFILE"] = str(self.rcfile)
-            command[1:3] = ["-m", "coverage", "run", "--rcfile", str(self.rcfile), "-m", "pytest"]
-        self.status = "interrupted"
-        try:
-            self.session.run(
-                *command,
-                env=env,
-                interrupt_timeout=0.0,
-                terminate_timeout=PYTEST_SHUTDOWN_SECONDS,
-            )
-        except nox.command.CommandFailed as exc:
-            self.status = f"failed (pytest exit {exc.return_code})"
-            raise
-        self.status = "passed"
+        return env
+
+    def tell_outcomes(self) -> None:
+        """After parts ran in the background: their failures in pytest's words, and why any
+        part ended early."""
+        if len(self.parts) < 2:
+            return
+        results = merged_results(part.files.results for part in self.parts)
+        text = failures_report(results, width=shutil.get_terminal_size().columns)
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        for outcome in self.outcomes:
+            if outcome.problem:
+                self.session.log(f"noxlib: {outcome.part.name}: {outcome.problem}")
+            for nodeid in outcome.crashed:
+                self.session.log(
+                    f"noxlib: {outcome.part.name}: its pytest process died while running "
+                    f"{nodeid} (reported as crashed); the rest of its tests ran in a new one"
+                )
 
     # post phases
     def reap(self) -> None:
@@ -205,27 +322,61 @@ class TestRun:
             self.warden.stop()
         reaping.reap_run(self.run, self.session.log, grace=self.config.reap_grace)
 
+    def merge(self) -> None:
+        """One run from its parts: results, JUnit XML, durations, the run's description."""
+        files = [part.files for part in self.parts]
+        self.results = merged_results(f.results for f in files)
+        self.rows = [_part_row(outcome) for outcome in self.outcomes]
+        differ = disagreeing_parts(files)
+        if differ:
+            self.notes.append(
+                f"Parts {', '.join(differ)} collected other tests than the first part: shards "
+                "may have missed or repeated tests (is collection random or machine-specific?)"
+            )
+        reports_dir = self.config.reports_path
+        if self.results:
+            ids, collected_files = collected(files)
+            whole = [] if self.plan.explicit_paths else collected_files
+            update_durations(
+                self.config.durations_path,
+                self.results,
+                collected_ids=ids,
+                whole_files=whole,
+                root=self.config.root,
+            )
+        write_results(reports_dir / RESULTS_FILE, self.results)
+        if self.plan.mode.ci:
+            junit_files = [path for f in files for path in f.junit_files()]
+            merge_junit(junit_files, self.results, reports_dir / JUNIT_FILE)
+        write_run_info(reports_dir, self.run_info(files))
+
+    def run_info(self, files: list[PartFiles]) -> RunInfo:
+        plans = [selected_event(f).get("plans") for f in files]
+        first = next((p for p in plans if isinstance(p, list) and p), [""])
+        return RunInfo(
+            session=self.plan.mode.name,
+            groups=tuple(g.name for g in self.plan.groups),
+            shard=str(self.plan.shard) if self.plan.shard else None,
+            plan=str(first[0]) if self.plan.shard else "",
+            root=str(self.config.root),
+            status=self.status,
+            wall_seconds=round(self.pipeline.elapsed(), 3),
+            parts=tuple(self.rows),
+        )
+
     def combine_coverage(self) -> None:
         if not self.rcfile:
             return
         if not self.installed:
             self.session.log("noxlib: no coverage to combine: the venv install did not finish")
             return
-        args = [
-            "--rcfile",
-            str(self.rcfile),
-            "--fail-under",
-            f"{self.config.coverage.fail_under:g}",
-        ]
+        reports_dir = self.config.reports_path
+        args = ["--data", str(self.run.dir / "coverage")]
+        args += ["--publish-data", str(reports_dir / cover.PUBLISHED_DATA)]
         if self.plan.mode.ci:
-            reports_dir = self.config.reports_path
-            args += [
-                "--xml",
-                str(reports_dir / "coverage.xml"),
-                "--html",
-                str(reports_dir / "htmlcov"),
-            ]
-        self.session.run("python", "-m", "noxlib.cover", *args)
+            args += ["--xml", str(reports_dir / "coverage.xml")]
+            args += ["--html", str(reports_dir / "htmlcov")]
+        run_cover(self.session, self.config, self.rcfile, args)
 
     def report(self) -> None:
         summary = reports.RunSummary(
@@ -233,21 +384,20 @@ class TestRun:
             run_id=self.run.run_id,
             groups=tuple(g.name for g in self.plan.groups),
             mode="parallel" if self.plan.parallel else "serial",
-            workers=self.plan.workers.count,
+            workers=self.plan.slots,
             status=self.status,
             wall_seconds=self.pipeline.elapsed(),
             phases=tuple(self.pipeline.timings),
-            results=tuple(reports.read_results(self.run.results_path)),
+            results=tuple(reports.test_results(self.results)),
             started_at=self.started_at,
             list_all_up_to=self.config.report_all_tests,
+            engine=self.plan.engine.name,
+            shard=str(self.plan.shard) if self.plan.shard else None,
+            parts=tuple(self.rows),
+            notes=tuple(self.notes),
         )
         path = reports.write_reports(self.config.reports_path, summary)
-        counts = summary.counts()
-        self.session.log(
-            f"noxlib: {counts['passed']} passed, {counts['failed']} failed, "
-            f"{counts['skipped']} skipped, {counts['error']} errors in "
-            f"{summary.wall_seconds:.1f} s; timing report: {path}"
-        )
+        self.session.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
 
     def execute(self) -> None:
         try:
@@ -255,7 +405,7 @@ class TestRun:
                 (
                     ("reap-stale", self.reap_stale),
                     ("warden", self.start_warden),
-                    ("erase-coverage", self.erase_coverage),
+                    ("prepare", self.prepare),
                     ("install", self.install),
                     ("pytest", self.pytest),
                 ),
@@ -263,12 +413,51 @@ class TestRun:
                 # combine phase reads it.
                 post=(
                     ("reap", self.reap),
+                    ("merge", self.merge),
                     ("combine-coverage", self.combine_coverage),
                     ("report", self.report),
                 ),
             )
         finally:
             finish_run(self.run)
+
+
+def _no_tick(elapsed: float) -> None:
+    return None
+
+
+def _install_only(session: nox.Session) -> bool:
+    # nox's session.run skips commands under --install-only; the engine starts its processes
+    # itself, so it asks the same setting.
+    return bool(getattr(session._runner.global_config, "install_only", False))
+
+
+def _run_status(outcomes: list[PartOutcome]) -> str:
+    """One status for the run: the worst of its parts'."""
+    for status in ("interrupted", "error", "crashed", "failed"):
+        if any(o.status == status for o in outcomes):
+            return status
+    return "passed"
+
+
+def _part_row(outcome: PartOutcome) -> PartRow:
+    event = selected_event(outcome.part.files)
+    return PartRow(
+        name=outcome.part.name,
+        status=outcome.status,
+        tests=int(str(event.get("count", 0))),
+        predicted=float(str(event.get("predicted", 0.0))),
+        seconds=round(outcome.seconds, 3),
+        attempts=outcome.attempts,
+        problem=outcome.problem,
+    )
+
+
+def run_cover(session: nox.Session, config: Config, rcfile: Path, args: list[str]) -> None:
+    """``python -m noxlib.cover`` in the session venv (where coverage is), judged against the
+    project's thresholds."""
+    threshold = ["--fail-under", f"{config.coverage.fail_under:g}"]
+    session.run("python", "-m", "noxlib.cover", "--rcfile", str(rcfile), *args, *threshold)
 
 
 def run_tests(session: nox.Session, config: Config, mode: str = "tests") -> None:
@@ -278,8 +467,94 @@ def run_tests(session: nox.Session, config: Config, mode: str = "tests") -> None
     session (e.g. with another python) and get the same plan, phases, reaping and reports.
     """
     try:
-        plan = make_plan(MODES[mode], session.posargs, os.environ, config, current_machine())
+        durations = read_durations(config.durations_path)
+        plan = make_plan(
+            MODES[mode], session.posargs, os.environ, config, current_machine(), durations=durations
+        )
     except UsageError as exc:
         session.error(str(exc))
+    if plan.options.help:
+        session.log(help_text())
+        return
     session.log(banner(plan, config))
-    TestRun(session, config, plan, start_run(config.state_dir)).execute()
+    TestRun(session, config, plan, start_run(config.state_dir), durations).execute()
+
+
+def combine(session: nox.Session, config: Config) -> None:
+    """Merge the reports folders of a CI matrix's shards (posargs) into this project's."""
+    folders = [Path(word) for word in session.posargs]
+    try:
+        infos = {folder: read_run_info(folder) for folder in folders}
+        total = check_shard_set(infos)
+    except UsageError as exc:
+        session.error(str(exc))
+    session.log(f"noxlib: combining {total} shards: {', '.join(map(str, folders))}")
+    pipeline = Pipeline(log=session.log)
+    reports_dir = config.reports_path
+    results = merged_results(folder / RESULTS_FILE for folder in folders)
+
+    def merge_files() -> None:
+        junit = [folder / JUNIT_FILE for folder in folders]
+        merge_junit(junit, results, reports_dir / JUNIT_FILE)
+        write_results(reports_dir / RESULTS_FILE, results)
+        size = update_durations(config.durations_path, results, root=config.root)
+        session.log(f"noxlib: durations of {size} tests in {config.durations_path}")
+
+    def combine_coverage() -> None:
+        data = [folder / cover.PUBLISHED_DATA for folder in folders]
+        data = [path for path in data if path.is_file()]
+        if not data:
+            session.log("noxlib: no shard left coverage data; no coverage to combine")
+            return
+        session.install("coverage", "tomli; python_version < '3.11'")
+        session.install("--no-deps", *self_install_args())
+        rcfile = cover.write_rcfile(config.root, config.coverage, Path(session.create_tmp()))
+        roots = {info.root for info in infos.values()} - {str(config.root)}
+        args = [arg for path in data for arg in ("--data", str(path))]
+        args += [arg for root in sorted(roots) for arg in ("--other-root", root)]
+        args += ["--publish-data", str(reports_dir / cover.PUBLISHED_DATA)]
+        args += ["--xml", str(reports_dir / "coverage.xml"), "--html", str(reports_dir / "htmlcov")]
+        run_cover(session, config, rcfile, args)
+
+    def report() -> None:
+        first = next(iter(infos.values()))
+        rows = [_shard_row(info) for info in sorted(infos.values(), key=_shard_index)]
+        failed = [row.name for row in rows if row.status != "passed"]
+        summary = reports.RunSummary(
+            session=first.session,
+            run_id=f"combined {total} shards",
+            groups=first.groups,
+            mode=f"sharded across {total} machines",
+            workers=total,
+            status=f"failed ({', '.join(failed)})" if failed else "passed",
+            wall_seconds=max(info.wall_seconds for info in infos.values()),
+            phases=tuple(pipeline.timings),
+            results=tuple(reports.test_results(results)),
+            started_at=reports.now_iso(),
+            engine="shards",
+            parts=tuple(rows),
+        )
+        path = reports.write_reports(reports_dir, summary)
+        session.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
+        if failed:
+            raise nox.command.CommandFailed(f"shards {', '.join(failed)} did not pass")
+
+    pipeline.execute(
+        (("merge", merge_files), ("combine-coverage", combine_coverage)),
+        post=(("report", report),),
+    )
+
+
+def _shard_index(info: RunInfo) -> int:
+    return int(str(info.shard).split("/")[0])
+
+
+def _shard_row(info: RunInfo) -> PartRow:
+    return PartRow(
+        name=f"shard {info.shard}",
+        status=info.status,
+        tests=sum(row.tests for row in info.parts),
+        predicted=max((row.predicted for row in info.parts), default=0.0),
+        seconds=info.wall_seconds,
+        attempts=sum(row.attempts for row in info.parts),
+    )

@@ -1,0 +1,224 @@
+"""The process engine: runs the parts of a run, each as its own pytest process.
+
+Pure mechanics with subprocess: what a part runs (argv, environment) is decided above, in the
+plan and the nox boundary. The engine keeps at most ``slots`` processes running, sends a part's
+output to its log file (or straight to the terminal when it runs alone), and when a process dies
+in the middle of its tests it records the test it was running as ``crashed`` and starts a new
+process for the tests it had not reached yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from noxlib.parts import PART_DIR_ENV, SELECT_ENV, PartFiles, read_lines
+
+POLL_SECONDS = 0.1
+# After Ctrl-C or SIGTERM each pytest process gets SIGTERM (the plugin turns it into a clean
+# KeyboardInterrupt) and this long to tear its fixtures down before SIGKILL.
+SHUTDOWN_SECONDS = 30.0
+# A part whose processes keep dying is given up after this many processes.
+MAX_ATTEMPTS = 50
+
+
+@dataclass(frozen=True)
+class Part:
+    """One pytest process's worth of the run: its name, command, environment and folder.
+
+    ``passthrough`` sends its output to the terminal (a part that runs alone); otherwise it goes
+    to the part's log file.
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    dir: Path
+    passthrough: bool = False
+
+    @property
+    def files(self) -> PartFiles:
+        return PartFiles(self.dir)
+
+
+@dataclass
+class PartOutcome:
+    """How a part ended: ``status`` is passed, failed, crashed, error or interrupted."""
+
+    part: Part
+    status: str = "not started"
+    exit_code: int | None = None
+    seconds: float = 0.0
+    attempts: int = 0
+    crashed: list[str] = field(default_factory=list)
+    problem: str = ""  # why a part ended without running its tests, for the summary
+
+
+@dataclass
+class _Running:
+    part: Part
+    popen: subprocess.Popen[bytes]
+    started: float
+    meta_offset: int
+
+
+Tick = Callable[[float], object]
+
+
+def run_parts(
+    parts: Sequence[Part], slots: int, *, tick: Tick = lambda elapsed: None
+) -> list[PartOutcome]:
+    """Run ``parts`` with at most ``slots`` processes at a time; return how each ended, in order.
+
+    ``tick(elapsed seconds)`` is called about every POLL_SECONDS while processes run (the
+    progress line). KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it) stops every process
+    gracefully, marks unfinished parts ``interrupted`` and is raised again.
+    """
+    outcomes = {part.name: PartOutcome(part) for part in parts}
+    waiting = list(parts)
+    running: list[_Running] = []
+    start = time.monotonic()
+    try:
+        while waiting or running:
+            while waiting and len(running) < max(1, slots):
+                part = waiting.pop(0)
+                running.append(_launch(part, outcomes[part.name]))
+            time.sleep(POLL_SECONDS)
+            for proc in [r for r in running if r.popen.poll() is not None]:
+                running.remove(proc)
+                again = _finish(proc, outcomes[proc.part.name])
+                if again is not None:
+                    waiting.insert(0, again)
+            tick(time.monotonic() - start)
+    except KeyboardInterrupt:
+        _stop_all(running, outcomes)
+        raise
+    return [outcomes[part.name] for part in parts]
+
+
+def _launch(part: Part, outcome: PartOutcome) -> _Running:
+    files = part.files
+    files.dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        files.share.unlink()  # a share left by an earlier process would name the wrong tests
+    offset = files.meta.stat().st_size if files.meta.exists() else 0
+    env = {**part.env, PART_DIR_ENV: str(part.dir)}
+    outcome.attempts += 1
+    if part.passthrough:
+        popen = subprocess.Popen(part.argv, env=env)
+    else:
+        with files.log.open("ab") as log:
+            popen = subprocess.Popen(
+                part.argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+    outcome.status = "running"
+    return _Running(part, popen, time.monotonic(), offset)
+
+
+def _finish(proc: _Running, outcome: PartOutcome) -> Part | None:
+    """Record how ``proc`` ended; return the part to run again for its remaining tests."""
+    outcome.seconds += time.monotonic() - proc.started
+    code = proc.popen.returncode
+    outcome.exit_code = code
+    files = proc.part.files
+    events = files.events(proc.meta_offset)
+    finished = [e for e in events if e.get("event") == "finished"]
+    if finished:
+        status = _status_of(int(str(finished[-1].get("exitstatus", code))))
+        # A part that lost a test to a crash says so, however its last process ended.
+        outcome.status = "crashed" if outcome.crashed and status != "interrupted" else status
+        return None
+    share = read_lines(files.share)
+    if not any(e.get("event") == "selected" for e in events) or not share:
+        outcome.status = "error" if not outcome.crashed else "crashed"
+        outcome.problem = (
+            f"pytest {_how(code)} before it started its tests; see {files.log}"
+            if not proc.part.passthrough
+            else f"pytest {_how(code)} before it started its tests"
+        )
+        return None
+    done = {r["nodeid"] for r in read_results(files.results)}
+    left = [nodeid for nodeid in share if nodeid not in done]
+    outcome.status = "crashed"
+    if not left:
+        outcome.problem = f"pytest {_how(code)} after its last test"
+        return None
+    victim, rest = left[0], left[1:]
+    outcome.crashed.append(victim)
+    _record_crash(files, victim, proc.part.name, code, time.monotonic() - proc.started)
+    if not rest or outcome.attempts >= MAX_ATTEMPTS:
+        return None
+    files.select.write_text("".join(f"{nodeid}\n" for nodeid in rest), encoding="utf-8")
+    files.set_aside(outcome.attempts)
+    return replace(proc.part, env={**proc.part.env, SELECT_ENV: str(files.select)})
+
+
+def _status_of(exitstatus: int) -> str:
+    # pytest's exit codes: 0 all passed, 5 nothing to run (a shard may get nothing), 2 stopped.
+    if exitstatus in (0, 5):
+        return "passed"
+    if exitstatus == 2:
+        return "interrupted"
+    return "failed" if exitstatus == 1 else "error"
+
+
+def _how(code: int | None) -> str:
+    if code is None:
+        return "stopped"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"died with {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def _record_crash(files: PartFiles, nodeid: str, part: str, code: int | None, spent: float) -> None:
+    """Write the test a dead process was running into the part's results, as crashed."""
+    line = {
+        "nodeid": nodeid,
+        "outcome": "crashed",
+        "duration": 0.0,
+        "worker": part,
+        "when": "call",
+        "longrepr": f"The pytest process of part {part} {_how(code)} while this test ran "
+        f"({spent:.1f} s into the process). Its output is in {files.log}.",
+    }
+    with files.results.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")
+
+
+def read_results(path: Path) -> list[dict[str, object]]:
+    """The result lines of a part's results file; a line torn by a dead writer is skipped."""
+    found = []
+    with contextlib.suppress(FileNotFoundError), path.open("rb") as handle:
+        for raw in handle:
+            with contextlib.suppress(ValueError):
+                record = json.loads(raw)
+                if isinstance(record, dict) and "nodeid" in record:
+                    found.append(record)
+    return found
+
+
+def _stop_all(running: list[_Running], outcomes: dict[str, PartOutcome]) -> None:
+    """SIGTERM every running pytest, wait for their teardown, SIGKILL what is left."""
+    for proc in running:
+        with contextlib.suppress(OSError):
+            proc.popen.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + SHUTDOWN_SECONDS
+    for proc in running:
+        try:
+            proc.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            proc.popen.wait()
+        outcome = outcomes[proc.part.name]
+        outcome.seconds += time.monotonic() - proc.started
+        outcome.exit_code = proc.popen.returncode
+    for outcome in outcomes.values():
+        if outcome.status in ("running", "not started"):
+            outcome.status = "interrupted"

@@ -1,0 +1,101 @@
+"""noxlib's own options after ``--``: one table, one grammar, one error style.
+
+After ``--`` come group names, then noxlib's options, then everything else, which goes to
+pytest verbatim: ``nox -s tests -- unit --engine xdist -k login``. ``--noxlib-help`` lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from noxlib.errors import UsageError
+
+ENGINES = ("auto", "shards", "xdist")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One noxlib option: its flag, the values it takes (empty for a switch), its help."""
+
+    flag: str
+    help: str
+    choices: tuple[str, ...] = ()
+
+
+OPTIONS = (
+    Option(
+        "--engine",
+        "how a parallel run runs its tests for this run: shards (N pytest processes, each "
+        "over its share), xdist (pytest-xdist), or auto (shards, or serial when the recorded "
+        "durations say parallel cannot win); default: the engine setting",
+        ENGINES,
+    ),
+    Option("--coverage", "measure coverage in this run, whatever the session"),
+    Option("--no-coverage", "do not measure coverage in this run, not even in ci"),
+    Option("--noxlib-help", "list these options and exit"),
+)
+_BY_FLAG = {option.flag: option for option in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Options:
+    """The noxlib options of one run; None means "not given, use the settings"."""
+
+    engine: str | None = None
+    coverage: bool | None = None
+    help: bool = False
+    given: tuple[str, ...] = field(default=())
+
+
+def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
+    """Read noxlib's options from the start of ``words``; return them and the rest (pytest's).
+
+    Parsing stops at the first word that is not one of noxlib's options, so pytest's own
+    options and arguments pass through untouched.
+    """
+    values: dict[str, str | None] = {}
+    index = 0
+    while index < len(words):
+        flag, eq, inline = words[index].partition("=")
+        option = _BY_FLAG.get(flag)
+        if option is None:
+            break
+        index += 1
+        value: str | None = None
+        if option.choices:
+            if eq:
+                value = inline
+            elif index < len(words):
+                value, index = words[index], index + 1
+            if value not in option.choices:
+                raise UsageError(
+                    f"Invalid value {value!r} for {flag} (after --): expected one of "
+                    f"{', '.join(option.choices)}, e.g. nox -s tests-parallel -- {flag} "
+                    f"{option.choices[-1]}. nox -s tests -- --noxlib-help lists every option."
+                )
+        elif eq:
+            raise UsageError(f"{flag} (after --) takes no value, but was given {inline!r}.")
+        values[flag] = value
+    coverage = None
+    if "--coverage" in values and "--no-coverage" in values:
+        raise UsageError("--coverage and --no-coverage (after --) contradict each other; use one.")
+    if "--coverage" in values or "--no-coverage" in values:
+        coverage = "--coverage" in values
+    options = Options(
+        engine=values.get("--engine"),
+        coverage=coverage,
+        help="--noxlib-help" in values,
+        given=tuple(values),
+    )
+    return options, tuple(words[index:])
+
+
+def help_text() -> str:
+    """The list of noxlib's options, for ``--noxlib-help``."""
+    width = max(len(o.flag) + (len(" NAME") if o.choices else 0) for o in OPTIONS)
+    lines = ["noxlib options (after --, after any group names, before pytest's arguments):"]
+    for option in OPTIONS:
+        usage = option.flag + (" NAME" if option.choices else "")
+        lines.append(f"  {usage.ljust(width)}  {option.help}")
+    return "\n".join(lines)

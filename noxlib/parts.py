@@ -1,0 +1,373 @@
+"""The tests cut into parts: the durations file and the shard planner.
+
+Pure mechanics (json and statistics only). Every shard process imports this module to pick its
+own share of the tests it collected; the nox side imports it to predict a run's time and to
+explain the engine it chose. Both compute the same plan from the same inputs, so N processes, or
+N CI machines, never need to talk to each other to split a suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import heapq
+import json
+import os
+import statistics
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from noxlib.errors import UsageError
+
+# pytest-split's file name and format (a JSON object from node id to seconds): a project coming
+# from pytest-split keeps its file and its figures.
+DEFAULT_DURATIONS_FILE = ".test_durations"
+# What a test costs when nothing is known about it or its file.
+UNKNOWN_SECONDS = 1.0
+KEEP_TOGETHER = ("none", "module", "class")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One of N parts of a suite: its tests (sorted by node id) and their predicted seconds."""
+
+    index: int
+    tests: tuple[str, ...]
+    predicted: float
+
+
+def file_of(nodeid: str) -> str:
+    """The file part of a pytest node id (``tests/a.py::T::t[1]`` -> ``tests/a.py``)."""
+    return nodeid.split("::", 1)[0]
+
+
+def read_durations(path: Path) -> dict[str, float]:
+    """The durations file at ``path`` as ``{node id: seconds}``; {} when it does not exist.
+
+    Raises UsageError naming the file when it is not a JSON object from strings to numbers:
+    a plan from a garbled file would be silently unbalanced.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise _bad_durations(path, f"it is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise _bad_durations(path, f"it holds a JSON {type(data).__name__}, not an object")
+    for key, value in data.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise _bad_durations(path, f"test {key!r} has {value!r}, not a number of seconds")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def _bad_durations(path: Path, why: str) -> UsageError:
+    return UsageError(
+        f"The durations file {path} cannot be used: {why}. It maps pytest node ids to seconds, "
+        '{"tests/test_a.py::test_x": 0.12}. Fix it, or delete it: the next run writes a new one.'
+    )
+
+
+def write_durations(path: Path, durations: Mapping[str, float]) -> None:
+    """Replace the durations file at ``path`` atomically (a concurrent reader sees old or new)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({k: round(v, 4) for k, v in sorted(durations.items())}, indent=1)
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text + "\n")
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+
+
+def merge_durations(
+    old: Mapping[str, float],
+    measured: Mapping[str, float],
+    *,
+    collected: Iterable[str] = (),
+    full_files: Iterable[str] = (),
+    existing_file: Callable[[str], bool] | None = None,
+) -> dict[str, float]:
+    """``old`` updated with the ``measured`` figures of one run.
+
+    Ids that the run no longer collects are dropped: those whose file the run collected whole
+    (``full_files``) but which are not in ``collected``, and those whose file no longer exists
+    (``existing_file(path)`` is False). Every other id keeps its old figure: a run of one group
+    must not forget the others.
+    """
+    merged = dict(old)
+    merged.update(measured)
+    seen = set(collected)
+    whole = set(full_files)
+    for nodeid in list(merged):
+        path = file_of(nodeid)
+        gone_from_file = path in whole and nodeid not in seen and nodeid not in measured
+        if gone_from_file or (existing_file is not None and not existing_file(path)):
+            del merged[nodeid]
+    return merged
+
+
+def prices(tests: Sequence[str], durations: Mapping[str, float]) -> dict[str, float]:
+    """What each test is expected to cost: its recorded seconds; for a test never recorded, the
+    median of its file's recorded tests, else the median of all recorded tests, else 1 s."""
+    by_file: dict[str, list[float]] = {}
+    for nodeid, seconds in durations.items():
+        by_file.setdefault(file_of(nodeid), []).append(seconds)
+    overall = statistics.median(durations.values()) if durations else UNKNOWN_SECONDS
+    file_medians = {path: statistics.median(values) for path, values in by_file.items()}
+    return {
+        t: durations[t] if t in durations else file_medians.get(file_of(t), overall) for t in tests
+    }
+
+
+def unit_of(nodeid: str, keep_together: str) -> str:
+    """The unit a test is scheduled with: itself, its module, or its class (else itself)."""
+    if keep_together == "module":
+        return file_of(nodeid)
+    if keep_together == "class":
+        parts = nodeid.split("::")
+        return "::".join(parts[:-1]) if len(parts) > 2 else nodeid
+    return nodeid
+
+
+def plan_shards(
+    tests: Iterable[str],
+    durations: Mapping[str, float],
+    count: int,
+    keep_together: str = "none",
+) -> list[Shard]:
+    """Split ``tests`` into ``count`` shards of about equal predicted time.
+
+    Longest processing time first: units (tests, or modules or classes kept together) sorted by
+    node id, then by cost, longest first, each to the least loaded shard (then the one with the
+    fewest tests, then the lowest index). The result depends only on the arguments, so every
+    process and every machine computes the same plan. No shard is left empty while there are at
+    least ``count`` tests: keep-together gives way (the costliest units are split) when there
+    are fewer units than shards.
+    """
+    if count < 1:
+        raise ValueError(f"a plan needs at least one shard, not {count}")
+    ordered = sorted(set(tests))
+    cost = prices(ordered, durations)
+    units = _units(ordered, keep_together, cost, count)
+    # sorted() is stable: equal costs stay in node id order.
+    ranked = sorted(units.items(), key=lambda item: -sum(cost[t] for t in item[1]))
+    heap = [(0.0, 0, index) for index in range(count)]
+    members: list[list[str]] = [[] for _ in range(count)]
+    loads = [0.0] * count
+    for _, unit_tests in ranked:
+        load, size, index = heapq.heappop(heap)
+        members[index].extend(unit_tests)
+        loads[index] = load + sum(cost[t] for t in unit_tests)
+        heapq.heappush(heap, (loads[index], size + len(unit_tests), index))
+    return [Shard(i, tuple(sorted(members[i])), loads[i]) for i in range(count)]
+
+
+def _units(
+    ordered: list[str], keep_together: str, cost: Mapping[str, float], count: int
+) -> dict[str, list[str]]:
+    units: dict[str, list[str]] = {}
+    for nodeid in ordered:
+        units.setdefault(unit_of(nodeid, keep_together), []).append(nodeid)
+    # Fewer units than shards: split the costliest ones until every shard can get one.
+    while len(units) < min(count, len(ordered)):
+        key = max(
+            (k for k, v in units.items() if len(v) > 1),
+            key=lambda k: (sum(cost[t] for t in units[k]), k),
+        )
+        for nodeid in units.pop(key):
+            units[nodeid] = [nodeid]
+    return units
+
+
+def plan_digest(shards: Sequence[Shard]) -> str:
+    """A short fingerprint of a whole plan: shards of one run (or one CI matrix) must agree."""
+    digest = hashlib.sha256()
+    for shard in shards:
+        digest.update(f"{shard.index}\0".encode())
+        digest.update("\0".join(shard.tests).encode())
+        digest.update(b"\1")
+    return digest.hexdigest()[:16]
+
+
+def ids_digest(ids: Iterable[str]) -> str:
+    """A short fingerprint of a set of node ids (what a process collected)."""
+    return hashlib.sha256("\0".join(sorted(ids)).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """Shard ``index`` (1-based) of ``total``."""
+
+    index: int
+    total: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.total}"
+
+
+def parse_shard(text: str, source: str) -> ShardSpec:
+    """``"K/N"`` with 1 <= K <= N, from ``text`` that came from ``source``."""
+    head, _, tail = text.strip().partition("/")
+    if head.isdigit() and tail.isdigit() and 1 <= int(head) <= int(tail):
+        return ShardSpec(int(head), int(tail))
+    raise UsageError(
+        f"Invalid shard {text!r} from {source}: expected K/N with 1 <= K <= N, e.g. "
+        "NOXLIB_SHARD=2/3 runs the second of three shards."
+    )
+
+
+def select_share(
+    tests: Sequence[str],
+    durations: Mapping[str, float],
+    levels: Sequence[ShardSpec],
+    keep_together: str = "none",
+) -> tuple[set[str], list[list[Shard]]]:
+    """The tests of the shard named by ``levels`` (global K/N first, then a local k/n within
+    it), and the plan made at each level (for fingerprints)."""
+    share: Iterable[str] = tests
+    plans: list[list[Shard]] = []
+    for level in levels:
+        plans.append(plan_shards(share, durations, level.total, keep_together))
+        share = plans[-1][level.index - 1].tests
+    return set(share), plans
+
+
+# --- one part's folder: what its pytest process and the engine tell each other ----------------
+
+PART_DIR_ENV = "NOXLIB_PART_DIR"
+PART_NAME_ENV = "NOXLIB_PART_NAME"
+# "K/N" levels, global first ("2/3 1/2": local shard 1 of 2 within CI shard 2 of 3).
+SHARDS_ENV = "NOXLIB_SHARDS"
+DURATIONS_ENV = "NOXLIB_DURATIONS"
+KEEP_TOGETHER_ENV = "NOXLIB_KEEP_TOGETHER"
+# A file of node ids: run exactly these (what a dead process left, a batch's remainder).
+SELECT_ENV = "NOXLIB_SELECT_FILE"
+# xdist's own variable: suites read it to give each worker its own resources.
+WORKER_ENV = "PYTEST_XDIST_WORKER"
+WORKER_COUNT_ENV = "PYTEST_XDIST_WORKER_COUNT"
+
+# Every status a test can end with.
+STATUSES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "timeout", "crashed")
+
+
+@dataclass(frozen=True)
+class PartFiles:
+    """The folder of one part: its pytest process writes results and events there, the
+    engine reads them (and writes the tests to rerun after a crash)."""
+
+    dir: Path
+
+    @property
+    def results(self) -> Path:
+        return self.dir / "results.jsonl"
+
+    @property
+    def meta(self) -> Path:
+        return self.dir / "meta.jsonl"
+
+    @property
+    def share(self) -> Path:
+        return self.dir / "share.txt"
+
+    @property
+    def collected(self) -> Path:
+        return self.dir / "collected.txt"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "output.log"
+
+    @property
+    def select(self) -> Path:
+        return self.dir / "select.txt"
+
+    @property
+    def junit(self) -> Path:
+        return self.dir / "junit.xml"
+
+    def junit_files(self) -> list[Path]:
+        """The JUnit XML of every process of the part (one per process, see `set_aside`)."""
+        return sorted(self.dir.glob("junit*.xml"))
+
+    def set_aside(self, attempt: int) -> None:
+        """Keep what process ``attempt`` wrote from being overwritten by the next process."""
+        with contextlib.suppress(FileNotFoundError):
+            self.junit.rename(self.dir / f"junit-{attempt}.xml")
+
+    def event(self, record: Mapping[str, object]) -> None:
+        with self.meta.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(dict(record)) + "\n")
+
+    def events(self, start: int = 0) -> list[dict[str, object]]:
+        """Events written at or after byte ``start`` of the meta file (a torn line skipped)."""
+        try:
+            with self.meta.open("rb") as handle:
+                handle.seek(start)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        found = []
+        for raw in data.splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(raw)
+                if isinstance(record, dict):
+                    found.append(record)
+        return found
+
+    def write_collected(self, ids: Sequence[str], seconds: float) -> None:
+        self.collected.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+        files = sorted({file_of(i) for i in ids})
+        self.event(
+            {
+                "event": "collected",
+                "count": len(ids),
+                "digest": ids_digest(ids),
+                "files": files,
+                "seconds": round(seconds, 3),
+            }
+        )
+
+    def write_share(self, ids: Sequence[str], event: Mapping[str, object]) -> None:
+        partial = self.share.with_suffix(".tmp")
+        partial.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+        partial.replace(self.share)
+        self.event(event)
+
+
+def read_lines(path: Path) -> list[str]:
+    try:
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+    except FileNotFoundError:
+        return []
+
+
+def choose(
+    part: PartFiles, ids: Sequence[str], env: Mapping[str, str]
+) -> tuple[set[str], dict[str, object]]:
+    """Which of the collected ``ids`` this part runs, from its environment ``env``, and the
+    "selected" event that says so (count, predicted seconds, the plan's fingerprint)."""
+    durations = read_durations(Path(env[DURATIONS_ENV])) if env.get(DURATIONS_ENV) else {}
+    event: dict[str, object] = {"event": "selected"}
+    if env.get(SELECT_ENV):
+        wanted = set(read_lines(Path(env[SELECT_ENV])))
+        keep = {i for i in ids if i in wanted}
+        event["how"] = "list"
+    elif env.get(SHARDS_ENV):
+        levels = [parse_shard(t, SHARDS_ENV) for t in env[SHARDS_ENV].split()]
+        keep_together = env.get(KEEP_TOGETHER_ENV, "none")
+        keep, plans = select_share(ids, durations, levels, keep_together)
+        event.update(how="shard", shard=str(levels[-1]), plans=[plan_digest(p) for p in plans])
+    else:
+        keep = set(ids)
+        event["how"] = "all"
+    cost = prices(sorted(keep), durations)
+    event.update(count=len(keep), predicted=round(sum(cost.values()), 3))
+    return keep, event
