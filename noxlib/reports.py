@@ -67,7 +67,7 @@ class RunSummary:
         return sorted(self.results, key=lambda r: r.duration, reverse=True)[:n]
 
 
-def test_results(results: Iterable[Result]) -> list[TestResult]:
+def report_results(results: Iterable[Result]) -> list[TestResult]:
     """The report's view of merged result lines (a malformed line is skipped)."""
     found = []
     for data in results:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from noxlib.config import Config, Group
+from noxlib.config import Config, CoverageSettings, Group
 from noxlib.errors import UsageError
+from noxlib.parts import ShardSpec
 from noxlib.plan import (
     MODES,
+    Engine,
     Machine,
     banner,
+    known_durations,
     make_plan,
     marker_expression,
+    measures_coverage,
     parse_worker_setting,
     pytest_args,
+    resolve_shard,
     resolve_workers,
 )
 
@@ -126,20 +132,26 @@ def test_unknown_bare_word_lists_the_groups(config: Config) -> None:
     assert "tpch  TPC-H differential suite" in message
 
 
-def test_serial_disables_xdist_and_parallel_passes_workers_and_dist(config: Config) -> None:
-    serial = make_plan(MODES["tests"], [], {}, config, BIG)
-    assert "-p" in pytest_args(serial, config)
-    assert "no:xdist" in pytest_args(serial, config)
-    parallel = make_plan(MODES["tests-parallel"], [], {}, config, BIG)
-    args = pytest_args(parallel, config)
+def test_serial_is_one_process_with_xdist_loaded_and_xdist_engine_passes_n_and_dist(
+    config: Config,
+) -> None:
+    serial = pytest_args(make_plan(MODES["tests"], [], {}, config, BIG), config)
+    # -n 0: no worker process, but xdist's worker_id fixture and an addopts -n keep working.
+    assert serial[serial.index("-n") + 1] == "0"
+    assert "no:xdist" not in serial
+    xdist = make_plan(MODES["tests-parallel"], [], {"NOXLIB_ENGINE": "xdist"}, config, BIG)
+    args = pytest_args(xdist, config)
     assert args[args.index("-n") + 1] == "2"
     assert args[args.index("--dist") + 1] == "load"
-    assert "no:xdist" not in args
+    shards = make_plan(MODES["tests-parallel"], [], {}, config, BIG)
+    assert shards.engine.name == "shards"
+    assert "--dist" not in pytest_args(shards, config)
 
 
-def test_ci_mode_adds_junit_timeout_and_no_maxfail(config: Config) -> None:
-    args = pytest_args(make_plan(MODES["ci"], ["unit"], {}, config, BIG), config)
-    assert args[args.index("--junitxml") + 1] == str(config.root / "reports" / "junit.xml")
+def test_ci_mode_adds_junit_timeout_and_no_maxfail(config: Config, tmp_path: Path) -> None:
+    junit = tmp_path / "part" / "junit.xml"
+    args = pytest_args(make_plan(MODES["ci"], ["unit"], {}, config, BIG), config, junit)
+    assert args[args.index("--junitxml") + 1] == str(junit)
     assert args[args.index("--timeout") + 1] == "600"
     assert "--maxfail=0" in args
     plain = pytest_args(make_plan(MODES["tests"], ["unit"], {}, config, BIG), config)
@@ -161,4 +173,114 @@ def test_banner_says_mode_workers_and_why(config: Config) -> None:
     text = banner(plan, config)
     assert "session ci" in text
     assert "groups: tpch" in text
-    assert "parallel (--dist load), 2 workers: 2 CPUs; memory allows 11; cap 8" in text
+    assert (
+        "engine shards (auto): no recorded durations yet; 2 workers: 2 CPUs; memory allows 11;"
+        in text
+    )
+
+
+def _ids(count: int, seconds: float, folder: str = "tests/unit") -> dict[str, float]:
+    return {f"{folder}/test_x.py::test_{i:03d}": seconds for i in range(count)}
+
+
+def test_auto_engine_goes_serial_when_durations_say_parallel_cannot_win(config: Config) -> None:
+    tiny = make_plan(MODES["tests-parallel"], [], {}, config, BIG, durations=_ids(20, 0.01))
+    assert tiny.engine.name == "serial"
+    assert not tiny.parallel
+    assert "parallel cannot win" in tiny.engine.reason
+    assert "serial, engine serial (auto): recorded durations predict 2 shards" in banner(
+        tiny, config
+    )
+    big = make_plan(MODES["tests-parallel"], [], {}, config, BIG, durations=_ids(20, 1.0))
+    assert big.engine.name == "shards"
+    assert "2 shards 10.5 s against 20.0 s serially" in big.engine.reason
+
+
+def test_auto_engine_only_counts_the_tests_the_run_collects(config: Config) -> None:
+    # Slow tests of another group must not make a run of this group look worth splitting.
+    durations = {**_ids(20, 0.01), **_ids(20, 5.0, folder="tests/tpch")}
+    plan = make_plan(MODES["tests-parallel"], ["unit"], {}, config, BIG, durations=durations)
+    assert plan.engine.name == "serial"
+
+
+def test_engine_from_option_then_environment_then_setting(config: Config) -> None:
+    env = {"NOXLIB_ENGINE": "xdist"}
+    plan = make_plan(MODES["ci"], ["unit", "--engine", "shards"], env, config, BIG)
+    assert plan.engine == Engine("shards", "engine shards from --engine")
+    plan = make_plan(MODES["ci"], ["unit"], env, config, BIG)
+    assert (
+        plan.engine.reason
+        == "engine xdist (--dist load) from the environment variable NOXLIB_ENGINE"
+    )
+    with pytest.raises(UsageError, match="Invalid engine 'fast' from the environment variable"):
+        make_plan(MODES["ci"], [], {"NOXLIB_ENGINE": "fast"}, config, BIG)
+    one = make_plan(MODES["ci"], ["--engine", "xdist"], {"PYTEST_WORKERS": "1"}, config, BIG)
+    assert one.engine.name == "serial"  # PYTEST_WORKERS=1 always wins
+
+
+def test_pdb_runs_serially_and_says_why(config: Config) -> None:
+    plan = make_plan(MODES["tests-parallel"], ["--pdb"], {}, config, BIG)
+    assert plan.engine.name == "serial"
+    assert "--pdb and --trace need the one process you type into" in banner(plan, config)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"NOXLIB_SHARD": "2/3"}, "2/3"),
+        ({"CI_NODE_INDEX": "1", "CI_NODE_TOTAL": "4"}, "1/4"),  # GitLab counts from 1
+        ({"CIRCLE_NODE_INDEX": "0", "CIRCLE_NODE_TOTAL": "2"}, "1/2"),  # CircleCI from 0
+        ({"BUILDKITE_PARALLEL_JOB": "2", "BUILDKITE_PARALLEL_JOB_COUNT": "3"}, "3/3"),
+        ({"NOXLIB_SHARD": "1/3", "CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "3"}, "1/3"),
+        ({"NOXLIB_SHARD": "1/1"}, None),
+        ({}, None),
+    ],
+)
+def test_shard_from_noxlib_or_the_ci_providers_variables(
+    env: dict[str, str], expected: str | None
+) -> None:
+    spec = resolve_shard(env)
+    assert (str(spec) if spec else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"NOXLIB_SHARD": "4/3"}, ["'4/3' from the environment variable NOXLIB_SHARD", "K/N"]),
+        ({"NOXLIB_SHARD": "two"}, ["'two'", "NOXLIB_SHARD=2/3"]),
+        ({"CI_NODE_INDEX": "x", "CI_NODE_TOTAL": "2"}, ["GitLab's CI_NODE_INDEX='x'"]),
+        ({"CIRCLE_NODE_INDEX": "2", "CIRCLE_NODE_TOTAL": "2"}, ["CircleCI's", "'3/2'"]),
+    ],
+)
+def test_bad_shard_variables_name_the_value_and_source(
+    env: dict[str, str], words: list[str]
+) -> None:
+    with pytest.raises(UsageError) as info:
+        resolve_shard(env)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_a_ci_shard_predicts_only_its_own_share(config: Config) -> None:
+    durations = _ids(40, 0.01)
+    whole = known_durations(durations, ["tests/unit"], None)
+    first = known_durations(durations, ["tests/unit"], ShardSpec(1, 2))
+    second = known_durations(durations, ["tests/unit"], ShardSpec(2, 2))
+    assert len(whole) == 40
+    assert len(first) == len(second) == 20
+    assert set(first).isdisjoint(second)
+
+
+def test_coverage_is_measured_in_ci_and_on_request(config: Config) -> None:
+    def measured(mode: str, *posargs: str, cfg: Config = config) -> bool:
+        return measures_coverage(make_plan(MODES[mode], list(posargs), {}, cfg, BIG), cfg)
+
+    assert measured("ci")
+    assert not measured("tests")
+    assert not measured("tests-parallel")
+    assert measured("tests", "--coverage")
+    assert not measured("ci", "--no-coverage")
+    off = replace(config, coverage=CoverageSettings(enabled=False))
+    assert not measured("ci", "--coverage", cfg=off)
+    everywhere = replace(config, coverage=CoverageSettings(sessions=("tests", "ci")))
+    assert measured("tests", cfg=everywhere)

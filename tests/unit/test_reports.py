@@ -6,8 +6,16 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from noxlib.merge import PartRow
 from noxlib.pipeline import PhaseTiming
-from noxlib.reports import RunSummary, TestResult, read_results, render_markdown, write_reports
+from noxlib.reports import (
+    RunSummary,
+    TestResult,
+    render_markdown,
+    report_results,
+    to_json_line,
+    write_reports,
+)
 
 
 def summary(results: tuple[TestResult, ...]) -> RunSummary:
@@ -35,7 +43,7 @@ def test_markdown_holds_everything_the_issue_asks_for() -> None:
     assert "# Test run: `ci` — failed (pytest exit 1)" in text
     assert "Groups: unit" in text
     assert "Mode: parallel, 2 worker(s)" in text
-    assert "9 passed, 1 failed, 1 skipped, 1 error" in text
+    assert "9 passed, 1 failed, 1 error, 1 skipped" in text
     assert "Wall time: 12.50 s" in text
     assert "| install | 1.25 | ok |" in text
     assert "| pytest | 10.00 | raised |" in text
@@ -54,12 +62,31 @@ def test_small_runs_list_every_test() -> None:
     assert "## Slowest 10 tests" in capped
 
 
-def test_read_results_skips_torn_and_garbage_lines(tmp_path: Path) -> None:
-    path = tmp_path / "results.jsonl"
+def test_results_skip_malformed_lines() -> None:
     good = {"nodeid": "a::b", "outcome": "passed", "duration": 0.5, "worker": "gw0"}
-    path.write_text(json.dumps(good) + "\nnot json\n{}\n" + json.dumps(good)[:12])
-    assert read_results(path) == [TestResult("a::b", "passed", 0.5, "gw0")]
-    assert read_results(tmp_path / "missing.jsonl") == []
+    bad = [{}, {"nodeid": "x", "outcome": "passed", "duration": "slow"}]
+    assert report_results([good, *bad]) == [TestResult("a::b", "passed", 0.5, "gw0")]
+
+
+def test_a_row_per_part_with_predicted_and_actual_seconds() -> None:
+    parts = (
+        PartRow("shard-1", "passed", 700, 5.5, 6.25),
+        PartRow("shard-2", "crashed", 686, 5.4, 7.0, attempts=2),
+    )
+    text = render_markdown(replace(summary(many()), engine="shards", parts=parts))
+    assert "Mode: parallel, engine shards, 2 worker(s)" in text
+    assert "| shard-1 | passed | 700 | 5.50 | 6.25 | 1 |  |" in text
+    assert "| shard-2 | crashed | 686 | 5.40 | 7.00 | 2 |  |" in text
+    line = json.loads(to_json_line(replace(summary(many()), parts=parts)))
+    assert line["parts"][1] == {
+        "name": "shard-2",
+        "status": "crashed",
+        "tests": 686,
+        "predicted": 5.4,
+        "seconds": 7.0,
+        "attempts": 2,
+        "problem": "",
+    }
 
 
 def test_write_reports_replaces_md_and_appends_jsonl(tmp_path: Path) -> None:
