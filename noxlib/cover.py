@@ -133,18 +133,11 @@ def combine_and_report(
     try:
         cov.combine(list(data_paths), keep=True)
         cov.save()
+        _publish_data(cov, publish.data)
         total = cov.report(file=sys.stdout)
     except NoDataError as exc:
-        print(f"noxlib: no coverage data to report ({exc}).")
-        if threshold:
-            print(
-                f"noxlib: coverage fails: {source} asks for {threshold:g}% and there is no data "
-                "to judge. Check that the tests ran and that coverage's source setting names "
-                "your package."
-            )
-            return 2
-        return 0
-    _publish(cov, publish)
+        return _no_data(str(exc), threshold, source)
+    _publish_reports(cov, publish)
     if threshold and total < threshold:
         print(
             f"noxlib: total coverage {total:.2f}% is under {threshold:g}% set by {source}; "
@@ -162,7 +155,25 @@ def _threshold(cov: Any, fail_under: float, rcfile: str) -> tuple[float, str]:
     return own, "tool.coverage.report.fail_under in pyproject.toml"
 
 
-def _publish(cov: Any, publish: Publish) -> None:
+def _no_data(why: str, threshold: float, source: str) -> int:
+    print(f"noxlib: no coverage data to report ({why}).")
+    if not threshold:
+        return 0
+    print(
+        f"noxlib: coverage fails: {source} asks for {threshold:g}% and there is no data to "
+        "judge. Check that the tests ran and that coverage's source setting names your package."
+    )
+    return 2
+
+
+def _publish_data(cov: Any, path: Path | None) -> None:
+    if path:
+        shutil.copyfile(cov.get_data().data_filename(), _partial(path))
+        os.replace(_partial(path), path)
+        print(f"noxlib: combined coverage data in {path}")
+
+
+def _publish_reports(cov: Any, publish: Publish) -> None:
     if publish.xml:
         cov.xml_report(outfile=_partial(publish.xml))
         os.replace(_partial(publish.xml), publish.xml)
@@ -170,10 +181,6 @@ def _publish(cov: Any, publish: Publish) -> None:
     if publish.html:
         _replace_folder(publish.html, lambda folder: cov.html_report(directory=str(folder)))
         print(f"noxlib: wrote coverage HTML to {publish.html}/index.html")
-    if publish.data:
-        shutil.copyfile(cov.get_data().data_filename(), _partial(publish.data))
-        os.replace(_partial(publish.data), publish.data)
-        print(f"noxlib: combined coverage data in {publish.data}")
 
 
 def _partial(path: Path) -> Path:

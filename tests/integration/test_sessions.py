@@ -47,13 +47,15 @@ def test_tests_is_serial_in_one_process(project: Path, tmp_path: Path) -> None:
     result = run_nox(project, "-s", "tests", env=nox_env(RECORD_DIR=str(record)))
     assert result.returncode == 0, result.stdout
     assert "serial, 1 worker: 'tests' is serial unless PYTEST_WORKERS is set" in result.stdout
-    assert "-p no:xdist" in result.stdout
+    assert "-n 0" in result.stdout  # one process, with xdist's fixtures still there
     assert len(processes(record)) == 1
     text = report(project)
-    assert "Mode: serial, 1 worker(s)" in text
-    assert "7 passed, 0 failed, 0 skipped, 0 error" in text  # the slow one is deselected
+    assert "Mode: serial, engine serial, 1 worker(s)" in text
+    assert "7 passed, 0 failed, 0 error, 0 skipped" in text  # the slow one is deselected
     assert "| pytest |" in text
-    assert "| combine-coverage |" in text
+    # Coverage belongs to ci and to whoever asks: the local loop does not pay for it.
+    assert not (project / "reports" / "coverage.db").exists()
+    assert "coverage run" not in result.stdout
 
 
 def test_tests_parallel_runs_in_n_processes(project: Path, tmp_path: Path) -> None:
@@ -61,9 +63,25 @@ def test_tests_parallel_runs_in_n_processes(project: Path, tmp_path: Path) -> No
     env = nox_env(RECORD_DIR=str(record), PYTEST_WORKERS="2")
     result = run_nox(project, "-s", "tests-parallel", env=env)
     assert result.returncode == 0, result.stdout
-    assert "parallel (--dist load), 2 workers: PYTEST_WORKERS=2" in result.stdout
+    assert "engine shards (auto): no recorded durations yet; 2 workers: PYTEST_WORKERS=2" in (
+        result.stdout
+    )
     assert len(processes(record)) == 2
-    assert "Mode: parallel, 2 worker(s)" in report(project)
+    text = report(project)
+    assert "Mode: parallel, engine shards, 2 worker(s)" in text
+    assert "| shard-1 | passed |" in text
+    assert "| shard-2 | passed |" in text
+
+
+def test_xdist_stays_a_selectable_engine(project: Path, tmp_path: Path) -> None:
+    record = record_dir(tmp_path)
+    env = nox_env(RECORD_DIR=str(record), PYTEST_WORKERS="2")
+    result = run_nox(project, "-s", "tests-parallel", "--", "--engine", "xdist", env=env)
+    assert result.returncode == 0, result.stdout
+    assert "engine xdist (--dist load) from --engine; 2 workers" in result.stdout
+    assert "-n 2 --dist load" in result.stdout
+    assert len(processes(record)) == 2  # the two xdist workers ran the tests
+    assert "7 passed" in report(project)
 
 
 def test_rollback_with_pytest_workers_1(project: Path, tmp_path: Path) -> None:
@@ -121,28 +139,42 @@ def test_each_group_keeps_its_own_markers_when_groups_run_together(project: Path
 
 
 def test_failing_run_still_writes_reports_and_combined_coverage(project: Path) -> None:
-    result = run_nox(project, "-s", "tests", "--", "failing", env=nox_env(FAIL="1"))
+    env = nox_env(FAIL="1")
+    result = run_nox(project, "-s", "tests", "--", "failing", "--coverage", env=env)
     assert result.returncode != 0
     assert "Session tests failed" in result.stdout
-    assert "# Test run: `tests` — failed (pytest exit 1)" in report(project)
-    assert (project / ".coverage").is_file()
-    assert not list(project.glob(".coverage.*"))  # combined into one file
+    assert "# Test run: `tests` — failed" in report(project)
+    assert (project / "reports" / "coverage.db").is_file()
+    # Data files stay in the run's folder: nothing is left in the project or the reports.
+    assert not list(project.glob(".coverage*"))
+    assert not list((project / "reports").glob(".coverage*"))
 
 
 def measured_lines(project: Path) -> dict[str, list[int]]:
     import coverage
 
-    data = coverage.CoverageData(basename=str(project / ".coverage"))
+    data = coverage.CoverageData(basename=str(project / "reports" / "coverage.db"))
     data.read()
     return {Path(f).name: sorted(data.lines(f) or []) for f in data.measured_files()}
 
 
-def test_parallel_coverage_equals_serial_coverage(project: Path) -> None:
-    serial = run_nox(project, "-s", "tests")
+def last_counts(project: Path) -> dict[str, int]:
+    lines = (project / "reports" / "ci_timings.jsonl").read_text().splitlines()
+    counts: dict[str, int] = json.loads(lines[-1])["counts"]
+    return counts
+
+
+@pytest.mark.parametrize("engine", ["shards", "xdist"])
+def test_parallel_counts_and_coverage_equal_serial(project: Path, engine: str) -> None:
+    serial = run_nox(project, "-s", "tests", "--", "unit", "other", "--coverage")
     assert serial.returncode == 0, serial.stdout
-    serial_lines = measured_lines(project)
-    parallel = run_nox(project, "-s", "tests-parallel", env=nox_env(PYTEST_WORKERS="2"))
+    serial_lines, serial_counts = measured_lines(project), last_counts(project)
+    env = nox_env(PYTEST_WORKERS="2")
+    args = ("-s", "tests-parallel", "--", "unit", "other", "--engine", engine, "--coverage")
+    parallel = run_nox(project, *args, env=env)
     assert parallel.returncode == 0, parallel.stdout
+    assert last_counts(project) == serial_counts
+    assert serial_counts["passed"] == 8
     assert measured_lines(project) == serial_lines
     # The subprocess-only function is measured: coverage reached the child process.
     source = (project / "src" / "mylib" / "__init__.py").read_text().splitlines()
@@ -202,7 +234,8 @@ def test_nox_list_shows_every_session_with_its_docstring(project: Path) -> None:
     assert result.returncode == 0, result.stdout
     for line in (
         "* tests -> Run the tests serially",
-        "- tests-parallel -> Run the tests in parallel with pytest-xdist",
+        "- tests-parallel -> Run the tests in parallel: shards or xdist",
+        "- combine -> Merge CI shards' reports folders",
         "- ci -> CI mode",
         "- reap -> End what dead runs",
     ):
@@ -213,7 +246,7 @@ def start_sleeping_run(project: Path, tmp_path: Path) -> tuple[subprocess.Popen[
     """Start `nox -s tests -- failing` in its own process group; return it and the test's pid."""
     marker = tmp_path / "sleeping"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nox", "-s", "tests", "--", "failing"],
+        [sys.executable, "-m", "nox", "-s", "tests", "--", "failing", "--coverage"],
         cwd=project,
         env=nox_env(SLEEP_MARKER=str(marker)),
         stdout=subprocess.PIPE,
@@ -258,4 +291,4 @@ def test_interrupted_run_still_writes_reports_and_coverage(
     text = report(project)
     assert "— interrupted" in text, output
     assert "test_fails_first" in text  # what finished before the interrupt is reported
-    assert (project / ".coverage").is_file(), output
+    assert (project / "reports" / "coverage.db").is_file(), output
