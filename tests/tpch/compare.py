@@ -43,6 +43,19 @@ class Mismatch(AssertionError):
     """The engines disagree; the message says where and how."""
 
 
+class NothingToCompare(AssertionError):
+    """The reference answered only NULL (or nothing): a match with it would check nothing."""
+
+
+def assert_has_values(result: Result) -> None:
+    """Raise :class:`NothingToCompare` unless ``result`` has a value that is not NULL."""
+    if not result.has_values():
+        raise NothingToCompare(
+            f"{result.engine} answers only NULL ({len(result.rows)} row(s)), so a match checks "
+            f"nothing: choose substitution parameters that select rows at this scale factor"
+        )
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

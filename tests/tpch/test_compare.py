@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from .compare import Mismatch, Result, assert_same_result, values_equal
+from .compare import (
+    Mismatch,
+    NothingToCompare,
+    Result,
+    assert_has_values,
+    assert_same_result,
+    values_equal,
+)
 
 COLUMNS = ("l_returnflag", "sum_qty", "avg_price", "l_shipdate")
 ROWS = (("A", 380456, 35785.709306937344, "1992-01-04"), ("N", 8971, 36234.5, None))
@@ -81,3 +88,12 @@ def test_types_matter_except_between_numbers() -> None:
     assert not values_equal("17", 17)
     assert not values_equal(None, 0)
     assert not values_equal(True, 1)
+
+
+def test_an_answer_of_only_null_checks_nothing() -> None:
+    # Q17 with the spec's validation parameters at SF 0.01: one row, NULL.
+    with pytest.raises(NothingToCompare, match="only NULL"):
+        assert_has_values(Result("duckdb", ("avg_yearly",), ((None,),)))
+    with pytest.raises(NothingToCompare, match="only NULL"):
+        assert_has_values(Result("duckdb", ("avg_yearly",), ()))
+    assert_has_values(Result("duckdb", ("avg_yearly",), ((8656.388571428572,),)))
