@@ -10,11 +10,25 @@ from .compare import (
     Result,
     assert_has_values,
     assert_same_result,
+    float_tolerance,
     values_equal,
 )
+from .datagen import lineitem_rows
 
 COLUMNS = ("l_returnflag", "sum_qty", "avg_price", "l_shipdate")
 ROWS = (("A", 380456, 35785.709306937344, "1992-01-04"), ("N", 8971, 36234.5, None))
+
+
+# The floats' tolerance at SF 0.01, the default: 6.7e-12.
+REL_TOL = float_tolerance(lineitem_rows("0.01"))
+
+
+def same(expected: Result, actual: Result, *, ordered: bool) -> None:
+    assert_same_result(expected, actual, ordered=ordered, rel_tol=REL_TOL)
+
+
+def equal(expected: object, actual: object) -> bool:
+    return values_equal(expected, actual, rel_tol=REL_TOL)
 
 
 def result(engine: str, rows: tuple[tuple[object, ...], ...] = ROWS) -> Result:
@@ -29,13 +43,63 @@ def changed(row: int, column: int, value: object) -> tuple[tuple[object, ...], .
 
 @pytest.mark.parametrize("ordered", [True, False])
 def test_equal_results_match(ordered: bool) -> None:
-    assert_same_result(result("duckdb"), result("sqlite"), ordered=ordered)
+    same(result("duckdb"), result("sqlite"), ordered=ordered)
 
 
 def test_float_noise_is_tolerated() -> None:
     # What SQLite's binary float sums do to an exact decimal sum.
     noisy = changed(0, 2, 35785.709306937344 * (1 + 1e-12))
-    assert_same_result(result("duckdb"), result("sqlite", noisy), ordered=True)
+    same(result("duckdb"), result("sqlite", noisy), ordered=True)
+
+
+# Each pair is what the old rule (relative 1e-9 for every number) let through.
+@pytest.mark.parametrize(
+    ("expected", "actual"),
+    [
+        # Integers, exactly: a HUGEINT sum of 1e10 off by one (the old rule allowed +-10) ...
+        (10_000_000_000, 10_000_000_001),
+        # ... and a count that comes back as a float a little off.
+        (17, 17.000000001),
+        # Floats near 1e8 and beyond, at SF 0.01 within +-6.7e-12 (+-0.0035 at 5.3e8, the size
+        # of Q1's sums there), where the old rule allowed +-1e-9 of them (+-0.53 at 5.3e8).
+        (526165934.0008392, 526165934.4008392),
+        (123456789.5, 123456789.55),
+    ],
+)
+def test_a_number_off_by_more_than_float_rounding_is_caught(
+    expected: object, actual: object
+) -> None:
+    assert not equal(expected, actual)
+    with pytest.raises(Mismatch, match=r"only in duckdb \(1\)"):
+        same(
+            Result("duckdb", ("x",), ((expected,),)),
+            Result("sqlite", ("x",), ((actual,),)),
+            ordered=False,
+        )
+
+
+def test_integers_compare_exactly() -> None:
+    assert equal(10_000_000_000, 10_000_000_000)
+    assert equal(17, 17.0)  # an int and a float of the same value
+    assert not equal(380456, 380457)
+
+
+def test_a_float_sum_within_the_relative_tolerance_passes() -> None:
+    # Q1's sum_charge at SF 0.01 as SQLite sums it, and what 1e-12 of noise makes of it: well
+    # within the tolerance (+-0.0035), which is the worst case of adding 60,000 floats.
+    assert equal(526165934.0008392, 526165934.0008392 * (1 + 1e-12))
+    assert equal(526165934.0008392, 526165934.0008392 * (1 - 5e-12))
+    # Q1's avg_disc of N|O at SF 0.01 as DuckDB and SQLite answer it: 3.1e-13 apart, the
+    # largest relative difference of a float in all 22 queries.
+    assert equal(0.04993111956409993, 0.04993111956408442)
+    assert not equal(526165934.0008392, 526165934.0008392 * (1 + 1e-11))
+
+
+def test_the_float_tolerance_grows_with_the_rows_summed() -> None:
+    # n * u: the bound on the error of adding n floats one after the other.
+    assert float_tolerance(60_175) == pytest.approx(6.68e-12, rel=1e-3)
+    assert float_tolerance(lineitem_rows("0.1")) == pytest.approx(10 * REL_TOL, rel=1e-3)
+    assert float_tolerance(0) == 2.0**-53
 
 
 @pytest.mark.parametrize(
@@ -50,28 +114,26 @@ def test_float_noise_is_tolerated() -> None:
 )
 def test_a_different_value_is_caught(column: int, value: object, shown: str) -> None:
     with pytest.raises(Mismatch, match="row 1 of the ordered result differs") as caught:
-        assert_same_result(
-            result("duckdb"), result("sqlite", changed(0, column, value)), ordered=True
-        )
+        same(result("duckdb"), result("sqlite", changed(0, column, value)), ordered=True)
     assert shown in str(caught.value)
 
 
 def test_a_missing_row_is_caught() -> None:
     with pytest.raises(Mismatch, match="duckdb returned 2 rows, sqlite 1"):
-        assert_same_result(result("duckdb"), result("sqlite", ROWS[:1]), ordered=False)
+        same(result("duckdb"), result("sqlite", ROWS[:1]), ordered=False)
 
 
 def test_a_missing_column_is_caught() -> None:
     short = Result("sqlite", COLUMNS[:3], tuple(r[:3] for r in ROWS))
     with pytest.raises(Mismatch, match="4 columns"):
-        assert_same_result(result("duckdb"), short, ordered=True)
+        same(result("duckdb"), short, ordered=True)
 
 
 def test_order_counts_only_when_the_query_orders() -> None:
     swapped = result("sqlite", ROWS[::-1])
-    assert_same_result(result("duckdb"), swapped, ordered=False)
+    same(result("duckdb"), swapped, ordered=False)
     with pytest.raises(Mismatch, match="row 1 of the ordered result"):
-        assert_same_result(result("duckdb"), swapped, ordered=True)
+        same(result("duckdb"), swapped, ordered=True)
 
 
 def test_unordered_rows_compare_as_a_multiset() -> None:
@@ -79,15 +141,15 @@ def test_unordered_rows_compare_as_a_multiset() -> None:
     twice_a = (ROWS[0], ROWS[0], ROWS[1])
     twice_n = (ROWS[0], ROWS[1], ROWS[1])
     with pytest.raises(Mismatch, match="as multisets") as caught:
-        assert_same_result(result("duckdb", twice_a), result("sqlite", twice_n), ordered=False)
+        same(result("duckdb", twice_a), result("sqlite", twice_n), ordered=False)
     assert "only in duckdb (1)" in str(caught.value)
 
 
 def test_types_matter_except_between_numbers() -> None:
-    assert values_equal(17, 17.0)
-    assert not values_equal("17", 17)
-    assert not values_equal(None, 0)
-    assert not values_equal(True, 1)
+    assert equal(17, 17.0)
+    assert not equal("17", 17)
+    assert not equal(None, 0)
+    assert not equal(True, 1)
 
 
 def test_an_answer_of_only_null_checks_nothing() -> None:

@@ -7,8 +7,15 @@ from typing import Any
 import pytest
 
 from .client import run_query
-from .compare import Mismatch, NothingToCompare, Result, assert_has_values, assert_same_result
-from .datagen import SCALE_ENV
+from .compare import (
+    Mismatch,
+    NothingToCompare,
+    Result,
+    assert_has_values,
+    assert_same_result,
+    float_tolerance,
+)
+from .datagen import SCALE_ENV, lineitem_rows
 from .dialect import to_sqlite
 from .engines import ENGINES, REFERENCE, SERVER_FIXTURES
 from .queries import Query, all_queries
@@ -24,11 +31,12 @@ def answer(query: Query, engine: str, servers: dict[str, Any]) -> Result:
 
 @pytest.mark.parametrize("query", all_queries(), ids=lambda q: q.name)
 def test_query(query: Query, tpch_servers: dict[str, Any], tpch_scale: str) -> None:
+    rel_tol = float_tolerance(lineitem_rows(tpch_scale))
     expected = answer(query, REFERENCE.name, tpch_servers)
     for engine in ENGINES[1:]:
         actual = answer(query, engine.name, tpch_servers)
         try:
-            assert_same_result(expected, actual, ordered=query.ordered)
+            assert_same_result(expected, actual, ordered=query.ordered, rel_tol=rel_tol)
         except Mismatch as exc:
             raise Mismatch(
                 f"{query.name}: {engine.name} ({query.describe(engine.name)}) answers "
@@ -57,7 +65,7 @@ def test_q17_has_data(tpch_servers: dict[str, Any], tpch_scale: str) -> None:
         assert avg_yearly > 0, f"{engine.name} answers {avg_yearly!r}"
 
 
-def test_wrong_variant_is_caught(tpch_servers: dict[str, Any]) -> None:
+def test_wrong_variant_is_caught(tpch_servers: dict[str, Any], tpch_scale: str) -> None:
     """The comparison sees a dialect difference that changes the answer: without its variant,
     SQLite runs the translated spec's text and evaluates ``0.06 + 0.01`` in binary floating
     point, which leaves out every 0.07 discount."""
@@ -69,4 +77,9 @@ def test_wrong_variant_is_caught(tpch_servers: dict[str, Any]) -> None:
     expected = answer(q06, REFERENCE.name, tpch_servers)
     actual = run_query("sqlite", tpch_servers["sqlite"].url, wrong)
     with pytest.raises(Mismatch, match="differ"):
-        assert_same_result(expected, actual, ordered=q06.ordered)
+        assert_same_result(
+            expected,
+            actual,
+            ordered=q06.ordered,
+            rel_tol=float_tolerance(lineitem_rows(tpch_scale)),
+        )
