@@ -5,6 +5,9 @@ gives the column (DuckDB implements the spec's types):
 
 - integers (keys, counts, years) exactly: an answer off by one is a different answer at any
   size;
+- decimals (DECIMAL(p, s): sums of money and quantities) exactly against an exact value (an
+  integer, or a decimal, at the coarser scale of the two), and against a float at their own
+  scale: the float must round to the decimal there (see :func:`values_equal`);
 - floats (DOUBLE: averages, ratios) within a relative tolerance that bounds the rounding
   error of a binary float sum (:func:`float_tolerance`): DuckDB computes these from exact
   decimal sums, SQLite adds binary floats one by one, and the difference grows with the
@@ -20,10 +23,16 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
+
+from .servers.queryserver import python_value
 
 # u, the unit roundoff of binary64: one rounding errs by at most this fraction of its result.
 UNIT_ROUNDOFF = 2.0**-53
+# Decimal arithmetic with room for every digit of a DECIMAL(38, s) and of a float's exact
+# binary value, so that comparing never rounds (the default context keeps 28 digits).
+EXACT = Context(prec=100, rounding=ROUND_HALF_EVEN)
 # Rows of a mismatch shown in a message: enough to see the pattern, not a wall of text.
 SHOWN_ROWS = 5
 
@@ -38,7 +47,8 @@ class Result:
 
     @classmethod
     def from_json(cls, engine: str, payload: dict[str, Any]) -> Result:
-        return cls(engine, tuple(payload["columns"]), tuple(tuple(r) for r in payload["rows"]))
+        rows = tuple(tuple(python_value(v) for v in row) for row in payload["rows"])
+        return cls(engine, tuple(payload["columns"]), rows)
 
     def has_values(self) -> bool:
         """Whether any value is not NULL: an all-NULL answer proves nothing when it matches."""
@@ -78,7 +88,40 @@ def float_tolerance(summed_rows: int) -> float:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+
+
+def _scale(value: Decimal) -> int:
+    """The places after the point: 2 for Decimal('17.00'), as the engine typed the value."""
+    exponent = value.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) else 0
+
+
+def _at_scale(value: Decimal, scale: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-scale), context=EXACT)
+
+
+def _decimal_equal(expected: Decimal, actual: int | float | Decimal, rel_tol: float) -> bool:
+    if isinstance(actual, int):
+        return expected == actual  # exact: an integer has every scale (SQLite's sum_qty)
+    if isinstance(actual, Decimal):
+        # Exact at the coarser of the two scales, to which the finer value is rounded. Two
+        # engines may type the same expression with different scales (a quotient, an
+        # average); the one with fewer places has rounded there, and the places both give
+        # are all that both claim. Equal scales: plain equality.
+        scale = min(_scale(expected), _scale(actual))
+        return _at_scale(expected, scale) == _at_scale(actual, scale)
+    # A float: the engine (SQLite) computed the decimal arithmetic in binary floats, which
+    # cannot be exact, so "exact" means at the decimal's own scale: the float must round to
+    # the decimal there, that is lie within half a unit of its last place. A sum of
+    # DECIMAL(15, 2) values is a number of whole cents; a float sum within half a cent of it
+    # identifies it, and one cent more or less is a different answer. Where the scale is
+    # finer than float sums can hold (Q1's sum_charge has 6 places; at SF 0.01 SQLite's float
+    # sum of 5.3e8 is 2.9e-6 off), the float sum's own error bound (float_tolerance) widens
+    # it (to 0.0035 there: still less than half a cent).
+    half_unit = Decimal(5).scaleb(-_scale(expected) - 1)
+    bound = max(half_unit, EXACT.multiply(abs(expected), Decimal(rel_tol)))
+    return EXACT.abs(EXACT.subtract(Decimal(actual), expected)) <= bound
 
 
 def values_equal(expected: Any, actual: Any, *, rel_tol: float) -> bool:
@@ -89,9 +132,11 @@ def values_equal(expected: Any, actual: Any, *, rel_tol: float) -> bool:
     if isinstance(expected, int):
         # Exact, and Python compares an int with a float exactly: 17 == 17.0, never 17.000001.
         return expected == actual
+    if isinstance(expected, Decimal):
+        return _decimal_equal(expected, actual, rel_tol)
     # No absolute tolerance: no TPC-H float result is near zero (the smallest, Q8's market
     # shares and Q1's average discounts, are a few hundredths), where a relative one fails.
-    return math.isclose(expected, actual, rel_tol=rel_tol, abs_tol=0.0)
+    return math.isclose(expected, float(actual), rel_tol=rel_tol, abs_tol=0.0)
 
 
 def rows_equal(a: Sequence[Any], b: Sequence[Any], *, rel_tol: float) -> bool:

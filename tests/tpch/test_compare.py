@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
 import pytest
 
 from .compare import (
@@ -14,6 +17,7 @@ from .compare import (
     values_equal,
 )
 from .datagen import lineitem_rows
+from .servers.queryserver import json_value
 
 COLUMNS = ("l_returnflag", "sum_qty", "avg_price", "l_shipdate")
 ROWS = (("A", 380456, 35785.709306937344, "1992-01-04"), ("N", 8971, 36234.5, None))
@@ -159,3 +163,68 @@ def test_an_answer_of_only_null_checks_nothing() -> None:
     with pytest.raises(NothingToCompare, match="only NULL"):
         assert_has_values(Result("duckdb", ("avg_yearly",), ()))
     assert_has_values(Result("duckdb", ("avg_yearly",), ((8656.388571428572,),)))
+
+
+def served(engine: str, *values: object) -> Result:
+    """One row of ``values`` as ``engine``'s server sends it and the client reads it back."""
+    payload = {"columns": [f"c{i}" for i in range(len(values))]}
+    payload["rows"] = [[json_value(v) for v in values]]
+    return Result.from_json(engine, json.loads(json.dumps(payload)))
+
+
+def test_decimals_travel_exactly() -> None:
+    # As JSON floats they kept 15 to 17 digits and lost their type and scale.
+    values = (Decimal("380456.00"), Decimal("12345678901234567890.123456"), Decimal("0E-8"))
+    received = served("duckdb", *values).rows[0]
+    assert received == values
+    assert [str(v) for v in received] == ["380456.00", "12345678901234567890.123456", "0E-8"]
+    assert served("sqlite", 1.5, 17, "1995-03-15", None).rows[0] == (1.5, 17, "1995-03-15", None)
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual"),
+    [
+        # DuckDB's exact sum against another exact one (the old rule allowed +-0.53 at 5.3e8).
+        (Decimal("532348211.65"), Decimal("532348211.66")),
+        # Q1's sum_base_price of N|O at SF 0.01 against SQLite's float sum, one cent off: the
+        # float sum's own error bound there is 0.007, the old rule allowed +-1.04.
+        (Decimal("1041502841.45"), 1041502841.4599979),
+        # Q1's sum_charge of A|F (6 places) against SQLite's float sum, one cent off.
+        (Decimal("526165934.000839"), 526165934.0108392),
+        # A sum of quantities, which SQLite sums as integers.
+        (Decimal("380456.00"), 380457),
+        (Decimal("17.50"), 17),
+    ],
+)
+def test_a_decimal_off_by_a_cent_is_caught(expected: Decimal, actual: object) -> None:
+    with pytest.raises(Mismatch, match="column 1"):
+        same(served("duckdb", expected), served("sqlite", actual), ordered=True)
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual"),
+    [
+        # What SQLite answers for Q1 at SF 0.01, against DuckDB: its float sum of
+        # DECIMAL(15, 2) prices rounds to the exact sum at 2 places ...
+        (Decimal("1041502841.45"), 1041502841.4499979),
+        (Decimal("989737518.6346"), 989737518.634604),
+        # ... and at 6 places it is within the float sum's error bound (0.007), not within half
+        # a unit of the 6th place.
+        (Decimal("1029418531.523350"), 1029418531.5233523),
+        (Decimal("1029418531.523350"), 1029418531.5233523 + 3e-6),
+        # Integers that SQLite keeps as integers (l_quantity is stored as 17, not 17.00).
+        (Decimal("380456.00"), 380456),
+    ],
+)
+def test_a_decimal_matches_the_float_or_integer_of_the_same_value(
+    expected: Decimal, actual: object
+) -> None:
+    same(served("duckdb", expected), served("sqlite", actual), ordered=True)
+
+
+def test_decimals_of_different_scales_compare_at_the_coarser() -> None:
+    assert equal(Decimal("1.5"), Decimal("1.50"))
+    assert equal(Decimal("0.3333"), Decimal("0.333333"))  # 0.333333 is 0.3333 at 4 places
+    assert equal(Decimal("0.6667"), Decimal("0.666667"))
+    assert not equal(Decimal("0.6666"), Decimal("0.666667"))
+    assert not equal(Decimal("0.3333"), Decimal("0.333400"))

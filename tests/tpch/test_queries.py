@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -63,6 +64,17 @@ def test_q17_has_data(tpch_servers: dict[str, Any], tpch_scale: str) -> None:
         [(avg_yearly,)] = result.rows
         assert isinstance(avg_yearly, float), f"{engine.name} answers {avg_yearly!r}"
         assert avg_yearly > 0, f"{engine.name} answers {avg_yearly!r}"
+
+
+def test_decimals_arrive_exactly(tpch_servers: dict[str, Any]) -> None:
+    """DuckDB's DECIMAL results reach the comparison as Decimals of their column's scale (so
+    they compare exactly), where SQLite answers integers and floats."""
+    q01 = Query("q01")
+    sums = answer(q01, REFERENCE.name, tpch_servers).rows[0][2:6]  # sum_qty ... sum_charge
+    assert all(isinstance(v, Decimal) for v in sums), sums
+    assert [-v.as_tuple().exponent for v in sums] == [2, 2, 4, 6], sums
+    sqlite = answer(q01, "sqlite", tpch_servers).rows[0][2:6]
+    assert [type(v) for v in sqlite] == [int, float, float, float], sqlite
 
 
 def test_wrong_variant_is_caught(tpch_servers: dict[str, Any], tpch_scale: str) -> None:
