@@ -95,3 +95,24 @@ def test_wrong_variant_is_caught(tpch_servers: dict[str, Any], tpch_scale: str) 
             ordered=q06.ordered,
             rel_tol=float_tolerance(lineitem_rows(tpch_scale)),
         )
+
+
+def test_a_cent_is_caught_on_the_largest_sums(
+    tpch_servers: dict[str, Any], tpch_scale: str
+) -> None:
+    """One cent more on each of Q1's sums of prices, the largest decimals of the suite (5e8 to
+    1e9 at SF 0.01, where the old rule of 1e-9 of every number let up to a dollar through),
+    is a different answer: SQLite's float sums are held to the cent."""
+    q01 = Query("q01")
+    spec = "sum(l_extendedprice) as sum_base_price"
+    assert spec in q01.sql("sqlite")
+    wrong = q01.sql("sqlite").replace(spec, "sum(l_extendedprice) + 0.01 as sum_base_price")
+    expected = answer(q01, REFERENCE.name, tpch_servers)
+    actual = run_query("sqlite", tpch_servers["sqlite"].url, wrong)
+    with pytest.raises(Mismatch, match=r"column 4 \(sum_base_price\)"):
+        assert_same_result(
+            expected,
+            actual,
+            ordered=q01.ordered,
+            rel_tol=float_tolerance(lineitem_rows(tpch_scale)),
+        )
