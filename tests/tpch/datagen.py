@@ -10,6 +10,7 @@ half-way leaves only a temporary folder, which the next generation removes.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import shutil
 import subprocess
@@ -24,6 +25,9 @@ CACHE_ENV = "NOXLIB_TPCH_CACHE"
 DEFAULT_SCALE = "0.01"
 TABLES = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem")
 GENERATOR = "tpchgen-cli"
+# Rows of lineitem, the largest table, at SF 1 (the spec's "SF x 6,000,000", approximately):
+# no TPC-H query sums more rows than lineitem's into one value (compare.float_tolerance).
+LINEITEM_ROWS_SF1 = 6_001_215
 
 # Writes the eight <table>.csv files of ``scale`` into the given folder.
 Generate = Callable[[str, Path], None]
@@ -46,6 +50,12 @@ def scale_factor(env: Mapping[str, str]) -> str:
             f"such as 0.01 (the default, about 10 MB) or 1 (about 1 GB)."
         )
     return f"{value:g}"  # "0.010" and "1e-2" share the cache folder of "0.01"
+
+
+def lineitem_rows(scale: str) -> int:
+    """About how many rows lineitem has at ``scale``: 60,013 at SF 0.01, where tpchgen-cli
+    writes 60,175 (each order gets one to seven lines at random)."""
+    return math.ceil(LINEITEM_ROWS_SF1 * float(scale))
 
 
 def cache_root(project_root: Path, env: Mapping[str, str]) -> Path:

@@ -4,7 +4,10 @@ nothing but its engine's driver.
 Protocol: ``GET /health`` answers 200 once the data is loaded; ``POST /query`` with SQL as the
 body answers ``{"columns": [...], "rows": [[...], ...], "seconds": s}``, or 400 with
 ``{"error": "..."}`` when the engine rejects the SQL. Values are made JSON-safe in a way both
-engines share (decimals as floats, dates as ISO text), so results compare value by value.
+engines share, so results compare value by value: dates as ISO text, and DECIMAL values
+exactly, as their text in an object of their own (``{"decimal": "380456.00"}``, scale
+included), which :func:`python_value` turns back into the same ``Decimal``. As JSON floats
+they would lose digits beyond the 15th to 17th and the type that makes them compare exactly.
 """
 
 from __future__ import annotations
@@ -35,12 +38,23 @@ def schema_statements() -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
+DECIMAL_KEY = "decimal"
+
+
 def json_value(value: Any) -> Any:
     """One result value in the shape both engines share on the wire."""
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        return {DECIMAL_KEY: str(value)}  # str keeps every digit and the scale: 17.00
     if isinstance(value, (datetime.date, datetime.datetime)):
         return value.isoformat()
+    return value
+
+
+def python_value(value: Any) -> Any:
+    """One value as it came off the wire, back in Python: the inverse of :func:`json_value`
+    for decimals (dates stay ISO text, which both engines share)."""
+    if isinstance(value, dict) and value.keys() == {DECIMAL_KEY}:
+        return decimal.Decimal(value[DECIMAL_KEY])
     return value
 
 
