@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -271,27 +271,27 @@ def read_run_info(folder: Path) -> RunInfo:
         raise UsageError(f"{path} is not a noxlib run description ({exc}).") from None
 
 
-def check_shard_set(infos: Mapping[Path, RunInfo]) -> int:
-    """Check that ``infos`` (reports folder -> its run) are every shard of one matrix, each
-    once; return N. A partial or mixed set raises UsageError naming what is wrong."""
+def check_shard_set(infos: Sequence[tuple[Path, RunInfo]]) -> int:
+    """Check that ``infos`` (reports folder, its run) are every shard of one matrix, each once;
+    return N. A partial or mixed set raises UsageError naming what is wrong."""
     if not infos:
         raise UsageError("combine needs the reports folders of the shards: nox -s combine -- DIR…")
-    unsharded = [str(folder) for folder, info in infos.items() if info.shard is None]
+    unsharded = [str(folder) for folder, info in infos if info.shard is None]
     if unsharded:
         raise UsageError(
             f"Not the reports of a sharded run: {', '.join(unsharded)}. Each CI job runs with "
             "NOXLIB_SHARD=K/N (or the CI's own variables) and uploads its reports folder."
         )
-    totals = {int(str(info.shard).split("/")[1]) for info in infos.values()}
+    totals = {int(str(info.shard).split("/")[1]) for _, info in infos}
     if len(totals) != 1:
         raise UsageError(f"The folders come from matrices of different sizes: {sorted(totals)}.")
     total = totals.pop()
     by_index: dict[int, list[Path]] = {}
-    for folder, info in infos.items():
+    for folder, info in infos:
         by_index.setdefault(int(str(info.shard).split("/")[0]), []).append(folder)
     twice = {k: v for k, v in by_index.items() if len(v) > 1}
     if twice:
-        k, folders = next(iter(sorted(twice.items())))
+        k, folders = min(twice.items())
         raise UsageError(
             f"Shard {k}/{total} is given twice: {', '.join(map(str, folders))}. Give each "
             "shard's reports folder once."
@@ -301,14 +301,14 @@ def check_shard_set(infos: Mapping[Path, RunInfo]) -> int:
         raise UsageError(
             f"Shard(s) {', '.join(missing)} missing: combine got {len(infos)} of {total} "
             "reports folders. A merge without them would look complete and is refused; "
-            "download every shard's reports (a failed job uploads them too)."
+            "download every shard's reports (a failed job uploads them too)"
         )
-    plans = {info.plan for info in infos.values()}
+    plans = {info.plan for _, info in infos}
     if len(plans) > 1:
+        listed = ", ".join(f"{info.shard} has plan {info.plan}" for _, info in infos)
         raise UsageError(
-            "The shards were planned differently (different code or durations file), so tests "
-            "may be missing or run twice: "
-            + ", ".join(f"{info.shard} plan {info.plan}" for info in infos.values())
-            + ". Run every shard of the matrix from one commit with one durations file."
+            "The shards were planned differently (other code or another durations file), so "
+            f"tests may be missing or run twice: {listed}. Run every shard of the matrix from "
+            "one commit with one durations file"
         )
     return total

@@ -250,7 +250,7 @@ DURATIONS_ENV = "NOXLIB_DURATIONS"
 KEEP_TOGETHER_ENV = "NOXLIB_KEEP_TOGETHER"
 # A file of node ids: run exactly these (what a dead process left, a batch's remainder).
 SELECT_ENV = "NOXLIB_SELECT_FILE"
-# xdist's own variable: suites read it to give each worker its own resources.
+# xdist's own variables: suites read them to give each worker its own resources.
 WORKER_ENV = "PYTEST_XDIST_WORKER"
 WORKER_COUNT_ENV = "PYTEST_XDIST_WORKER_COUNT"
 

@@ -21,6 +21,8 @@ import pytest
 
 from noxlib.runs import RUN_DIR_ENV, RUN_ID_ENV
 
+# xdist's name for a worker process; noxlib gives each shard process one too.
+WORKER_ENV = "PYTEST_XDIST_WORKER"
 # When this process started, near enough: pytest loads its plugins first.
 _LOADED = time.monotonic()
 
@@ -217,7 +219,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _Interrupts().install()
     if hasattr(config, "workerinput"):  # an xdist worker: its controller records and selects
         return
-    from noxlib.parts import PART_DIR_ENV, PART_NAME_ENV, WORKER_ENV, PartFiles
+    from noxlib.parts import PART_DIR_ENV, PART_NAME_ENV, PartFiles
 
     part_dir = os.environ.get(PART_DIR_ENV)
     if not part_dir:
@@ -317,11 +319,13 @@ def noxlib_servers(
 def _server_folders(config: pytest.Config, factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Where servers keep their folders: (this process's, the ones shared by the run's workers).
 
-    Inside a noxlib run, the run folder (reaped and deleted with the run). Else pytest's temp
+    Inside a noxlib run, the run folder (reaped and deleted with the run): shared servers are
+    shared by every process of the run, xdist workers and shards alike. Else pytest's temp
     folder; under xdist the controller's one is the parent of each worker's, unique per run.
     """
     workerinput = getattr(config, "workerinput", None)
-    worker = workerinput["workerid"] if workerinput else "main"
+    # A shard process is no xdist worker, but has a worker name of its own (gw0, gw1, ...).
+    worker = workerinput["workerid"] if workerinput else os.environ.get(WORKER_ENV, "main")
     run_dir = os.environ.get(RUN_DIR_ENV)
     if run_dir:
         root = Path(run_dir) / "servers"

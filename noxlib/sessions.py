@@ -484,7 +484,7 @@ def combine(session: nox.Session, config: Config) -> None:
     """Merge the reports folders of a CI matrix's shards (posargs) into this project's."""
     folders = [Path(word) for word in session.posargs]
     try:
-        infos = {folder: read_run_info(folder) for folder in folders}
+        infos = [(folder, read_run_info(folder)) for folder in folders]
         total = check_shard_set(infos)
     except UsageError as exc:
         session.error(str(exc))
@@ -509,7 +509,7 @@ def combine(session: nox.Session, config: Config) -> None:
         session.install("coverage", "tomli; python_version < '3.11'")
         session.install("--no-deps", *self_install_args())
         rcfile = cover.write_rcfile(config.root, config.coverage, Path(session.create_tmp()))
-        roots = {info.root for info in infos.values()} - {str(config.root)}
+        roots = {info.root for _, info in infos} - {str(config.root)}
         args = [arg for path in data for arg in ("--data", str(path))]
         args += [arg for root in sorted(roots) for arg in ("--other-root", root)]
         args += ["--publish-data", str(reports_dir / cover.PUBLISHED_DATA)]
@@ -517,8 +517,8 @@ def combine(session: nox.Session, config: Config) -> None:
         run_cover(session, config, rcfile, args)
 
     def report() -> None:
-        first = next(iter(infos.values()))
-        rows = [_shard_row(info) for info in sorted(infos.values(), key=_shard_index)]
+        first = infos[0][1]
+        rows = [_shard_row(info) for info in sorted((i for _, i in infos), key=_shard_index)]
         failed = [row.name for row in rows if row.status != "passed"]
         summary = reports.RunSummary(
             session=first.session,
@@ -527,7 +527,7 @@ def combine(session: nox.Session, config: Config) -> None:
             mode=f"sharded across {total} machines",
             workers=total,
             status=f"failed ({', '.join(failed)})" if failed else "passed",
-            wall_seconds=max(info.wall_seconds for info in infos.values()),
+            wall_seconds=max(info.wall_seconds for _, info in infos),
             phases=tuple(pipeline.timings),
             results=tuple(reports.report_results(results)),
             started_at=reports.now_iso(),

@@ -1,0 +1,205 @@
+"""Shards under real nox: a crash costs one test, and a CI matrix merges into one run.
+
+Every test runs the real nox on copies of tests/projects/basic (or a project written here), so
+venvs, pytest processes and coverage are real; JUnit, counts and coverage are read back from the
+files a user would read.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import nox_env, run_nox
+
+BASIC = Path(__file__).parents[1] / "projects" / "basic"
+
+CRASH_PYPROJECT = """
+[tool.noxlib]
+install = []
+engine = "shards"
+keep-together = "module"
+
+[tool.noxlib.groups.unit]
+paths = ["tests"]
+"""
+
+CRASH_TESTS = {
+    "tests/test_a.py": """
+        import os
+
+        def test_a1():
+            pass
+
+        def test_a2_dies():
+            os._exit(3)
+
+        def test_a3():
+            pass
+
+        def test_a4():
+            pass
+    """,
+}
+
+
+def test_a_dead_shard_process_costs_one_crashed_test(make_project: object) -> None:
+    project = make_project(CRASH_PYPROJECT, CRASH_TESTS)  # type: ignore[operator]
+    # keep-together by module: the four tests share one shard, so the crash hits its mates.
+    (project / "tests" / "test_b.py").write_text("def test_b():\n    pass\n")
+    result = run_nox(project, "-s", "tests-parallel", env=nox_env(PYTEST_WORKERS="2"))
+    assert result.returncode != 0, result.stdout
+    assert "its pytest process died while running tests/test_a.py::test_a2_dies" in result.stdout
+    assert "CRASHED tests/test_a.py::test_a2_dies" in result.stdout
+    line = json.loads((project / "reports" / "ci_timings.jsonl").read_text().splitlines()[-1])
+    assert line["counts"]["crashed"] == 1
+    assert line["counts"]["passed"] == 4  # a1 before the crash, a3 and a4 after it, and b
+    crashed = [p for p in line["parts"] if p["status"] == "crashed"]
+    assert len(crashed) == 1
+    assert crashed[0]["attempts"] == 2  # a new process ran the rest of the shard
+    results = (project / "reports" / "results.jsonl").read_text()
+    assert '"outcome": "crashed"' in results
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One unsharded `nox -s ci` and three clones that each run one shard of three."""
+    base = tmp_path_factory.mktemp("matrix")
+    projects = {}
+    for name in ("whole", "shard1", "shard2", "shard3", "combiner"):
+        projects[name] = Path(shutil.copytree(BASIC, base / name))
+    whole = run_nox(projects["whole"], "-s", "ci", "--", "unit", "other")
+    assert whole.returncode == 0, whole.stdout
+    for k in (1, 2, 3):
+        env = nox_env(NOXLIB_SHARD=f"{k}/3")
+        shard = run_nox(projects[f"shard{k}"], "-s", "ci", "--", "unit", "other", env=env)
+        assert shard.returncode == 0, shard.stdout
+        assert f"CI shard {k}/3" in shard.stdout
+    return projects
+
+
+def junit_cases(reports: Path) -> list[tuple[str, str, str]]:
+    """(classname, name, outcome) of every testcase in a JUnit file."""
+    found = []
+    for case in ET.parse(reports / "junit.xml").getroot().iter("testcase"):
+        outcome = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "ok")
+        found.append((case.get("classname", ""), case.get("name", ""), outcome))
+    return sorted(found)
+
+
+def total_coverage(reports: Path) -> str:
+    return ET.parse(reports / "coverage.xml").getroot().get("line-rate", "")
+
+
+def counts(reports: Path) -> dict[str, int]:
+    line = json.loads((reports / "ci_timings.jsonl").read_text().splitlines()[-1])
+    result: dict[str, int] = line["counts"]
+    return result
+
+
+def test_each_shard_runs_a_share_and_together_they_run_everything(
+    matrix: dict[str, Path],
+) -> None:
+    shares = [junit_cases(matrix[f"shard{k}"] / "reports") for k in (1, 2, 3)]
+    assert all(shares), "a shard was left empty"
+    every = sorted(case for share in shares for case in share)
+    assert every == junit_cases(matrix["whole"] / "reports")  # each test once, none missing
+
+
+def test_combine_of_three_shards_equals_one_unsharded_run(matrix: dict[str, Path]) -> None:
+    folders = [str(matrix[f"shard{k}"] / "reports") for k in (1, 2, 3)]
+    result = run_nox(matrix["combiner"], "-s", "combine", "--", *folders)
+    assert result.returncode == 0, result.stdout
+    merged, whole = matrix["combiner"] / "reports", matrix["whole"] / "reports"
+    assert junit_cases(merged) == junit_cases(whole)
+    assert counts(merged) == counts(whole)
+    assert counts(merged)["passed"] == 8
+    assert total_coverage(merged) == total_coverage(whole)
+    assert (merged / "htmlcov" / "index.html").is_file()
+    text = (merged / "ci_timings.md").read_text()
+    for k in (1, 2, 3):
+        assert f"| shard {k}/3 | passed |" in text
+    durations = json.loads((matrix["combiner"] / ".test_durations").read_text())
+    assert len(durations) == 8
+
+
+def test_combine_refuses_a_partial_set_and_names_the_missing_shard(
+    matrix: dict[str, Path], tmp_path: Path
+) -> None:
+    project = Path(shutil.copytree(BASIC, tmp_path / "partial"))
+    folders = [str(matrix[f"shard{k}"] / "reports") for k in (1, 3)]
+    result = run_nox(project, "-s", "combine", "--", *folders)
+    assert result.returncode != 0
+    assert "Shard(s) 2/3 missing: combine got 2 of 3 reports folders" in result.stdout
+    assert not (project / "reports" / "junit.xml").exists()  # nothing half-merged
+    twice = [str(matrix["shard1"] / "reports")] * 2 + [str(matrix["shard2"] / "reports")]
+    result = run_nox(project, "-s", "combine", "--", *twice)
+    assert "Shard 1/3 is given twice" in result.stdout
+
+
+SHARED_PYPROJECT = """
+[tool.noxlib]
+install = []
+engine = "shards"
+
+[tool.noxlib.groups.unit]
+paths = ["tests"]
+"""
+
+SHARED_TESTS = {
+    "tests/conftest.py": """
+        import os, pathlib, sys, time
+        import pytest
+
+        SERVER = (
+            "import socket, sys\\n"
+            "s = socket.create_server(('127.0.0.1', int(sys.argv[1])))\\n"
+            "while True:\\n"
+            "    s.accept()[0].close()\\n"
+        )
+
+        def meet(me, server):
+            # Both shards hold the server at once: a server is shared while it has users.
+            record = pathlib.Path(os.environ["RECORD"])
+            (record / f"{me}-{server.pid}").write_text("")
+            deadline = time.monotonic() + 60
+            while len(list(record.iterdir())) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+        @pytest.fixture(scope="session")
+        def shared_server(noxlib_servers):
+            argv = [sys.executable, "-c", SERVER, "{port}"]
+            return noxlib_servers.start("echo", argv, shared=True)
+    """,
+    "tests/test_one.py": """
+        from conftest import meet
+
+        def test_one(shared_server):
+            meet("one", shared_server)
+    """,
+    "tests/test_two.py": """
+        from conftest import meet
+
+        def test_two(shared_server):
+            meet("two", shared_server)
+    """,
+}
+
+
+def test_a_shared_server_is_shared_by_the_shards_of_a_run(
+    make_project: object, tmp_path: Path
+) -> None:
+    project = make_project(SHARED_PYPROJECT, SHARED_TESTS)  # type: ignore[operator]
+    record = tmp_path / "record"
+    record.mkdir()
+    env = nox_env(PYTEST_WORKERS="2", RECORD=str(record))
+    result = run_nox(project, "-s", "tests-parallel", env=env)
+    assert result.returncode == 0, result.stdout
+    assert "| shard-1 | passed | 1 |" in (project / "reports" / "ci_timings.md").read_text()
+    pids = {name.split("-")[1] for name in (p.name for p in record.iterdir())}
+    assert len(list(record.iterdir())) == 2
+    assert len(pids) == 1  # both shard processes used the one server
