@@ -62,7 +62,43 @@ def test_the_checks_catch_what_they_guard(registered_sessions: set[str]) -> None
     assert not PYTEST_DIRECT.search("pip install pytest-xdist")
     assert NOX_SESSION.findall("python -m nox -s deploy") == ["deploy"]
     assert "deploy" not in registered_sessions
-    assert {"tests", "tests-parallel", "ci", "reap"} <= registered_sessions
+    assert {"tests", "tests-parallel", "ci", "reap", "combine"} <= registered_sessions
+
+
+SHARD_MATRIX = re.compile(r"^\s+shard: \[([\d, ]+)\]$", re.M)
+SHARD_SETTING = re.compile(r'NOXLIB_SHARD: "\$\{\{ matrix\.shard \}\}/(\d+)"')
+
+
+def github_shards(text: str) -> tuple[list[int], list[int]]:
+    """The sharded job's matrix, and the N of every NOXLIB_SHARD that uses it."""
+    matrices = [[int(k) for k in m.split(",")] for m in SHARD_MATRIX.findall(text)]
+    return (matrices[0] if len(matrices) == 1 else []), [
+        int(n) for n in SHARD_SETTING.findall(text)
+    ]
+
+
+def test_the_sharded_job_matrix_matches_the_shard_count() -> None:
+    text = commands(ROOT / "ci" / "github-actions.yml")
+    matrix, totals = github_shards(text)
+    assert matrix, "ci/github-actions.yml has no single shard matrix"
+    assert totals, "the sharded job sets no NOXLIB_SHARD from its matrix"
+    assert all(n == len(matrix) for n in totals), f"matrix {matrix} but NOXLIB_SHARD N {totals}"
+    assert matrix == list(range(1, len(matrix) + 1))
+    assert "nox -s combine -- shards/reports-shard-*" in text
+    assert "path: .test_durations" in text
+    gitlab = commands(ROOT / "ci" / "gitlab-ci.yml")
+    assert "parallel:" in gitlab
+    assert "nox -s combine -- shards/*" in gitlab
+
+
+def test_the_shard_check_catches_a_mismatch() -> None:
+    text = (
+        "matrix:\n        shard: [1, 2, 3, 4]\n"
+        '    env:\n      NOXLIB_SHARD: "${{ matrix.shard }}/3"\n'
+    )
+    matrix, totals = github_shards(text)
+    assert len(matrix) == 4
+    assert totals == [3]
 
 
 def test_ci_run_runs_the_readme_test_command() -> None:
