@@ -131,6 +131,8 @@ def _finish(proc: _Running, outcome: PartOutcome) -> Part | None:
     finished = [e for e in events if e.get("event") == "finished"]
     if finished:
         status = _status_of(int(str(finished[-1].get("exitstatus", code))))
+        if status == "interrupted" and _collection_failed(files):
+            status = "error"  # pytest says "Interrupted: 1 error during collection"
         # A part that lost a test to a crash says so, however its last process ended.
         outcome.status = "crashed" if outcome.crashed and status != "interrupted" else status
         return None
@@ -166,6 +168,10 @@ def _status_of(exitstatus: int) -> str:
     if exitstatus == 2:
         return "interrupted"
     return "failed" if exitstatus == 1 else "error"
+
+
+def _collection_failed(files: PartFiles) -> bool:
+    return any(r.get("when") == "collect" for r in read_results(files.results))
 
 
 def _how(code: int | None) -> str:

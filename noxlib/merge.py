@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Sequence
@@ -112,7 +113,7 @@ def measured_durations(results: Iterable[Result]) -> dict[str, float]:
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock beside ``path``: two runs in one checkout update it one at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with (path.parent / f".{path.name}.lock").open("a+b") as handle:
+    with (path.parent / f".{path.name.lstrip('.')}.lock").open("a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -150,11 +151,22 @@ def update_durations(
 
 
 def junit_address(nodeid: str) -> tuple[str, str]:
-    """(classname, name) that pytest's JUnit XML gives the test ``nodeid``."""
-    parts = nodeid.split("::")
-    path = parts[0][:-3] if parts[0].endswith(".py") else parts[0]
-    names = [path.replace("/", "."), *parts[1:]]
+    """(classname, name) that pytest's JUnit XML gives the test ``nodeid``: the parameters
+    (which may hold ``::``, as in ``[::1]``) are set aside before the id is split."""
+    path, bracket, params = nodeid.partition("[")
+    names = path.split("::")
+    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
+    names[-1] += bracket + params
     return ".".join(names[:-1]), names[-1]
+
+
+# What XML 1.0 cannot hold (terminal colour codes in an assertion message, say).
+_NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with every character XML cannot hold written as ``#x1B``, as pytest does."""
+    return _NOT_XML.sub(lambda m: f"#x{ord(m.group()):02X}", text)
 
 
 _JUNIT_TAG = {"failed": "failure", "timeout": "failure", "error": "error", "crashed": "error"}
@@ -167,7 +179,7 @@ def _case_for(result: Result) -> ET.Element:
         "testcase", classname=classname, name=name, time=f"{result.get('duration', 0):.3f}"
     )
     outcome = str(result.get("outcome"))
-    text = str(result.get("longrepr", ""))
+    text = xml_safe(str(result.get("longrepr", "")))
     if outcome in _JUNIT_TAG:
         child = ET.SubElement(case, _JUNIT_TAG[outcome], message=f"{outcome}: {text[:200]}")
         child.text = text

@@ -68,6 +68,10 @@ def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
                 value = inline
             elif index < len(words):
                 value, index = words[index], index + 1
+            if value is None:
+                raise UsageError(
+                    f"{flag} (after --) needs a value: one of {', '.join(option.choices)}."
+                )
             if value not in option.choices:
                 raise UsageError(
                     f"Invalid value {value!r} for {flag} (after --): expected one of "

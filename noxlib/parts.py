@@ -12,7 +12,9 @@ import contextlib
 import hashlib
 import heapq
 import json
+import math
 import os
+import re
 import statistics
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -60,9 +62,16 @@ def read_durations(path: Path) -> dict[str, float]:
     if not isinstance(data, dict):
         raise _bad_durations(path, f"it holds a JSON {type(data).__name__}, not an object")
     for key, value in data.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        if not _seconds(value):
             raise _bad_durations(path, f"test {key!r} has {value!r}, not a number of seconds")
     return {str(k): float(v) for k, v in data.items()}
+
+
+def _seconds(value: object) -> bool:
+    # Python's json reads NaN and Infinity: neither is a duration.
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return math.isfinite(value) and value >= 0
 
 
 def _bad_durations(path: Path, why: str) -> UsageError:
@@ -184,7 +193,8 @@ def _units(
         )
         for nodeid in units.pop(key):
             units[nodeid] = [nodeid]
-    return units
+    # In node id order, so that equal costs are placed by node id (the ranking sort is stable).
+    return dict(sorted(units.items(), key=lambda item: item[1][0]))
 
 
 def plan_digest(shards: Sequence[Shard]) -> str:
@@ -202,6 +212,9 @@ def ids_digest(ids: Iterable[str]) -> str:
     return hashlib.sha256("\0".join(sorted(ids)).encode()).hexdigest()[:16]
 
 
+_SHARD = re.compile(r"^([0-9]+)/([0-9]+)$")
+
+
 @dataclass(frozen=True)
 class ShardSpec:
     """Shard ``index`` (1-based) of ``total``."""
@@ -215,9 +228,9 @@ class ShardSpec:
 
 def parse_shard(text: str, source: str) -> ShardSpec:
     """``"K/N"`` with 1 <= K <= N, from ``text`` that came from ``source``."""
-    head, _, tail = text.strip().partition("/")
-    if head.isdigit() and tail.isdigit() and 1 <= int(head) <= int(tail):
-        return ShardSpec(int(head), int(tail))
+    match = _SHARD.match(text.strip())
+    if match and 1 <= int(match.group(1)) <= int(match.group(2)):
+        return ShardSpec(int(match.group(1)), int(match.group(2)))
     raise UsageError(
         f"Invalid shard {text!r} from {source}: expected K/N with 1 <= K <= N, e.g. "
         "NOXLIB_SHARD=2/3 runs the second of three shards."

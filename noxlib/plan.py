@@ -219,7 +219,7 @@ def resolve_shard(env: Mapping[str, str]) -> ShardSpec | None:
         if not (index and total):
             continue
         source = f"{provider}'s {index_var}={index!r} and {total_var}={total!r}"
-        if not (index.isdigit() and total.isdigit()):
+        if not (index.isascii() and index.isdigit() and total.isascii() and total.isdigit()):
             raise UsageError(
                 f"Invalid shard from {source}: both must be whole numbers. Set {SHARD_ENV}=K/N "
                 "to say which shard this job runs."

@@ -1,0 +1,270 @@
+"""The parts engine with real pytest processes: tiny suites in tmp dirs, each part a real
+``python -m pytest`` with noxlib's plugin active, as a noxlib session starts them.
+
+What the engine learns comes from the files the plugin writes in each part's folder, so these
+tests read those files too: results.jsonl says which tests ran, and how they ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pytest
+
+from noxlib.engine import Part, PartOutcome, run_parts
+from noxlib.parts import read_lines
+from tests.conftest import nox_env
+
+# Plugins these suites do not use, left out so that each process starts fast.
+ARGS = ("-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark")
+
+
+def write_suite(root: Path, files: dict[str, str]) -> Path:
+    """A suite at ``root``: its own pytest.ini (so node ids are relative to it) and ``files``."""
+    root.mkdir(parents=True)
+    (root / "pytest.ini").write_text("[pytest]\n")
+    for name, text in files.items():
+        (root / name).write_text(textwrap.dedent(text))
+    return root
+
+
+def make_part(
+    tmp_path: Path, name: str, suite: Path, *extra: str, env: dict[str, str] | None = None
+) -> Part:
+    """A part as a session makes one: pytest over ``suite``, inside run ``engine-test``."""
+    part_env = nox_env(
+        NOXLIB_RUN_DIR=str(tmp_path / "run"),
+        NOXLIB_RUN_ID="engine-test",
+        NOXLIB_PART_NAME=name,
+        **(env or {}),
+    )
+    argv = (sys.executable, "-m", "pytest", str(suite), *ARGS, *extra)
+    return Part(name, argv, part_env, tmp_path / "parts" / name)
+
+
+def results(outcome: PartOutcome) -> list[dict[str, object]]:
+    path = outcome.part.files.results
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def by_id(outcome: PartOutcome) -> dict[str, str]:
+    found = results(outcome)
+    assert len(found) == len({r["nodeid"] for r in found}), found  # one line per test
+    return {str(r["nodeid"]): str(r["outcome"]) for r in found}
+
+
+def log(outcome: PartOutcome) -> str:
+    return outcome.part.files.log.read_text(errors="replace")
+
+
+def test_two_shards_run_every_test_exactly_once(tmp_path: Path) -> None:
+    suite = write_suite(
+        tmp_path / "suite",
+        {
+            "test_a.py": "".join(f"def test_a{i}():\n    pass\n" for i in range(7)),
+            "test_b.py": """
+                import pytest
+
+                @pytest.mark.parametrize("n", range(5))
+                def test_b(n):
+                    pass
+
+                class TestC:
+                    def test_c1(self):
+                        pass
+
+                    def test_c2(self):
+                        pass
+            """,
+        },
+    )
+    parts = [
+        make_part(tmp_path, f"shard-{k}", suite, env={"NOXLIB_SHARDS": f"{k}/2"}) for k in (1, 2)
+    ]
+    outcomes = run_parts(parts, slots=2)
+    assert [o.status for o in outcomes] == ["passed", "passed"], [log(o) for o in outcomes]
+    ran = [results(o) for o in outcomes]
+    assert all(ran), "a shard ran nothing"
+    ids = Counter(str(r["nodeid"]) for part in ran for r in part)
+    expected = {f"test_a.py::test_a{i}" for i in range(7)}
+    expected |= {f"test_b.py::test_b[{n}]" for n in range(5)}
+    expected |= {"test_b.py::TestC::test_c1", "test_b.py::TestC::test_c2"}
+    assert set(ids) == expected
+    assert set(ids.values()) == {1}
+    for outcome in outcomes:
+        assert {r["outcome"] for r in results(outcome)} == {"passed"}
+        # The part ran what it said it would (share.txt), as its shard of one plan.
+        assert sorted(read_lines(outcome.part.files.share)) == sorted(by_id(outcome))
+        assert outcome.attempts == 1
+    plans = [
+        [e["plans"] for e in o.part.files.events() if e.get("event") == "selected"]
+        for o in outcomes
+    ]
+    assert plans[0] == plans[1]
+    assert len(plans[0]) == 1
+
+
+CRASHING = """
+    import os
+    from pathlib import Path
+
+    def note(name):
+        with open(Path(__file__).parent / "pids.txt", "a") as out:
+            out.write(f"{name} {os.getpid()}\\n")
+
+    def test_1():
+        note("test_1")
+
+    def test_2():
+        note("test_2")
+        os._exit(3)
+
+    def test_3():
+        note("test_3")
+
+    def test_4():
+        note("test_4")
+        assert False, "fails after the crash"
+"""
+
+
+def test_a_crashed_test_is_recorded_and_the_rest_run_in_a_new_process(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "suite", {"test_crash.py": CRASHING})
+    (outcome,) = run_parts([make_part(tmp_path, "serial", suite)], slots=1)
+    assert outcome.status == "crashed", log(outcome)
+    assert outcome.attempts == 2
+    assert outcome.crashed == ["test_crash.py::test_2"]
+    assert outcome.exit_code == 1  # the second process's: test_4 failed
+    assert by_id(outcome) == {
+        "test_crash.py::test_1": "passed",
+        "test_crash.py::test_2": "crashed",
+        "test_crash.py::test_3": "passed",
+        "test_crash.py::test_4": "failed",
+    }
+    crash = next(r for r in results(outcome) if r["outcome"] == "crashed")
+    assert "The pytest process of part serial exited with code 3 while this test ran" in str(
+        crash["longrepr"]
+    )
+    pids = dict(line.split() for line in (suite / "pids.txt").read_text().splitlines())
+    assert pids["test_1"] == pids["test_2"]
+    assert pids["test_3"] == pids["test_4"] != pids["test_2"]  # a second process
+    # The second process was given exactly the tests the first had not reached.
+    assert read_lines(outcome.part.files.select) == [
+        "test_crash.py::test_3",
+        "test_crash.py::test_4",
+    ]
+
+
+def test_a_crash_in_the_last_test_ends_the_part(tmp_path: Path) -> None:
+    suite = write_suite(
+        tmp_path / "suite",
+        {
+            "test_last.py": """
+                import os
+
+                def test_ok():
+                    pass
+
+                def test_dies():
+                    os._exit(9)
+            """
+        },
+    )
+    (outcome,) = run_parts([make_part(tmp_path, "serial", suite)], slots=1)
+    assert outcome.status == "crashed"
+    assert outcome.attempts == 1
+    assert by_id(outcome) == {
+        "test_last.py::test_ok": "passed",
+        "test_last.py::test_dies": "crashed",
+    }
+
+
+TIMED = """
+    import os, time
+    from pathlib import Path
+
+    def test_timed():
+        record = Path(os.environ["RECORD_DIR"]) / os.environ["NOXLIB_PART_NAME"]
+        start = time.time()
+        time.sleep(0.3)
+        record.write_text(f"{start} {time.time()}")
+"""
+
+
+def running_pytests(suite: Path) -> int:
+    """How many child processes of this one are pytest runs over ``suite``."""
+    count = 0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            count += str(suite) in child.cmdline()
+    return count
+
+
+@pytest.mark.parametrize(("slots", "count"), [(1, 2), (2, 3)])
+def test_never_more_processes_than_slots(tmp_path: Path, slots: int, count: int) -> None:
+    """slots=1 runs the parts one after the other; slots=2 runs two at a time, not three."""
+    suite = write_suite(tmp_path / "suite", {"test_timed.py": TIMED})
+    record = tmp_path / "record"
+    record.mkdir()
+    parts = [
+        make_part(tmp_path, f"part-{k}", suite, env={"RECORD_DIR": str(record)})
+        for k in range(count)
+    ]
+    seen: list[int] = []
+    outcomes = run_parts(
+        parts, slots=slots, tick=lambda elapsed: seen.append(running_pytests(suite))
+    )
+    assert [o.status for o in outcomes] == ["passed"] * count, [log(o) for o in outcomes]
+    assert max(seen) == slots
+    spans = sorted(tuple(map(float, p.read_text().split())) for p in record.iterdir())
+    assert len(spans) == count
+    if slots == 1:
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert end <= start, spans  # the next part's test began after this one ended
+
+
+def test_a_part_that_fails_at_startup_is_an_error_and_the_others_run(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "suite", {"test_ok.py": "def test_ok():\n    pass\n"})
+    broken = make_part(tmp_path, "broken", suite, "--no-such-option")
+    good = make_part(tmp_path, "good", suite)
+    outcomes = run_parts([broken, good], slots=1)
+    assert outcomes[0].status == "error"
+    assert outcomes[0].exit_code == 4
+    assert outcomes[0].attempts == 1
+    assert outcomes[0].problem == (
+        f"pytest exited with code 4 before it started its tests; see {broken.files.log}"
+    )
+    assert "unrecognized arguments: --no-such-option" in log(outcomes[0])
+    assert outcomes[1].status == "passed", log(outcomes[1])
+    assert by_id(outcomes[1]) == {"test_ok.py::test_ok": "passed"}
+
+
+def test_a_shard_answers_worker_id_as_an_xdist_worker_would(tmp_path: Path) -> None:
+    suite = write_suite(
+        tmp_path / "suite",
+        {
+            "test_identity.py": """
+                import os
+
+                def test_worker_id(worker_id):
+                    assert worker_id == os.environ["PYTEST_XDIST_WORKER"] == "gw1"
+
+                def test_testrun_uid(testrun_uid):
+                    assert testrun_uid == os.environ["NOXLIB_RUN_ID"] == "engine-test"
+            """
+        },
+    )
+    part = make_part(tmp_path, "shard-2", suite, env={"PYTEST_XDIST_WORKER": "gw1"})
+    (outcome,) = run_parts([part], slots=1)
+    assert by_id(outcome) == {
+        "test_identity.py::test_worker_id": "passed",
+        "test_identity.py::test_testrun_uid": "passed",
+    }, log(outcome)
+    assert outcome.status == "passed"
