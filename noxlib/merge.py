@@ -110,10 +110,10 @@ def measured_durations(results: Iterable[Result]) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock beside ``path``: two runs in one checkout update it one at a time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with (path.parent / f".{path.name.lstrip('.')}.lock").open("a+b") as handle:
+def _locked(lock: Path) -> Iterator[None]:
+    """The exclusive lock file ``lock``: two runs in one checkout update a file one at a time."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -125,13 +125,15 @@ def update_durations(
     collected_ids: Iterable[str] = (),
     whole_files: Iterable[str] = (),
     root: Path,
+    lock: Path | None = None,
 ) -> int:
     """Merge ``results``' durations into the durations file at ``path``; return its size.
 
     Ids the run no longer collects from files it collected whole (``whole_files``), and ids of
-    files gone from ``root``, are dropped.
+    files gone from ``root``, are dropped. ``lock`` is the lock file that serialises updates
+    (default: beside ``path``; noxlib keeps it in ``.noxlib/``, out of the user's tree).
     """
-    with _locked(path):
+    with _locked(lock or path.with_name(f".{path.name.lstrip('.')}.lock")):
         try:
             old = read_durations(path)
         except UsageError:

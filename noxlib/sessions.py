@@ -66,7 +66,7 @@ from noxlib.plan import (
     pytest_args,
 )
 from noxlib.progress import Progress, failures_report
-from noxlib.runs import Run, finish_run, start_run
+from noxlib.runs import Run, ensure_state_dir, finish_run, start_run
 
 # What every session venv gets besides the project: the runner, its plugins, and psutil for
 # noxlib's own plugin (installed with --no-deps so nox itself stays out of the venv).
@@ -79,6 +79,7 @@ TEST_TOOLS: tuple[str, ...] = (
     "tomli; python_version < '3.11'",
 )
 VENV_BACKEND = "uv|virtualenv"
+DURATIONS_LOCK = "durations.lock"
 # After Ctrl-C or SIGTERM nox sends pytest SIGTERM at once (the plugin turns it into a clean
 # KeyboardInterrupt) and gives it this long to tear down servers and save coverage.
 PYTEST_SHUTDOWN_SECONDS = 30.0
@@ -343,6 +344,7 @@ class TestRun:
                 collected_ids=ids,
                 whole_files=whole,
                 root=self.config.root,
+                lock=self.config.state_dir / DURATIONS_LOCK,
             )
         write_results(reports_dir / RESULTS_FILE, self.results)
         if self.plan.mode.ci:
@@ -497,7 +499,9 @@ def combine(session: nox.Session, config: Config) -> None:
         junit = [folder / JUNIT_FILE for folder in folders]
         merge_junit(junit, results, reports_dir / JUNIT_FILE)
         write_results(reports_dir / RESULTS_FILE, results)
-        size = update_durations(config.durations_path, results, root=config.root)
+        ensure_state_dir(config.state_dir)  # with its .gitignore: the lock lives there
+        lock = config.state_dir / DURATIONS_LOCK
+        size = update_durations(config.durations_path, results, root=config.root, lock=lock)
         session.log(f"noxlib: durations of {size} tests in {config.durations_path}")
 
     def combine_coverage() -> None:
