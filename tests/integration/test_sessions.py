@@ -292,3 +292,30 @@ def test_interrupted_run_still_writes_reports_and_coverage(
     assert "— interrupted" in text, output
     assert "test_fails_first" in text  # what finished before the interrupt is reported
     assert (project / "reports" / "coverage.db").is_file(), output
+
+
+def test_two_runs_in_one_checkout_keep_their_own_results(project: Path) -> None:
+    # The venv first: two nox processes must not create the same venv at once.
+    first = run_nox(project, "-s", "tests", "--", "other")
+    assert first.returncode == 0, first.stdout
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "nox", "-R", "-s", "tests", "--", group, "--coverage"],
+            cwd=project,
+            env=nox_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for group in ("unit", "other")
+    ]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    lines = (project / "reports" / "ci_timings.jsonl").read_text().splitlines()[1:]
+    by_group = {tuple(json.loads(line)["groups"]): json.loads(line)["counts"] for line in lines}
+    assert by_group[("unit",)]["passed"] == 7
+    assert by_group[("other",)]["passed"] == 1
+    # Each run combined its own data: the unit run measured mylib, whatever the other did.
+    assert "src/mylib/__init__.py" in outputs[0]
+    assert (project / "reports" / "coverage.db").is_file()
+    assert not list(project.glob(".coverage*"))

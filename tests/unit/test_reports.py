@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from noxlib.pipeline import PhaseTiming
 from noxlib.reports import (
     RunSummary,
     TestResult,
+    append_line,
     render_markdown,
     report_results,
     to_json_line,
@@ -100,3 +102,24 @@ def test_write_reports_replaces_md_and_appends_jsonl(tmp_path: Path) -> None:
     assert first["counts"]["failed"] == 1
     assert first["phases"][0] == {"name": "install", "seconds": 1.25, "ok": True}
     assert len(first["slowest"]) == 10
+
+
+def _append_many(path: str, writer: int) -> None:
+    for i in range(40):
+        # Longer than the kernel's atomic pipe write (4 KiB): the lock keeps it whole.
+        append_line(Path(path), json.dumps({"writer": writer, "i": i, "pad": "x" * 9000}))
+
+
+def test_concurrent_appends_land_whole(tmp_path: Path) -> None:
+    path = tmp_path / "ci_timings.jsonl"
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_append_many, args=(str(path), w)) for w in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(60)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 160
+    assert sorted((d["writer"], d["i"]) for d in map(json.loads, lines)) == [
+        (w, i) for w in range(4) for i in range(40)
+    ]
