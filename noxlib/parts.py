@@ -256,11 +256,12 @@ def select_share(
 # --- one part's folder: what its pytest process and the engine tell each other ----------------
 
 PART_DIR_ENV = "NOXLIB_PART_DIR"
-PART_NAME_ENV = "NOXLIB_PART_NAME"
 # "K/N" levels, global first ("2/3 1/2": local shard 1 of 2 within CI shard 2 of 3).
 SHARDS_ENV = "NOXLIB_SHARDS"
 DURATIONS_ENV = "NOXLIB_DURATIONS"
 KEEP_TOGETHER_ENV = "NOXLIB_KEEP_TOGETHER"
+# Set in the pytest process of a batch: a server that cannot start stops the batch at once.
+BATCH_ENV = "NOXLIB_BATCH"
 # A file of node ids: run exactly these (what a dead process left, a batch's remainder).
 SELECT_ENV = "NOXLIB_SELECT_FILE"
 # xdist's own variables: suites read them to give each worker its own resources.

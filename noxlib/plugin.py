@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Generator, Iterator, Mapping
@@ -219,7 +220,8 @@ def pytest_configure(config: pytest.Config) -> None:
     _Interrupts().install()
     if hasattr(config, "workerinput"):  # an xdist worker: its controller records and selects
         return
-    from noxlib.parts import PART_DIR_ENV, PART_NAME_ENV, PartFiles
+    from noxlib.parts import PART_DIR_ENV, PartFiles
+    from noxlib.runs import PART_NAME_ENV
 
     part_dir = os.environ.get(PART_DIR_ENV)
     if not part_dir:
@@ -305,7 +307,9 @@ def noxlib_servers(
     manager = ServerManager(
         base_dir, shared_dir=shared_dir, run_dir=Path(run_dir) if run_dir else None
     )
-    watch = ServerWatch()
+    from noxlib.parts import BATCH_ENV
+
+    watch = ServerWatch(config.stash.get(_PART_KEY, None), batch=bool(os.environ.get(BATCH_ENV)))
     config.pluginmanager.register(watch, "noxlib-server-watch")
     try:
         yield manager
@@ -348,7 +352,9 @@ class ServerWatch:
     """Registered while ``noxlib_servers`` lives: checks the servers a test uses before and
     after it, restarts dead ones (or errors with ``respawn=False``) and says so in the report."""
 
-    def __init__(self) -> None:
+    def __init__(self, part: PartFiles | None = None, *, batch: bool = False) -> None:
+        self.part = part  # where the part's server events go, for the batch's check line
+        self.batch = batch  # in a batch, a server that cannot start ends the batch at once
         self.by_fixture: dict[str, Server] = {}  # learnt from funcargs of earlier tests
         self.found_dead: dict[str, str] = {}  # server name -> "during <test>"
         self.last_user: dict[str, str] = {}  # server name -> last test it was alive after
@@ -370,12 +376,14 @@ class ServerWatch:
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        from noxlib.servers import tail_block
+        from noxlib.servers import ServerError, tail_block
 
         report = yield
         servers = _servers_in(item)
         if report.when == "call":
             self._check_after(item, servers)
+        if call.excinfo is not None and call.excinfo.errisinstance(ServerError):
+            self._unrecoverable(item, str(call.excinfo.value))
         for headline, details in self.events.pop(item.nodeid, []):
             report.sections.append((SERVERS_SECTION, f"{headline}\n{details}"))
         if report.failed:
@@ -401,6 +409,7 @@ class ServerWatch:
             if server.ensure_alive() is not None:
                 headline = f"server '{server.name}' {death} {where}; restarted for {item.nodeid}"
                 self._event(item, headline, tail)
+                self._note(server.name, "restarted", f"{death} {where}")
 
     def _since(self, name: str) -> str:
         last = self.last_user.get(name)
@@ -415,8 +424,23 @@ class ServerWatch:
                 self.last_user[server.name] = item.nodeid
                 continue
             self.found_dead[server.name] = f"during {item.nodeid}"
+            self._note(server.name, "died", f"{death} during {item.nodeid}")
             headline = f"server '{server.name}' {death} during {item.nodeid}"
             self._event(item, headline, tail_block(server.log_path, server.log_tail()))
+
+    def _note(self, server: str, what: str, why: str) -> None:
+        """Tell the engine (the part's events) what happened to a server in this part."""
+        if self.part is not None:
+            self.part.event({"event": "server", "server": server, "what": what, "why": why})
+
+    def _unrecoverable(self, item: pytest.Item, message: str) -> None:
+        """A server that cannot be (re)started: a batch stops at once rather than letting each
+        later test wait out its timeout."""
+        first_line = message.strip().splitlines()[0] if message.strip() else "server error"
+        name = re.search(r"server '([^']+)'", first_line)
+        self._note(name.group(1) if name else "?", "unrecoverable", first_line)
+        if self.batch:
+            item.session.shouldstop = f"noxlib: this batch stops: {first_line}"
 
     def _event(self, item: pytest.Item, headline: str, details: str) -> None:
         # user_properties of the item reach the reports still to be made (and JUnit XML, which

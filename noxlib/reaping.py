@@ -45,7 +45,17 @@ from noxlib.ledger import (
     record_process,
     start_ticks,
 )
-from noxlib.runs import RUN_ID_ENV, RUNS, Claim, Log, Run, claim_dead_runs, claim_run, release
+from noxlib.runs import (
+    PART_NAME_ENV,
+    RUN_ID_ENV,
+    RUNS,
+    Claim,
+    Log,
+    Run,
+    claim_dead_runs,
+    claim_run,
+    release,
+)
 from noxlib.warden import STOP, Warden
 
 __all__ = [
@@ -62,6 +72,7 @@ __all__ = [
     "open_ledger",
     "read_ledger",
     "reap_dead_run",
+    "reap_part",
     "reap_run",
     "reap_stale_runs",
     "record_process",
@@ -310,6 +321,28 @@ def _note(run_dir: Path, target: _Target) -> None:
 
 
 # --- the hooks --------------------------------------------------------------------------------
+
+
+def reap_part(run: Run, part: str, log: Log, *, grace: float) -> list[Reaped]:
+    """End what part ``part`` of the live ``run`` left running after its pytest process ended
+    (a batch's leftovers), logging each on ``log``; return them.
+
+    A process is the part's when its environment holds the run's exact id and the part's
+    name (``NOXLIB_PART_NAME``), which every process the part started inherits, setsid'ed
+    ones too. Servers shared by the run carry no part name and are left alone.
+    """
+    protected = _protected()
+    targets = []
+    for s in _scan().values():
+        if s.env_run_id != run.run_id or s.proc.pid in protected:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if s.proc.environ().get(PART_NAME_ENV) == part:
+                reason = f"{RUN_ID_ENV} and {PART_NAME_ENV}={part} are in its environment"
+                targets.append(_Target(s.proc, run.run_id, reason))
+    for target in targets:
+        _note(run.dir, target)
+    return _end(targets, grace, log)
 
 
 def reap_run(run: Run, log: Log, *, grace: float) -> list[Reaped]:

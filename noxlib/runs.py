@@ -20,6 +20,8 @@ from typing import IO
 
 RUN_ID_ENV = "NOXLIB_RUN_ID"
 RUN_DIR_ENV = "NOXLIB_RUN_DIR"
+# The part (shard, batch) a process was started by; reaping ends a batch's leftovers by it.
+PART_NAME_ENV = "NOXLIB_PART_NAME"
 RUNS = "runs"
 LOCK = "lock"
 STARTING_SUFFIX = ".starting"
