@@ -9,8 +9,8 @@ from pathlib import Path
 
 import psutil
 
-from noxlib import processes
-from noxlib.processes import KILL_WAIT, describe_exit
+from noxlib.reaping import processes
+from noxlib.reaping.processes import KILL_WAIT, describe_exit
 
 
 class Incarnation:

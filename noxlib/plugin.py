@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from noxlib.plan import GROUPS_ENV, group_marker
-from noxlib.runs import RUN_DIR_ENV
+from noxlib.reaping import RUN_DIR_ENV
 
 if TYPE_CHECKING:
     from noxlib.servers import Server, ServerManager

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import psutil
 
-from noxlib import ledger
 from noxlib.errors import ServerDiedError, ServerError, ServerStartError
 from noxlib.folders import (
     LOG_TAIL_LINES,
@@ -27,7 +26,8 @@ from noxlib.folders import (
 from noxlib.incarnation import Incarnation
 from noxlib.ports import ADDRESS_IN_USE, HOST, free_port, listeners
 from noxlib.probes import Ready, asks_port, make_probe
-from noxlib.processes import describe_exit
+from noxlib.reaping import ledger
+from noxlib.reaping.processes import describe_exit
 from noxlib.shared import Published, SharedSlot
 
 DEFAULT_GRACE = 5.0

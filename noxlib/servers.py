@@ -38,7 +38,7 @@ from noxlib.folders import (
 )
 from noxlib.ports import ADDRESS_IN_USE, HOST, free_port
 from noxlib.probes import PROBE_TIMEOUT, Probe, Ready, make_probe
-from noxlib.processes import KILL_WAIT, describe_exit
+from noxlib.reaping.processes import KILL_WAIT, describe_exit
 from noxlib.server import DEFAULT_GRACE, Log, Server, ServerSpec
 from noxlib.shared import SharedSlot
 

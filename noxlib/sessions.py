@@ -32,7 +32,7 @@ from noxlib.plan import (
     parse_worker_setting,
     pytest_args,
 )
-from noxlib.runs import Run, finish_run, start_run
+from noxlib.reaping import Run, finish_run, start_run
 
 # What every session venv gets besides the project: the runner, its plugins, and psutil for
 # noxlib's own plugin (installed with --no-deps so nox itself stays out of the venv).

@@ -203,7 +203,8 @@ def test_warden_reaps_the_run_when_nox_is_sigkilled(
     nox = start_nox(project, out, log)
     try:
         facts = read_facts(out, tracked)
-        warden = [c for c in psutil.Process(nox.pid).children() if "noxlib.warden" in c.cmdline()]
+        children = psutil.Process(nox.pid).children()
+        warden = [c for c in children if "noxlib.reaping.warden" in c.cmdline()]
         assert len(warden) == 1
         tracked.extend(warden)
     finally:
@@ -224,7 +225,7 @@ def test_killed_warden_and_nox_are_reaped_by_reap_and_the_next_pre_hook(
         try:
             facts = read_facts(out, tracked)
             for child in psutil.Process(nox.pid).children():
-                if "noxlib.warden" in child.cmdline():
+                if "noxlib.reaping.warden" in child.cmdline():
                     child.kill()
                     assert wait_gone([child]) == []
         finally:

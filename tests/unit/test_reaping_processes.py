@@ -22,8 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from noxlib import reaping
-from noxlib.ledger import _append, _entry_record
+from noxlib.reaping.ledger import LEDGER, _append, _entry_record
 from tests.conftest import alive, wait_gone
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
@@ -32,7 +31,8 @@ RUNNER = textwrap.dedent(
     r"""
     import json, os, subprocess, sys, time
     from pathlib import Path
-    from noxlib import reaping, runs
+    from noxlib import reaping
+    from noxlib.reaping import runs
 
     state, report, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     kinds = [k for k in sys.argv[4].split(",") if k]
@@ -109,7 +109,8 @@ SWEEP = textwrap.dedent(
     r"""
     import sys
     from pathlib import Path
-    from noxlib import ledger, reaping
+    from noxlib import reaping
+    from noxlib.reaping import ledger
 
     if len(sys.argv) > 3:
         ledger.BOOT_ID_FILE = Path(sys.argv[3])
@@ -380,7 +381,7 @@ def test_hostile_ledger_lines_are_skipped_with_a_warning(
         {**honest, "run_id": "some-other-run"},
     ]
     lines = [json.dumps(h) for h in hostile] + ["garbage {", "[1, 2]", "", json.dumps({"x": 1})]
-    with (runner.run_dir / reaping.LEDGER).open("a") as ledger:
+    with (runner.run_dir / LEDGER).open("a") as ledger:
         ledger.write("\n".join(lines) + "\n")
 
     log = sweep(tmp_path / "state")
@@ -399,7 +400,7 @@ def test_an_empty_ledger_and_a_young_starting_folder_are_harmless(tmp_path: Path
     runs_dir = tmp_path / "state" / "runs"
     (runs_dir / "20260101T000000-1-0000000000000000").mkdir(parents=True)
     (runs_dir / "20260101T000000-1-0000000000000000" / "lock").touch()
-    (runs_dir / "20260101T000000-1-0000000000000000" / reaping.LEDGER).touch()
+    (runs_dir / "20260101T000000-1-0000000000000000" / LEDGER).touch()
     starting = runs_dir / ".20260101T000001-2-0000000000000000.starting"
     starting.mkdir()
     (starting / "lock").touch()

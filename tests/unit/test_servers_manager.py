@@ -16,7 +16,8 @@ from typing import Any
 import psutil
 import pytest
 
-from noxlib import ledger, servers
+from noxlib import servers
+from noxlib.reaping import ledger
 from noxlib.servers import Server, ServerError, ServerManager, ServerStartError
 
 LISTEN = textwrap.dedent(

@@ -1,4 +1,4 @@
-"""Reaping: end every process of a run, and nothing else.
+"""The sweep: find a run's processes with proof of identity, and end them.
 
 A process belongs to run R only when one of these proves it:
 
@@ -13,9 +13,9 @@ considered. Ending escalates like nox's popen: SIGTERM, a grace period, SIGKILL,
 
 Three callers: ``reap_run`` (post hook of a live run), ``reap_stale_runs`` (pre hook and
 ``nox -s reap``, for runs whose lock is free, i.e. dead ones) and the warden
-(``reap_dead_run``, the moment its runner dies). The ledger lives in noxlib/ledger.py, the
-escalation in noxlib/processes.py, the warden and its handle in noxlib/warden.py; the names
-callers know are re-exported here.
+(``reap_dead_run``, the moment its runner dies). The ledger is in `noxlib.reaping.ledger`, the
+escalation in `noxlib.reaping.processes`; this module imports neither the warden nor its
+handle: the warden imports it, once its runner has died.
 """
 
 from __future__ import annotations
@@ -30,43 +30,18 @@ from pathlib import Path
 
 import psutil
 
-from noxlib import processes
-from noxlib.ledger import (
-    LEDGER,
-    MAX_LINE,
-    MAX_WARNINGS,
-    Entry,
-    Header,
-    Ledger,
-    boot_id,
-    open_ledger,
-    read_ledger,
-    record_found,
-    record_process,
-    start_ticks,
+from noxlib.reaping import processes
+from noxlib.reaping.ledger import Entry, Ledger, boot_id, read_ledger, record_found, start_ticks
+from noxlib.reaping.runs import (
+    RUN_ID_ENV,
+    RUNS,
+    Claim,
+    Log,
+    Run,
+    claim_dead_runs,
+    claim_run,
+    release,
 )
-from noxlib.runs import RUN_ID_ENV, RUNS, Claim, Log, Run, claim_dead_runs, claim_run, release
-from noxlib.warden import STOP, Warden
-
-__all__ = [
-    "LEDGER",
-    "MAX_LINE",
-    "MAX_WARNINGS",
-    "STOP",
-    "Entry",
-    "Header",
-    "Ledger",
-    "Reaped",
-    "Warden",
-    "boot_id",
-    "open_ledger",
-    "read_ledger",
-    "reap_dead_run",
-    "reap_run",
-    "reap_stale_runs",
-    "record_process",
-    "start_ticks",
-]
 
 MAX_COMMAND = 400
 # New processes can appear while we end others (a shell loop, a fixture's teardown): look again

@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from noxlib.runs import Log, Run
+from noxlib.reaping.runs import Log, Run
 
 LEDGER = "ledger.jsonl"
 # The kernel's id of this boot. A pid and a start time name one process only within one boot.
