@@ -142,9 +142,9 @@ def record_process(pid: int, *, port: int | None = None, name: str | None = None
 
 
 # --- servers: the noxlib_servers fixture and the hooks that watch its servers --------------------
-# Mechanics live below the pytest boundary (servers.py, server.py, probes.py, shared.py, ...);
-# here only what needs pytest: which test used which server, restarts before a test, report
-# sections and terminal lines.
+# Mechanics live below the pytest boundary (the noxlib.servers package); here only what needs
+# pytest: which test used which server, restarts before a test, report sections and terminal
+# lines.
 
 SERVERS_SECTION = "noxlib servers"
 SERVERS_PROPERTY = "noxlib-servers"  # user_properties key: one headline per event (JUnit too)

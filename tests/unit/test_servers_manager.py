@@ -16,9 +16,9 @@ from typing import Any
 import psutil
 import pytest
 
-from noxlib import servers
 from noxlib.reaping import ledger
 from noxlib.servers import Server, ServerError, ServerManager, ServerStartError
+from noxlib.servers.ports import free_port
 
 LISTEN = textwrap.dedent(
     """
@@ -107,7 +107,7 @@ def test_unknown_readiness_is_an_error_naming_the_choices(
 def test_a_port_lost_to_another_process_is_retried_with_another(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as thief:
         taken = thief.getsockname()[1]
-        ports = iter([taken, servers.free_port()])
+        ports = iter([taken, free_port()])
         manager = ServerManager(tmp_path / "servers", pick_port=lambda: next(ports))
         argv = [sys.executable, script(tmp_path, "listen.py", LISTEN), "{port}"]
         try:

@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.servers import (
-    Folders,
-    ServerSpec,
-    describe_exit,
-    expand,
-    read_tail,
-    server_environment,
-)
+from noxlib.reaping.processes import describe_exit
+from noxlib.servers.folders import Folders, expand, read_tail, server_environment
+from noxlib.servers.handle import ServerSpec
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""One incarnation of a managed server: the process started (or found by its pid file) this
-time, with its descendants, until it ends or is ended."""
+"""The process of a managed server: the one a start made (our child, or the daemon its pid file
+names) or adopted from another worker, with its descendants, until it ends or is ended."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from noxlib.reaping import processes
 from noxlib.reaping.processes import KILL_WAIT, describe_exit
 
 
-class Incarnation:
-    """One incarnation of a server: our child (``popen``) or a process we only know by pid."""
+class ServerProcess:
+    """A server's current process: our child (``popen``) or a process we only know by pid.
+
+    A restart makes a new one; `Server.pid` is the pid of the current one.
+    """
 
     def __init__(self, pid: int, popen: subprocess.Popen[bytes] | None = None) -> None:
         self.pid = pid
@@ -25,7 +28,7 @@ class Incarnation:
             self.proc = None
 
     @classmethod
-    def known(cls, pid: int, create_time: float) -> Incarnation | None:
+    def find(cls, pid: int, create_time: float) -> ServerProcess | None:
         """The process ``pid`` if it is still the one created at ``create_time``."""
         found = cls(pid)
         if found.proc is None or not found.alive():
@@ -33,7 +36,7 @@ class Incarnation:
         return found if processes.created_at(found.proc, create_time) else None
 
     @classmethod
-    def from_pid_file(cls, path: Path) -> Incarnation | None:
+    def from_pid_file(cls, path: Path) -> ServerProcess | None:
         """The live process named by the first word of the pid file at ``path``, if any."""
         try:
             pid = int(path.read_text(encoding="utf-8").split()[0])

@@ -1,5 +1,5 @@
-"""One managed server over its life: start (port, spawn, daemon, readiness), death, respawn,
-sharing among the workers of a run, stop. `ServerManager` in noxlib/servers.py makes them."""
+"""`Server`: one managed server over its life: start (port, spawn, daemon, readiness), death,
+respawn, sharing among the workers of a run, stop. `ServerManager` makes them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from pathlib import Path
 import psutil
 
 from noxlib.errors import ServerDiedError, ServerError, ServerStartError
-from noxlib.folders import (
+from noxlib.reaping import ledger
+from noxlib.reaping.processes import describe_exit
+from noxlib.servers.folders import (
     LOG_TAIL_LINES,
     Folders,
     expand,
@@ -23,12 +25,10 @@ from noxlib.folders import (
     server_environment,
     tail_block,
 )
-from noxlib.incarnation import Incarnation
-from noxlib.ports import ADDRESS_IN_USE, HOST, free_port, listeners
-from noxlib.probes import Ready, asks_port, make_probe
-from noxlib.reaping import ledger
-from noxlib.reaping.processes import describe_exit
-from noxlib.shared import Published, SharedSlot
+from noxlib.servers.ports import ADDRESS_IN_USE, HOST, free_port, listeners
+from noxlib.servers.probes import asks_port, make_probe
+from noxlib.servers.process import ServerProcess
+from noxlib.servers.sharing import SharedServer, SharedServerFile
 
 DEFAULT_GRACE = 5.0
 PORT_ATTEMPTS = 3
@@ -38,6 +38,8 @@ FIRST_POLL_DELAY = 0.05
 MAX_POLL_DELAY = 0.5
 
 Log = Callable[[str], object]
+# How readiness is judged: "tcp", "http:/path", "log:<regex>", or a callable(server) -> bool.
+Ready = str | Callable[["Server"], bool]
 
 # Popen objects of shared servers this process started but left to other workers: kept
 # referenced so that garbage collection never warns "subprocess ... is still running".
@@ -106,11 +108,10 @@ class Server:
         self.log = log
         self.log_offset = 0
         self.started_argv: list[str] = []  # the last argv launched, placeholders filled in
-        self.restarts = 0
         self.port: int | None = spec.port
-        self._process: Incarnation | None = None
+        self._process: ServerProcess | None = None
         self._launcher: subprocess.Popen[bytes] | None = None
-        self._shared = SharedSlot(folders.root) if spec.shared else None
+        self._shared = SharedServerFile(folders.root) if spec.shared else None
         self._stopped = False
 
     def __repr__(self) -> str:
@@ -162,7 +163,7 @@ class Server:
         return None if self._process.alive() else self._process.exit_description()
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        """The last ``lines`` lines its current incarnation wrote."""
+        """The last ``lines`` lines its current process wrote."""
         return read_tail(self.log_path, start=self.log_offset, lines=lines)
 
     # what tests and the plugin do
@@ -189,14 +190,13 @@ class Server:
 
     def _relaunch(self) -> None:
         self._end_current()
-        self.restarts += 1
         self._stopped = False
         self._launch()
         if self._shared is not None:
             self._publish_shared()
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
-        """The shared slot's lock for a shared server; nothing to lock for a private one."""
+        """The shared server file's lock for a shared server; nothing to lock for a private one."""
         return self._shared.locked() if self._shared is not None else contextlib.nullcontext()
 
     def stop(self) -> None:
@@ -251,7 +251,7 @@ class Server:
                 # The daemon left our tree and may have dropped the run's environment.
                 _record_in_ledger(self.run_dir, self._process.pid, self.port, self.name)
             else:
-                self._process = Incarnation(popen.pid, popen)
+                self._process = ServerProcess(popen.pid, popen)
             self._wait_ready(self._process, deadline)
         except BaseException:
             self._end_current()
@@ -268,7 +268,7 @@ class Server:
         if self.spec.daemon:
             values["pid_file"] = str(self.pid_file)
             with contextlib.suppress(FileNotFoundError):
-                self.pid_file.unlink()  # a stale pid file would name the previous incarnation
+                self.pid_file.unlink()  # a stale pid file would name the previous process
         argv = [expand(arg, values) for arg in self.spec.argv]
         self.started_argv = argv
         env = server_environment(
@@ -295,10 +295,10 @@ class Server:
         _record_in_ledger(self.run_dir, popen.pid, self.port, self.name)
         return popen
 
-    def _await_daemon(self, launcher: subprocess.Popen[bytes], deadline: float) -> Incarnation:
+    def _await_daemon(self, launcher: subprocess.Popen[bytes], deadline: float) -> ServerProcess:
         """The daemon's process, from the pid file its control script (``launcher``) writes."""
         for delay in _poll_delays():
-            found = Incarnation.from_pid_file(self.pid_file)
+            found = ServerProcess.from_pid_file(self.pid_file)
             if found is not None:
                 return found
             code = launcher.poll()
@@ -313,7 +313,7 @@ class Server:
             time.sleep(delay)
         raise AssertionError("unreachable: _poll_delays never ends")
 
-    def _wait_ready(self, process: Incarnation, deadline: float) -> None:
+    def _wait_ready(self, process: ServerProcess, deadline: float) -> None:
         probe = make_probe(self.spec.ready, self)
         foreign_since = 0.0
         for delay in _poll_delays():
@@ -341,7 +341,7 @@ class Server:
                 )
             time.sleep(min(delay, remaining))
 
-    def _answered_by(self, process: Incarnation) -> bool:
+    def _answered_by(self, process: ServerProcess) -> bool:
         """Whether the port probes reached ``process`` (or its children), as far as we can tell.
 
         Only tcp and http readiness ask the port; a listener we cannot see (another user's
@@ -352,7 +352,7 @@ class Server:
         found = listeners(self.port)
         return not found or bool(found & process.family_pids())
 
-    def _exited_error(self, process: Incarnation) -> ServerStartError:
+    def _exited_error(self, process: ServerProcess) -> ServerStartError:
         process.end(0)  # reap it, so the exit code is known
         how = process.exit_description()
         error = self._start_error(f"exited before it was ready: {how}")
@@ -388,7 +388,7 @@ class Server:
                 log.write(f"=== noxlib: server '{self.name}' {how} ===\n")
         launcher, self._launcher = self._launcher, None
         if launcher is not None:
-            Incarnation(launcher.pid, launcher).end(self.spec.grace)
+            ServerProcess(launcher.pid, launcher).end(self.spec.grace)
 
     def _hand_over(self) -> None:
         """Leave a shared server running for the other workers, without waiting for it."""
@@ -399,28 +399,28 @@ class Server:
         if launcher is not None:
             _HANDED_OVER.append(launcher)
 
-    # sharing (called with the slot locked)
+    # sharing (called with the shared server file locked)
 
     def _adopt_shared(self) -> bool:
         """Use the shared server if one runs (maybe restarted by another worker)."""
         assert self._shared is not None
-        published = self._shared.published()
-        if published is None:
+        shared = self._shared.read_server()
+        if shared is None:
             return False
-        if self._process is not None and self._process.pid == published.pid and self.alive():
+        if self._process is not None and self._process.pid == shared.pid and self.alive():
             return True
-        found = Incarnation.known(published.pid, published.create_time)
+        found = ServerProcess.find(shared.pid, shared.create_time)
         if found is None:
             return False
-        self._process, self.port = found, published.port
-        self.log_offset = published.log_offset
+        self._process, self.port = found, shared.port
+        self.log_offset = shared.log_offset
         return True
 
     def _publish_shared(self) -> None:
         assert self._shared is not None
         assert self._process is not None
         self._shared.publish(
-            Published(self._process.pid, self._process.create_time(), self.port, self.log_offset)
+            SharedServer(self._process.pid, self._process.create_time(), self.port, self.log_offset)
         )
 
 
