@@ -8,15 +8,16 @@ it; the last user to leave stops it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from noxlib import locks
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,9 @@ class SharedServerFile:
         self.lock_path = folder / "lock"
         self.state_path = folder / "state.json"
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        with self.lock_path.open("a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """The lock every worker holds while it reads or changes the state."""
+        return locks.held(self.lock_path)
 
     def read(self) -> dict[str, Any]:
         try:
