@@ -1,12 +1,9 @@
-"""The run ledger: what an entry holds, many writers at once, and what a reader refuses."""
+"""The run ledger: what an entry holds, and what a reader refuses."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import psutil
@@ -64,33 +61,6 @@ def test_the_ledger_is_private_to_the_user(tmp_path: Path) -> None:
         assert header.boot_id == boot_id()
     finally:
         runs.finish_run(run)
-
-
-WRITER = textwrap.dedent(
-    """
-    import os, sys
-    from pathlib import Path
-    from noxlib import reaping
-    for i in range(int(sys.argv[2])):
-        reaping.record_process(Path(sys.argv[1]), os.getpid(), port=i, name="w" * 60)
-    """
-)
-
-
-def test_many_writers_at_once_leave_only_whole_lines(run_dir: Path) -> None:
-    writers, each = 6, 150
-    procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(run_dir), str(each)])
-        for _ in range(writers)
-    ]
-    assert [p.wait(timeout=120) for p in procs] == [0] * writers
-    warnings: list[str] = []
-    ledger = read_ledger(run_dir, warnings.append)
-    assert warnings == []
-    assert len(ledger.entries) == writers * each
-    for proc in procs:
-        ports = sorted(e.port or 0 for e in ledger.entries if e.pid == proc.pid)
-        assert ports == list(range(each))
 
 
 def test_a_reader_skips_every_line_it_cannot_trust_with_a_warning(run_dir: Path) -> None:
