@@ -201,9 +201,14 @@ class TestRun:
 
     # post phases
     def reap(self) -> None:
-        if self.warden:
-            self.warden.stop()
-        reaping.reap_run(self.run, self.session.log, grace=self.config.reap_grace)
+        # The warden watches until the sweep is done: should nox be killed meanwhile, it ends
+        # the rest.
+        spare = (self.warden.process.pid,) if self.warden else ()
+        try:
+            reaping.reap_run(self.run, self.session.log, grace=self.config.reap_grace, spare=spare)
+        finally:
+            if self.warden:
+                self.warden.stop()
 
     def combine_coverage(self) -> None:
         if not self.rcfile:
@@ -268,7 +273,7 @@ class TestRun:
                 ),
             )
         finally:
-            finish_run(self.run)
+            finish_run(self.run, self.session.log)
 
 
 def run_tests(session: nox.Session, config: Config, mode: str = "tests") -> None:

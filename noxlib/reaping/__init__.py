@@ -6,7 +6,7 @@ The rooms, in the order a run meets them:
 * `ledger` - one JSON line per process the run started, proving it is the run's later;
 * `sweep` - finding a run's processes with proof of identity, and the three hooks that end
   them: `reap_run` (post phase), `reap_stale_runs` (pre phase, ``nox -s reap``) and
-  `reap_dead_run` (the warden);
+  `reap_dead_run` (the warden); `finish_run`, which forgets a run only once nothing of it runs;
 * `processes` - ending processes: SIGTERM, grace, SIGKILL, bounded waits (servers use it too);
 * `warden` - the dead man's switch process (``python -m noxlib.reaping.warden``) and the
   runner's handle on it.
@@ -36,8 +36,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from noxlib.reaping.ledger import record_process
-    from noxlib.reaping.runs import RUN_DIR_ENV, RUN_ID_ENV, Run, finish_run, start_run
-    from noxlib.reaping.sweep import Reaped, reap_dead_run, reap_run, reap_stale_runs
+    from noxlib.reaping.runs import RUN_DIR_ENV, RUN_ID_ENV, Run, start_run
+    from noxlib.reaping.sweep import Reaped, finish_run, reap_dead_run, reap_run, reap_stale_runs
     from noxlib.reaping.warden import Warden
 
 _LAZY = {
@@ -47,7 +47,7 @@ _LAZY = {
     "start_run": "noxlib.reaping.runs",
     "record_process": "noxlib.reaping.ledger",
     "Reaped": "noxlib.reaping.sweep",
-    "finish_run": "noxlib.reaping.runs",
+    "finish_run": "noxlib.reaping.sweep",
     "reap_dead_run": "noxlib.reaping.sweep",
     "reap_run": "noxlib.reaping.sweep",
     "reap_stale_runs": "noxlib.reaping.sweep",

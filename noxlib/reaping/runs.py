@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -66,7 +65,7 @@ def ensure_state_dir(state_dir: Path) -> Path:
 
 
 def start_run(state_dir: Path) -> Run:
-    """Open a new run under ``state_dir`` and hold its lock until ``finish_run``."""
+    """Open a new run under ``state_dir`` and hold its lock until `noxlib.reaping.finish_run`."""
     runs = ensure_state_dir(state_dir)
     run_id = new_run_id()
     # Lock the folder under a hidden name, then give it its real one: a sweep never sees a run
@@ -78,12 +77,6 @@ def start_run(state_dir: Path) -> Run:
     run_dir = runs / run_id
     starting.rename(run_dir)
     return Run(run_id, run_dir, lock)
-
-
-def finish_run(run: Run) -> None:
-    """Forget a run whose processes are all gone: delete its folder, then drop its lock."""
-    shutil.rmtree(run.dir, ignore_errors=True)
-    run.lock_file.close()
 
 
 # --- claiming dead runs -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,9 +88,9 @@ def _scan() -> dict[int, _Seen]:
     return seen
 
 
-def _protected() -> set[int]:
-    """Pids never ended whatever a ledger says: 0, 1, ourselves and our ancestors."""
-    protected = {0, 1, os.getpid()}
+def _protected(spare: Collection[int] = ()) -> set[int]:
+    """Pids never ended whatever a ledger says: 0, 1, ourselves, our ancestors and ``spare``."""
+    protected = {0, 1, os.getpid(), *spare}
     with contextlib.suppress(psutil.Error):
         protected.update(p.pid for p in psutil.Process().parents())
     return protected
@@ -246,11 +246,17 @@ def _dry(targets: list[_Target], log: Log) -> list[Reaped]:
 
 
 def _sweep(
-    runs: dict[str, tuple[Path, Ledger]], log: Log, *, grace: float, live: bool, dry_run: bool
+    runs: dict[str, tuple[Path, Ledger]],
+    log: Log,
+    *,
+    grace: float,
+    live: bool,
+    dry_run: bool,
+    spare: Collection[int] = (),
 ) -> list[Reaped]:
     """Find and end the processes of ``runs`` (run id -> folder and ledger), in rounds."""
     current_boot = boot_id()
-    protected = _protected()
+    protected = _protected(spare)
     done: list[Reaped] = []
     handled: set[psutil.Process] = set()
     for _ in range(1 if dry_run else ROUNDS):
@@ -274,6 +280,41 @@ def _sweep(
     return done
 
 
+def _still_running(
+    runs: dict[str, tuple[Path, Ledger]], *, live: bool, spare: Collection[int] = ()
+) -> dict[str, list[_Target]]:
+    """Run id -> the processes of that run still running (runs with none are left out)."""
+    seen = _scan()
+    current_boot, protected = boot_id(), _protected(spare)
+    found = {}
+    for run_id, (_, ledger) in runs.items():
+        targets = _find(
+            run_id, ledger, seen, live=live, current_boot=current_boot, protected=protected
+        )
+        if targets:
+            found[run_id] = targets
+    return found
+
+
+def _forget(folder: Path, survivors: list[_Target], log: Log) -> bool:
+    """Delete run folder ``folder`` unless ``survivors`` (its processes still running) says a
+    process it names may still run: then keep it, ledger and all, for the next sweep, with every
+    survivor recorded in the ledger and named on ``log``. Returns whether it was deleted."""
+    if not survivors:
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+    for target in survivors:
+        _note(folder, target)
+        name, command = _describe(target.proc)
+        row = Reaped(target.proc.pid, name, command, target.run_id, target.reason, "still running")
+        log(f"{row.line()}; ours because {target.reason}")
+    log(
+        f"noxlib: kept {folder} and its ledger: {len(survivors)} process(es) of run "
+        f"{folder.name} still running; the next run's pre hook or `nox -s reap` ends them"
+    )
+    return False
+
+
 def _note(run_dir: Path, target: _Target) -> None:
     """Record in the ledger a process found by other means, so a sweep that is killed half-way
     leaves the proof for the next one."""
@@ -287,12 +328,13 @@ def _note(run_dir: Path, target: _Target) -> None:
 # --- the hooks --------------------------------------------------------------------------------
 
 
-def reap_run(run: Run, log: Log, *, grace: float) -> list[Reaped]:
+def reap_run(run: Run, log: Log, *, grace: float, spare: Collection[int] = ()) -> list[Reaped]:
     """End every leftover process of the live ``run`` (the post hook), logging each on ``log``.
 
     Its processes are those carrying its id in their environment, those its ledger proves, and
-    descendants of those and of the current process; never the current process or its
-    ancestors. Each gets SIGTERM, then SIGKILL if still running ``grace`` seconds later.
+    descendants of those and of the current process; never the current process, its ancestors
+    or the pids in ``spare`` (the run's warden, which keeps watching while this runs). Each
+    gets SIGTERM, then SIGKILL if still running ``grace`` seconds later.
     """
     reaped = _sweep(
         {run.run_id: (run.dir, read_ledger(run.dir, log))},
@@ -300,12 +342,30 @@ def reap_run(run: Run, log: Log, *, grace: float) -> list[Reaped]:
         grace=grace,
         live=True,
         dry_run=False,
+        spare=spare,
     )
     if reaped:
         log(f"noxlib: reaped {len(reaped)} leftover process(es) of run {run.run_id}")
     else:
         log(f"noxlib: no leftover process of run {run.run_id}")
     return reaped
+
+
+def finish_run(run: Run, log: Log) -> bool:
+    """Forget the live ``run`` at its end: delete its folder, then drop its lock.
+
+    Only once nothing of the run still runs: a process its ledger or its id names that is
+    still running (one the post hook could not end, or the post hook did not run) keeps the
+    folder and its ledger, and the lock is dropped, so that the next sweep (the next run's pre
+    hook, or ``nox -s reap``) finds a dead run and ends the rest. Each survivor is named on
+    ``log``. Returns whether the folder was deleted.
+    """
+    try:
+        runs = {run.run_id: (run.dir, read_ledger(run.dir, log))}
+        survivors = _still_running(runs, live=True).get(run.run_id, [])
+        return _forget(run.dir, survivors, log)
+    finally:
+        run.lock_file.close()
 
 
 def reap_stale_runs(
@@ -364,8 +424,9 @@ def _reap_claimed(claimed: list[Claim], log: Log, *, grace: float, dry_run: bool
     if dry_run:
         log(f"noxlib: dry run: would end {len(reaped)} process(es) of {len(claimed)} dead run(s)")
         return reaped
+    survivors = _still_running(runs, live=False) if runs else {}
     for folder, _ in claimed:
-        shutil.rmtree(folder, ignore_errors=True)
+        _forget(folder, survivors.get(folder.name, []), log)
     if claimed:
         log(f"noxlib: reaped {len(reaped)} process(es) left by {len(claimed)} dead run(s)")
     return reaped

@@ -20,6 +20,7 @@ from noxlib.reaping.ledger import (
     record_process,
     start_ticks,
 )
+from noxlib.reaping.sweep import finish_run
 
 RUN_ID = "20260101T000000-1-0123456789abcdef"
 
@@ -60,7 +61,7 @@ def test_the_ledger_is_private_to_the_user(tmp_path: Path) -> None:
         assert header is not None
         assert header.boot_id == boot_id()
     finally:
-        runs.finish_run(run)
+        finish_run(run, print)
 
 
 def test_a_reader_skips_every_line_it_cannot_trust_with_a_warning(run_dir: Path) -> None:
