@@ -31,7 +31,8 @@ from pathlib import Path
 import psutil
 
 from noxlib.reaping import processes
-from noxlib.reaping.ledger import Entry, Ledger, boot_id, read_ledger, record_found, start_ticks
+from noxlib.reaping.identity import boot_id, created_at, start_ticks
+from noxlib.reaping.ledger import Entry, Ledger, read_ledger, record_found
 from noxlib.reaping.runs import (
     RUN_ID_ENV,
     RUNS,
@@ -109,7 +110,7 @@ def _same_start(entry: Entry, proc: psutil.Process) -> bool:
     ticks = start_ticks(proc.pid) if entry.start_ticks is not None else None
     if ticks is not None:
         return ticks == entry.start_ticks
-    return processes.created_at(proc, entry.create_time)  # no /proc: the epoch time must do
+    return created_at(proc, entry.create_time)  # no /proc: the epoch time must do
 
 
 def _by_environment(

@@ -16,7 +16,9 @@ import psutil
 
 from noxlib.errors import ServerDiedError, ServerError, ServerStartError
 from noxlib.reaping import ledger
+from noxlib.reaping.identity import Launch, start_ticks
 from noxlib.reaping.processes import describe_exit
+from noxlib.reaping.runs import RUN_ID_ENV
 from noxlib.servers.folders import (
     LOG_TAIL_LINES,
     Folders,
@@ -27,13 +29,16 @@ from noxlib.servers.folders import (
 )
 from noxlib.servers.ports import ADDRESS_IN_USE, HOST, free_port, listeners
 from noxlib.servers.probes import asks_port, make_probe
-from noxlib.servers.process import ServerProcess
+from noxlib.servers.process import ForeignPid, ServerProcess
 from noxlib.servers.sharing import SharedServer, SharedServerFile
 
 DEFAULT_GRACE = 5.0
 PORT_ATTEMPTS = 3
 # How long a port may answer from a process outside the server's tree before we believe it.
 FOREIGN_LISTENER_GRACE = 2.0
+# How long a pid file may keep naming a process its control script did not make before the
+# start fails: a read that catches the file half-written names a wrong pid only for a moment.
+FOREIGN_PID_WAIT = 1.0
 FIRST_POLL_DELAY = 0.05
 MAX_POLL_DELAY = 0.5
 
@@ -243,11 +248,11 @@ class Server:
 
     def _start_once(self) -> None:
         deadline = time.monotonic() + self.spec.timeout
-        popen = self._spawn()
+        popen, launch = self._spawn()
         try:
             if self.spec.daemon:
                 self._launcher = popen
-                self._process = self._await_daemon(popen, deadline)
+                self._process = self._await_daemon(popen, launch, deadline)
                 # The daemon left our tree and may have dropped the run's environment.
                 _record_in_ledger(self.run_dir, self._process.pid, self.port, self.name)
             else:
@@ -263,7 +268,7 @@ class Server:
             values["port"] = str(self.port)
         return values
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], Launch]:
         values = self._placeholders()
         if self.spec.daemon:
             values["pid_file"] = str(self.pid_file)
@@ -278,6 +283,7 @@ class Server:
             log.write(f"=== noxlib: starting server '{self.name}': {argv} ===\n".encode())
             log.flush()
             self.log_offset = log.tell()
+            before = time.time()
             try:
                 popen = subprocess.Popen(
                     argv,
@@ -293,18 +299,35 @@ class Server:
                 ) from exc
         # At once: if pytest is killed while the server starts, reaping still knows it.
         _record_in_ledger(self.run_dir, popen.pid, self.port, self.name)
-        return popen
+        return popen, Launch(start_ticks(popen.pid), before, env.get(RUN_ID_ENV))
 
-    def _await_daemon(self, launcher: subprocess.Popen[bytes], deadline: float) -> ServerProcess:
-        """The daemon's process, from the pid file its control script (``launcher``) writes."""
+    def _await_daemon(
+        self, launcher: subprocess.Popen[bytes], launch: Launch, deadline: float
+    ) -> ServerProcess:
+        """The daemon's process, from the pid file its control script (``launcher``, started
+        as ``launch``) writes; only a process the script made is adopted."""
+        refused: ForeignPid | None = None
+        refused_since = 0.0
         for delay in _poll_delays():
-            found = ServerProcess.from_pid_file(self.pid_file)
+            try:
+                found = ServerProcess.from_pid_file(self.pid_file, launch)
+            except ForeignPid as exc:
+                found = None
+                if refused is None or refused.pid != exc.pid:
+                    refused_since = time.monotonic()
+                refused = exc
+                if time.monotonic() - refused_since >= FOREIGN_PID_WAIT:
+                    raise self._refused_error(exc) from None
+            else:
+                refused = None
             if found is not None:
                 return found
             code = launcher.poll()
             if code not in (None, 0):
                 raise self._start_error(f"its control script {describe_exit(code)}")
             if time.monotonic() >= deadline:
+                if refused is not None:
+                    raise self._refused_error(refused)
                 state = "exited" if code == 0 else "is still running"
                 raise self._start_error(
                     f"its pid file {self.pid_file} named no live process after "
@@ -358,6 +381,13 @@ class Server:
         error = self._start_error(f"exited before it was ready: {how}")
         taken = self.port is not None and ADDRESS_IN_USE.search(self.log_tail())
         return _PortTaken(str(error)) if taken else error
+
+    def _refused_error(self, refused: ForeignPid) -> ServerStartError:
+        return self._start_error(
+            f"refused pid {refused.pid} named by its pid file {self.pid_file}: {refused.why}. "
+            "A daemon is adopted only when proven to be one its control script started, since "
+            "noxlib records it for reaping and stops it with all its children"
+        )
 
     def _start_error(self, what: str) -> ServerStartError:
         # The argv as it ran and where: a relative path that worked in the test's folder fails

@@ -141,10 +141,10 @@ SWEEP = textwrap.dedent(
     import sys
     from pathlib import Path
     from noxlib import reaping
-    from noxlib.reaping import ledger
+    from noxlib.reaping import identity
 
     if len(sys.argv) > 3:
-        ledger.BOOT_ID_FILE = Path(sys.argv[3])
+        identity.BOOT_ID_FILE = Path(sys.argv[3])
     reaping.reap_stale_runs(Path(sys.argv[1]), print, grace=1.0, dry_run=sys.argv[2] == "dry")
     """
 )

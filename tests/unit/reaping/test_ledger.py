@@ -10,15 +10,14 @@ import psutil
 import pytest
 
 from noxlib.reaping import runs
+from noxlib.reaping.identity import boot_id, start_ticks
 from noxlib.reaping.ledger import (
     LEDGER,
     MAX_LINE,
     MAX_WARNINGS,
-    boot_id,
     open_ledger,
     read_ledger,
     record_process,
-    start_ticks,
 )
 from noxlib.reaping.sweep import finish_run
 
