@@ -5,9 +5,11 @@ A process belongs to run R only when one of these proves it:
 * its environment holds ``NOXLIB_RUN_ID`` equal to R's id (exact match, never a substring);
 * R's ledger names it, and the live process has the entry's boot, start time and uid (and, when
   its environment is readable, no other run's id);
-* it descends from a process proven by one of the above, or, for the live run, from us.
+* it descends from a process proven by one of the above, and carries no other run's id.
 
-Name, command line, port and process group are never evidence: they are what neighbours share.
+Being a child of the runner (nox) is no evidence either: a noxfile's own helpers and other
+sessions' processes are nox's children too, and are not the run's. Name, command line, port
+and process group are never evidence: they are what neighbours share.
 The current process, its ancestors and pid 1 are never ended. Only processes of our own uid are
 considered. Ending escalates like nox's popen: SIGTERM, a grace period, SIGKILL, bounded waits.
 
@@ -146,8 +148,8 @@ def _by_ledger(
         yield _Target(s.proc, run_id, f"ledger entry {label}: same pid, start time, boot and uid")
 
 
-def _descendants(roots: dict[int, str], run_id: str, seen: dict[int, _Seen]) -> Iterator[_Target]:
-    """Processes below ``roots`` (pid -> why that root is ours), except other runs' processes."""
+def _descendants(roots: set[int], run_id: str, seen: dict[int, _Seen]) -> Iterator[_Target]:
+    """Processes below ``roots`` (pids of run ``run_id``), except other runs' processes."""
     children: dict[int, list[int]] = {}
     for pid, s in seen.items():
         children.setdefault(s.ppid, []).append(pid)
@@ -161,7 +163,7 @@ def _descendants(roots: dict[int, str], run_id: str, seen: dict[int, _Seen]) -> 
                 continue
             visited.add(child)
             stack.append(child)
-            yield _Target(s.proc, run_id, f"child of pid {parent}, {roots.get(parent, 'ours')}")
+            yield _Target(s.proc, run_id, f"child of pid {parent}, which is the run's")
 
 
 def _find(
@@ -180,10 +182,7 @@ def _find(
         *_by_ledger(run_id, ledger, seen, current_boot),
     ):
         found.setdefault(target.proc.pid, target)
-    roots = {pid: "ours" for pid in found}
-    if live:
-        roots[os.getpid()] = "this runner"
-    for target in _descendants(roots, run_id, seen):
+    for target in _descendants(set(found), run_id, seen):
         found.setdefault(target.proc.pid, target)
     return [t for pid, t in found.items() if pid not in protected]
 
@@ -333,9 +332,9 @@ def reap_run(run: Run, log: Log, *, grace: float, spare: Collection[int] = ()) -
     """End every leftover process of the live ``run`` (the post hook), logging each on ``log``.
 
     Its processes are those carrying its id in their environment, those its ledger proves, and
-    descendants of those and of the current process; never the current process, its ancestors
-    or the pids in ``spare`` (the run's warden, which keeps watching while this runs). Each
-    gets SIGTERM, then SIGKILL if still running ``grace`` seconds later.
+    their descendants that carry no other run's id; never the current process, its ancestors,
+    its other children, or the pids in ``spare`` (the run's warden, which keeps watching while
+    this runs). Each gets SIGTERM, then SIGKILL if still running ``grace`` seconds later.
     """
     reaped = _sweep(
         {run.run_id: (run.dir, read_ledger(run.dir, log))},

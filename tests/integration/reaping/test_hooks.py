@@ -107,6 +107,10 @@ RUNNER = textwrap.dedent(
             proc = subprocess.Popen(cmd, env=env, stdout=PIPE, start_new_session=True)
             proc.stdout.readline()
             return proc.pid
+        if kind == "bystander":
+            # The runner's own child but not the run's, like a helper a noxfile starts itself.
+            clean = {k: v for k, v in os.environ.items() if not k.startswith("NOXLIB_")}
+            return subprocess.Popen(SLEEP, env=clean).pid
         if kind == "subtree":
             # A child that drops the environment and is not recorded: ours only by descent.
             script = "env -i sleep 120 & echo $!; wait"
@@ -310,6 +314,17 @@ def test_post_hook_ends_every_leftover_and_logs_each_one(
         name = "python" if kind == "stubborn" else "sleep"
         assert f"{how}: {name} (pid {proc.pid}) of run {runner.facts['run_id']}; command: " in log
     assert not runner.run_dir.exists()
+
+
+def test_the_post_hook_leaves_the_runners_other_children_alone(
+    start_runner: Callable[..., Runner],
+) -> None:
+    runner = start_runner(mode="post", kinds=("plain", "bystander"))
+    assert runner.process.wait(timeout=60) == 0
+    assert wait_gone([runner.servers["plain"]], 10) == []
+    bystander = runner.servers["bystander"]
+    assert alive(bystander), "a child of nox is not the run's for that alone"
+    assert f"(pid {bystander.pid})" not in runner.output()
 
 
 # --- the pre hook: dead runs, proven identity ---------------------------------------------------
