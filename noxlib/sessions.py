@@ -39,7 +39,6 @@ from noxlib.reaping import Run, finish_run, start_run
 TEST_TOOLS: tuple[str, ...] = (
     "pytest",
     "pytest-xdist",
-    "pytest-cov",
     "coverage",
     "pytest-timeout",
     "psutil",
