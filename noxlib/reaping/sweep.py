@@ -280,12 +280,10 @@ def _sweep(
     return done
 
 
-def _still_running(
-    runs: dict[str, tuple[Path, Ledger]], *, live: bool, spare: Collection[int] = ()
-) -> dict[str, list[_Target]]:
+def _still_running(runs: dict[str, tuple[Path, Ledger]], *, live: bool) -> dict[str, list[_Target]]:
     """Run id -> the processes of that run still running (runs with none are left out)."""
     seen = _scan()
-    current_boot, protected = boot_id(), _protected(spare)
+    current_boot, protected = boot_id(), _protected()
     found = {}
     for run_id, (_, ledger) in runs.items():
         targets = _find(
