@@ -135,7 +135,7 @@ def _enforce_timeout(proc: _Running) -> None:
     proc.timed_out = True
     import psutil
 
-    from noxlib import processes
+    from noxlib.reaping import processes
 
     try:
         root = psutil.Process(proc.popen.pid)
@@ -179,6 +179,8 @@ def _finish(proc: _Running, outcome: PartOutcome) -> Part | None:
         status = _status_of(int(str(finished[-1].get("exitstatus", code))))
         if status == "interrupted" and _collection_failed(files):
             status = "error"  # pytest says "Interrupted: 1 error during collection"
+        if status == "interrupted" and any(e.get("what") == "unrecoverable" for e in events):
+            status = "failed"  # the plugin stopped a batch whose server cannot start
         # A part that lost a test to a crash says so, however its last process ended.
         outcome.status = "crashed" if outcome.crashed and status != "interrupted" else status
         return None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from noxlib.runs import RUN_DIR_ENV, RUN_ID_ENV
+from noxlib.reaping.runs import RUN_DIR_ENV, RUN_ID_ENV
 
 # xdist's name for a worker process; noxlib gives each shard process one too.
 WORKER_ENV = "PYTEST_XDIST_WORKER"
@@ -221,7 +221,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):  # an xdist worker: its controller records and selects
         return
     from noxlib.parts import PART_DIR_ENV, PartFiles
-    from noxlib.runs import PART_NAME_ENV
+    from noxlib.reaping.runs import PART_NAME_ENV
 
     part_dir = os.environ.get(PART_DIR_ENV)
     if not part_dir:
@@ -283,9 +283,9 @@ def record_process(pid: int, *, port: int | None = None, name: str | None = None
 
 
 # --- servers: the noxlib_servers fixture and the hooks that watch its servers --------------------
-# Mechanics live below the pytest boundary (servers.py, server.py, probes.py, shared.py, ...);
-# here only what needs pytest: which test used which server, restarts before a test, report
-# sections and terminal lines.
+# Mechanics live below the pytest boundary (the noxlib.servers package); here only what needs
+# pytest: which test used which server, restarts before a test, report sections and terminal
+# lines.
 
 SERVERS_SECTION = "noxlib servers"
 SERVERS_PROPERTY = "noxlib-servers"  # user_properties key: one headline per event (JUnit too)
@@ -304,12 +304,16 @@ def noxlib_servers(
     config = request.config
     base_dir, shared_dir = _server_folders(config, tmp_path_factory)
     run_dir = os.environ.get(RUN_DIR_ENV)
-    manager = ServerManager(
-        base_dir, shared_dir=shared_dir, run_dir=Path(run_dir) if run_dir else None
-    )
     from noxlib.parts import BATCH_ENV
 
-    watch = ServerWatch(config.stash.get(_PART_KEY, None), batch=bool(os.environ.get(BATCH_ENV)))
+    batch = bool(os.environ.get(BATCH_ENV))
+    manager = ServerManager(
+        base_dir,
+        shared_dir=shared_dir,
+        run_dir=Path(run_dir) if run_dir else None,
+        keep_shared=batch,
+    )
+    watch = ServerWatch(config.stash.get(_PART_KEY, None), batch=batch)
     config.pluginmanager.register(watch, "noxlib-server-watch")
     try:
         yield manager
@@ -380,6 +384,11 @@ class ServerWatch:
 
         report = yield
         servers = _servers_in(item)
+        # Here, not in setup: this plugin is registered during the first test's setup.
+        for server in servers.values():
+            if server.found_dead:  # a shared server an earlier batch left dead
+                self._note(server.name, "restarted", f"{server.found_dead} before {item.nodeid}")
+                server.found_dead = None
         if report.when == "call":
             self._check_after(item, servers)
         if call.excinfo is not None and call.excinfo.errisinstance(ServerError):

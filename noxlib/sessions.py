@@ -70,7 +70,8 @@ from noxlib.plan import (
     pytest_args,
 )
 from noxlib.progress import Progress, failures_report
-from noxlib.runs import PART_NAME_ENV, Run, ensure_state_dir, finish_run, start_run
+from noxlib.reaping import Run, finish_run, start_run
+from noxlib.reaping.runs import PART_NAME_ENV, ensure_state_dir
 
 # What every session venv gets besides the project: the runner, its plugins, and psutil for
 # noxlib's own plugin (installed with --no-deps so nox itself stays out of the venv).
@@ -400,9 +401,14 @@ class TestRun:
 
     # post phases
     def reap(self) -> None:
-        if self.warden:
-            self.warden.stop()
-        reaping.reap_run(self.run, self.session.log, grace=self.config.reap_grace)
+        # The warden watches until the sweep is done: should nox be killed meanwhile, it ends
+        # the rest.
+        spare = (self.warden.process.pid,) if self.warden else ()
+        try:
+            reaping.reap_run(self.run, self.session.log, grace=self.config.reap_grace, spare=spare)
+        finally:
+            if self.warden:
+                self.warden.stop()
 
     def merge(self) -> None:
         """One run from its parts: results, JUnit XML, durations, the run's description."""
@@ -511,7 +517,7 @@ class TestRun:
                 ),
             )
         finally:
-            finish_run(self.run)
+            finish_run(self.run, self.session.log)
 
 
 def _no_tick(elapsed: float) -> None:

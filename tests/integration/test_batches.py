@@ -147,3 +147,60 @@ def test_a_bad_batch_setting_names_the_key(make_project: Callable[..., Path]) ->
     assert "tool.noxlib.groups.gui.batch = 'files': expected \"file\"" in result.stdout
     assert not (project / ".nox").exists()
     assert os.path.exists(project / "pyproject.toml")
+
+
+SERVER_PYPROJECT = """
+[tool.noxlib]
+install = []
+
+[tool.noxlib.groups.app]
+paths = ["tests/app"]
+batch = "file"
+"""
+
+SERVER_FILES = {
+    "tests/app/conftest.py": """
+        import sys
+        import pytest
+
+        APP = (
+            "import socket, sys\\n"
+            "s = socket.create_server(('127.0.0.1', int(sys.argv[1])))\\n"
+            "while True:\\n"
+            "    s.accept()[0].close()\\n"
+        )
+
+        @pytest.fixture(scope="session")
+        def app(noxlib_servers):
+            # One app for the whole run: started once, kept between batches.
+            return noxlib_servers.start("app", [sys.executable, "-c", APP, "{port}"], shared=True)
+    """,
+    "tests/app/test_1_kills.py": """
+        import os, signal, time
+
+        def test_kills_the_app(app):
+            os.kill(app.pid, signal.SIGKILL)
+            time.sleep(0.5)
+    """,
+    "tests/app/test_2_uses.py": """
+        import socket
+
+        def test_uses_the_app(app):
+            socket.create_connection(("127.0.0.1", app.port), timeout=5).close()
+    """,
+}
+
+
+def test_the_next_batch_says_the_shared_server_was_restarted(
+    make_project: Callable[..., Path],
+) -> None:
+    project = make_project(SERVER_PYPROJECT, SERVER_FILES)
+    result = run_nox(project, "-s", "tests", env=nox_env())
+    assert result.returncode == 0, result.stdout
+    batches = {b["name"]: b for b in last_run(project)["batches"]}  # type: ignore[attr-defined]
+    killer, user = batches["tests/app/test_1_kills.py"], batches["tests/app/test_2_uses.py"]
+    assert killer["dirty"]
+    assert any("server app died with SIGKILL" in r for r in killer["dirty_reasons"])
+    assert user["status"] == "passed"
+    assert user["dirty_reasons"] == ["server app restarted 1 time"]
+    assert "batch tests/app/test_2_uses.py passed: server app restarted 1 time" in result.stdout
