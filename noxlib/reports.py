@@ -62,6 +62,7 @@ class RunSummary:
     batches: tuple[Mapping[str, object], ...] = ()
     peak_rss: int = 0  # bytes the run's process tree held at most at once (0: not sampled)
     memory_budget: int = 0  # workers x memory-per-worker
+    sampler_seconds: float = 0.0  # what sampling the memory cost the runner
 
     def counts(self) -> dict[str, int]:
         counted = Counter(r.outcome for r in self.results)
@@ -217,6 +218,7 @@ def to_json_line(summary: RunSummary) -> str:
         "batches": [dict(b) for b in summary.batches],
         "peak_rss_bytes": summary.peak_rss,
         "memory_budget_bytes": summary.memory_budget,
+        "memory_samples_seconds": round(summary.sampler_seconds, 4),
         "status": summary.status,
         "wall_seconds": round(summary.wall_seconds, 3),
         "counts": summary.counts(),

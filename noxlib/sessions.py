@@ -487,6 +487,7 @@ class TestRun:
             batches=tuple(self.batch_json()),
             peak_rss=self.sampler.run_peak,
             memory_budget=self.plan.slots * self.config.memory_per_worker,
+            sampler_seconds=self.sampler.spent,
         )
         path = reports.write_reports(self.config.reports_path, summary)
         self.session.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
