@@ -50,7 +50,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOXLIB_", "PYTEST_"))}
     shares: dict[str, list[float]] = {"tests": [], "tests-parallel": []}
     for round_ in range(args.rounds + 1):
-        for session in shares:
+        for session, values in shares.items():
             argv = [sys.executable, "-m", "nox", *(["-R"] if round_ else []), "-s", session]
             subprocess.run(argv, cwd=project, env=env, capture_output=True, check=True)
             line = json.loads(
@@ -58,7 +58,7 @@ def main() -> None:
             )
             if round_:  # the first round makes the venvs
                 share = line["memory_samples_seconds"] / line["wall_seconds"]
-                shares[session].append(share)
+                values.append(share)
                 print(
                     f"{session}: sampling {line['memory_samples_seconds']:.3f} s of "
                     f"{line['wall_seconds']:.1f} s ({share:.3%}); peak "
