@@ -17,7 +17,7 @@ import os
 import re
 import statistics
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -354,6 +354,15 @@ class PartFiles:
         partial.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
         partial.replace(self.share)
         self.event(event)
+
+
+# What only a part's own pytest process reads; children of it must not inherit it.
+PART_ONLY = (PART_DIR_ENV, SHARDS_ENV, DURATIONS_ENV, KEEP_TOGETHER_ENV, SELECT_ENV, BATCH_ENV)
+
+
+def take_part_env(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Remove the part variables from ``environ`` (a process's own) and return them."""
+    return {key: environ.pop(key) for key in PART_ONLY if key in environ}
 
 
 def read_lines(path: Path) -> list[str]:

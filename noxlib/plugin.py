@@ -208,6 +208,7 @@ def _selected_groups() -> dict[str, list[str]]:
 
 
 _PART_KEY = pytest.StashKey["PartFiles"]()
+_BATCH_KEY = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -220,16 +221,20 @@ def pytest_configure(config: pytest.Config) -> None:
     _Interrupts().install()
     if hasattr(config, "workerinput"):  # an xdist worker: its controller records and selects
         return
-    from noxlib.parts import PART_DIR_ENV, PartFiles
+    from noxlib.parts import BATCH_ENV, PART_DIR_ENV, PartFiles, take_part_env
     from noxlib.reaping.runs import PART_NAME_ENV
 
-    part_dir = os.environ.get(PART_DIR_ENV)
+    # This process's part, and no child's: a pytest that a test starts must not pick a shard
+    # or write into this part's results.
+    own = take_part_env(os.environ)
+    config.stash[_BATCH_KEY] = bool(own.get(BATCH_ENV))
+    part_dir = own.get(PART_DIR_ENV)
     if not part_dir:
         return
     part = PartFiles(Path(part_dir))
     name = os.environ.get(PART_NAME_ENV, "")
     config.pluginmanager.register(ResultsRecorder(part.results, name), "noxlib-results")
-    config.pluginmanager.register(PartSelector(part, os.environ), "noxlib-part")
+    config.pluginmanager.register(PartSelector(part, own), "noxlib-part")
     worker = os.environ.get(WORKER_ENV)
     if worker:
         identity = ShardIdentity(worker, os.environ.get(RUN_ID_ENV, ""))
@@ -304,9 +309,7 @@ def noxlib_servers(
     config = request.config
     base_dir, shared_dir = _server_folders(config, tmp_path_factory)
     run_dir = os.environ.get(RUN_DIR_ENV)
-    from noxlib.parts import BATCH_ENV
-
-    batch = bool(os.environ.get(BATCH_ENV))
+    batch = config.stash.get(_BATCH_KEY, False)
     manager = ServerManager(
         base_dir,
         shared_dir=shared_dir,
