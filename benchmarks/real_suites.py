@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 try:
     import tomllib
@@ -71,7 +73,7 @@ SUITES = {
         Suite(
             "attrs",
             "26.1.0",
-            why="hypothesis-heavy suite, ~1,400 tests; its config is strict (xfail_strict, "
+            why="1,386 tests, many driven by hypothesis; strict config (xfail_strict, "
             "--strict-markers, --import-mode=importlib)",
             ci="tox py3X-tests: [coverage run -m] pytest -n auto, dependency group 'tests'",
             group="tests",
@@ -83,7 +85,8 @@ SUITES = {
         Suite(
             "packaging",
             "26.3",
-            why="~40k mostly tiny parametrized tests: per-test overhead dominates",
+            why="62,423 tiny parametrized tests (addopts deselects 427 property tests): "
+            "per-test overhead dominates",
             ci="nox tests: coverage run -m pytest, dependency group 'test', install -e.",
             group="test",
             coverage_source=("packaging",),
@@ -91,7 +94,7 @@ SUITES = {
         Suite(
             "pluggy",
             "1.7.0",
-            why="small, fast suite (a few hundred tests) with filterwarnings=error in tox.ini: "
+            why="219 fast tests, pytest config in tox.ini (filterwarnings = error): "
             "start-up cost dominates",
             ci="tox: [coverage run -m] pytest, dependency group 'testing'",
             group="testing",
@@ -133,11 +136,10 @@ def sdist(suite: Suite, cache: Path = CACHE) -> Path:
     return found[0]
 
 
-def group_requirements(pyproject: Mapping[str, object], group: str) -> list[str]:
+def group_requirements(pyproject: Mapping[str, Any], group: str) -> list[str]:
     """The requirements of a PEP 735 dependency group, its include-group entries expanded."""
-    groups: dict[str, list[str | dict[str, str]]] = pyproject["dependency-groups"]  # type: ignore[assignment]
     found: list[str] = []
-    for item in groups[group]:
+    for item in pyproject["dependency-groups"][group]:
         found += (
             group_requirements(pyproject, item["include-group"])
             if isinstance(item, dict)
@@ -258,14 +260,20 @@ def benchmark_commands(
 # -- timing ------------------------------------------------------------------------------------
 
 
+class CommandFailed(RuntimeError):
+    def __init__(self, argv: Sequence[str], returncode: int, output: str) -> None:
+        failures = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        super().__init__(f"{' '.join(argv)} exited {returncode}: {failures or output[-2000:]}")
+        self.output = output
+
+
 def time_command(argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> float:
     """Wall time of the whole command, in seconds; it must exit 0 (output is captured)."""
     start = time.perf_counter()
     done = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     if done.returncode:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
-        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode} in {cwd}:\n{tail}")
+        raise CommandFailed(argv, done.returncode, done.stdout + done.stderr)
     return seconds
 
 
@@ -273,18 +281,25 @@ def rounds(
     configs: Mapping[str, Command], n: int, log: Callable[[str], None] | None = None
 ) -> dict[str, float]:
     """Median wall time of each config over ``n`` rounds. Each round runs every config once,
-    starting one config later than the last round, so load drifts and cache warmth hit all."""
+    starting one config later than the last round, so load drifts and cache warmth hit all.
+    A run that fails (a flaky test, say) is logged and left out of its config's median;
+    a config with no successful run gets NaN."""
     names = list(configs)
     times: dict[str, list[float]] = {name: [] for name in names}
     for i in range(n):
         shift = i % len(names)
         for name in names[shift:] + names[:shift]:
             config = configs[name]
-            seconds = time_command(config.argv, config.cwd, config.env)
+            try:
+                seconds = time_command(config.argv, config.cwd, config.env)
+            except CommandFailed as exc:
+                if log:
+                    log(f"round {i + 1}: {name}: not counted: {exc}")
+                continue
             times[name].append(seconds)
             if log:
                 log(f"round {i + 1}: {name}: {seconds:.2f} s")
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: statistics.median(v) if v else math.nan for name, v in times.items()}
 
 
 # -- outcome counts ----------------------------------------------------------------------------
@@ -368,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # nox -R needs both session venvs: make them, without running the tests.
             warm_up = nox(name, dest, "--install-only", "-s", "tests", "tests-parallel")
             subprocess.run(warm_up.argv, cwd=dest, env=warm_up.env, check=True)
-            medians = rounds(configs, args.rounds, log=print)
+            medians = rounds(configs, args.rounds, log=lambda line: print(line, flush=True))
             print(f"\n{name} {SUITES[name].version}: median wall time of {args.rounds} rounds")
             for label, seconds in medians.items():
                 print(f"  {label:26} {seconds:7.2f} s")
