@@ -236,11 +236,19 @@ def plain_pytest(name: str, dest: Path, *extra: str) -> Command:
     return Command((python, "-m", "pytest", *SUITES[name].args(), *extra), dest, venv_env(dest))
 
 
-def nox(name: str, dest: Path, *nox_args: str, nox_python: str = sys.executable) -> Command:
-    """``nox NOX_ARGS`` in dest with noxlib; the suite's pytest args go after ``--``."""
-    pytest_args = SUITES[name].args()
-    posargs = ("--", *pytest_args) if pytest_args else ()
-    return Command((nox_python, "-m", "nox", *nox_args, *posargs), dest, clean_env())
+def nox(
+    name: str,
+    dest: Path,
+    *nox_args: str,
+    nox_python: str = sys.executable,
+    options: Sequence[str] = (),
+    **env: str,
+) -> Command:
+    """``nox NOX_ARGS`` in dest with noxlib; noxlib's ``options``, then the suite's pytest
+    args, go after ``--``; ``env`` adds variables."""
+    after = (*options, *SUITES[name].args())
+    posargs = ("--", *after) if after else ()
+    return Command((nox_python, "-m", "nox", *nox_args, *posargs), dest, clean_env(**env))
 
 
 def benchmark_commands(
@@ -253,6 +261,27 @@ def benchmark_commands(
         "nox -R -s tests": nox(name, dest, "-R", "-s", "tests", nox_python=nox_python),
         "nox -R -s tests-parallel": nox(
             name, dest, "-R", "-s", "tests-parallel", nox_python=nox_python
+        ),
+        "tests-parallel --engine shards": nox(
+            name,
+            dest,
+            "-R",
+            "-s",
+            "tests-parallel",
+            nox_python=nox_python,
+            options=("--engine", "shards"),
+        ),
+        "tests-parallel --engine xdist": nox(
+            name,
+            dest,
+            "-R",
+            "-s",
+            "tests-parallel",
+            nox_python=nox_python,
+            options=("--engine", "xdist"),
+        ),
+        "PYTEST_WORKERS=1 tests-parallel": nox(
+            name, dest, "-R", "-s", "tests-parallel", nox_python=nox_python, PYTEST_WORKERS="1"
         ),
     }
 
