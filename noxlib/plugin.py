@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from noxlib.runs import RUN_DIR_ENV, RUN_ID_ENV
+from noxlib.timeouts import is_timeout_failure
 
 # xdist's name for a worker process; noxlib gives each shard process one too.
 WORKER_ENV = "PYTEST_XDIST_WORKER"
@@ -40,8 +41,9 @@ class ResultsRecorder:
     ``crashed``. Failures carry pytest's own text of them, for the run's summary and triage.
     """
 
-    def __init__(self, path: Path, part: str) -> None:
+    def __init__(self, path: Path, part: str, files: PartFiles | None = None) -> None:
         self.part = part
+        self.files = files  # the part's folder: where thread-method timers are noted
         # Line-buffered: one write per test, and nothing lost when the process dies.
         self.out = path.open("a", encoding="utf-8", buffering=1)
         self.partial: dict[str, dict[str, Any]] = {}
@@ -49,7 +51,9 @@ class ResultsRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when not in ("setup", "call", "teardown"):
             # xdist's report for a test whose worker died: the only report that test gets.
-            self._write(report, {"duration": report.duration, "outcome": "crashed"}, report)
+            self._write(
+                report, {"duration": report.duration, "outcome": self._death(report)}, report
+            )
             return
         entry = self.partial.setdefault(report.nodeid, {"duration": 0.0, "outcome": None})
         entry["duration"] += report.duration
@@ -87,15 +91,24 @@ class ResultsRecorder:
         }
         if failure is not None and outcome not in ("passed", "skipped", "xfailed", "xpassed"):
             line.update(_failure_details(failure))
-            if outcome == "failed" and TIMEOUT_MARK in line["longrepr"]:
+            if outcome == "failed" and is_timeout_failure(line["longrepr"]):
                 line["outcome"] = "timeout"
         self.out.write(json.dumps(line) + "\n")
+
+    def _death(self, report: pytest.TestReport) -> str:
+        """``timeout`` when the dead worker's test had outlived a thread-method timer (which
+        ends the process), else ``crashed``."""
+        if self.files is None:
+            return "crashed"
+        from noxlib.timeouts import thread_timeout
+
+        limit = thread_timeout(self.files.events(), report.nodeid, time.time())
+        return "crashed" if limit is None else "timeout"
 
     def pytest_unconfigure(self) -> None:
         self.out.close()
 
 
-TIMEOUT_MARK = "Timeout >"  # how pytest-timeout's signal method fails a test
 MAX_LONGREPR = 20_000
 
 
@@ -154,6 +167,28 @@ class PartSelector:
 
     def pytest_sessionfinish(self, exitstatus: int) -> None:
         self.part.event({"event": "finished", "exitstatus": int(exitstatus)})
+
+
+class TimerNotes:
+    """Notes the start of each test that runs under pytest-timeout's thread method, with its
+    limit, in the part's meta file: that method ends the process without a report, and the
+    note is how the engine (or the xdist controller) tells its death from a crash.
+
+    Registered only when pytest-timeout is loaded; tests under the signal method, or without
+    a timeout, cost nothing.
+    """
+
+    def __init__(self, part: PartFiles) -> None:
+        self.part = part
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> None:
+        from noxlib.timeouts import THREAD_METHOD, timer_event
+
+        if getattr(settings, "method", None) == THREAD_METHOD:
+            event = timer_event(item.nodeid, THREAD_METHOD, float(settings.timeout), time.time())
+            self.part.event(event)
+        # None: pytest-timeout's own implementation (firstresult) still starts the timer.
 
 
 class ShardIdentity:
@@ -217,16 +252,18 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in _selected_groups():
         config.addinivalue_line("markers", f"{group_marker(name)}: test of noxlib group {name}")
     _Interrupts().install()
-    if hasattr(config, "workerinput"):  # an xdist worker: its controller records and selects
-        return
     from noxlib.parts import PART_DIR_ENV, PART_NAME_ENV, PartFiles
 
     part_dir = os.environ.get(PART_DIR_ENV)
     if not part_dir:
         return
     part = PartFiles(Path(part_dir))
+    if config.pluginmanager.hasplugin("timeout"):  # xdist workers too: they run the tests
+        config.pluginmanager.register(TimerNotes(part), "noxlib-timer-notes")
+    if hasattr(config, "workerinput"):  # an xdist worker: its controller records and selects
+        return
     name = os.environ.get(PART_NAME_ENV, "")
-    config.pluginmanager.register(ResultsRecorder(part.results, name), "noxlib-results")
+    config.pluginmanager.register(ResultsRecorder(part.results, name, part), "noxlib-results")
     config.pluginmanager.register(PartSelector(part, os.environ), "noxlib-part")
     worker = os.environ.get(WORKER_ENV)
     if worker:
