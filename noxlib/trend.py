@@ -64,7 +64,7 @@ def regression_notice(runs: Sequence[Run]) -> str | None:
     return (
         f"Regression: the pytest phase took {current:.2f} s, {over:.0f} % over the median "
         f"{median:.2f} s of the previous {len(earlier)} comparable runs (more than "
-        f"{REGRESSION:.0%} is a regression, or other hardware)."
+        f"{REGRESSION * 100:.0f} % is a regression, or other hardware)."
     )
 
 

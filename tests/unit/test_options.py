@@ -144,10 +144,17 @@ def test_help_lists_every_option_with_its_help() -> None:
     assert lines[0].startswith("noxlib options (after --")
     assert len(lines) == 1 + len(OPTIONS)
     flags = [line.split()[0] for line in lines[1:]]
-    assert flags == ["--engine", "--coverage", "--no-coverage", "--noxlib-help"]
+    assert flags == ["--engine", "--coverage", "--no-coverage", "--no-triage", "--noxlib-help"]
     columns = set()
     for option, line in zip(OPTIONS, lines[1:], strict=True):
         assert line.endswith(option.help)
         columns.add(line.index(option.help))
     assert len(columns) == 1  # the helps start in one column
     assert "  --engine NAME  " in text
+
+
+def test_no_triage() -> None:
+    options, rest = parse_options(["--no-triage", "-k", "x"])
+    assert options.no_triage is True
+    assert rest == ("-k", "x")
+    assert parse_options([])[0].no_triage is False

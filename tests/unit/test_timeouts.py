@@ -34,7 +34,10 @@ def test_only_the_thread_method_and_the_latest_timer_count() -> None:
     signal = [timer_event("t.py::a", "signal", 1.0, now=0.0)]
     assert thread_timeout(signal, "t.py::a", died_at=50.0) is None
     # Rerun after a crash: the new process's timer started later.
-    rerun = [timer_event("t.py::a", "thread", 4.0, 0.0), timer_event("t.py::a", "thread", 4.0, 10.0)]
+    rerun = [
+        timer_event("t.py::a", "thread", 4.0, 0.0),
+        timer_event("t.py::a", "thread", 4.0, 10.0),
+    ]
     assert thread_timeout(rerun, "t.py::a", died_at=11.0) is None
     assert thread_timeout(rerun, "t.py::a", died_at=14.2) == 4.0
 
