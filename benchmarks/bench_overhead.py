@@ -35,7 +35,7 @@ import nox
 @nox.session(venv_backend="uv|virtualenv")
 def bare(session):
     # The same test tools as noxlib's venv, so pytest's own start-up costs the same in both.
-    session.install("pytest", "pytest-xdist", "pytest-cov", "coverage", "pytest-timeout", "psutil")
+    session.install("pytest", "pytest-xdist", "coverage", "pytest-timeout", "psutil")
     session.run("python", "-m", "pytest", "tests/unit", "-m", "not slow", "-p", "no:xdist", "-q")
 """
 

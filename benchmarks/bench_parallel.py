@@ -176,7 +176,9 @@ def report(suite: str, walls: dict[str, list[float]]) -> None:
     if suite == "skewed":
         bound = max(SKEWED_LONGEST, SKEWED_TOTAL / 2) + med["start"]
         print(f"- lower bound max(longest, total/2) + start = {bound:.2f} s")
-        print(f"- shards / bound: {med['shards'] / bound:.2f}; auto / bound: {parallel / bound:.2f}")
+        print(
+            f"- shards / bound: {med['shards'] / bound:.2f}; auto / bound: {parallel / bound:.2f}"
+        )
 
 
 def main() -> None:

@@ -34,7 +34,8 @@ RUNNER = textwrap.dedent(
     r"""
     import json, os, subprocess, sys, time
     from pathlib import Path
-    from noxlib import reaping, runs
+    from noxlib import reaping
+    from noxlib.reaping import runs
 
     state, report, kinds = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split(",")
     run = runs.start_run(state)

@@ -11,7 +11,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ class Group:
     paths: tuple[str, ...]
     description: str = ""
     markers: str | None = None
+    batch: str | None = None  # "file" or "group": run in batches, each its own pytest process
+    batch_timeout: float | None = None  # seconds a batch may take before it is ended
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class Config:
     reap_grace: float = 1.0
     report_all_tests: int = 50
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
+    # pytest's python_files, from [tool.pytest.ini_options]: which files a file batch runs.
+    python_files: tuple[str, ...] = ("test_*.py", "*_test.py")
     # Triage of failures and the flakiness signal; see docs/testing.md#triage.
     triage: bool = True
     triage_max: int = 50
@@ -219,7 +223,8 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
     ),
 }
 _TABLES = ("groups", "coverage")
-_GROUP_KEYS = ("paths", "description", "markers")
+_GROUP_KEYS = ("paths", "description", "markers", "batch", "batch-timeout")
+BATCH_MODES = ("file", "group")
 _COVERAGE_KEYS = ("enabled", "sessions", "source", "branch", "fail-under")
 _SESSION_NAMES = ("tests", "tests-parallel", "ci")
 
@@ -260,7 +265,19 @@ def _read_group(root: Path, name: str, table: object, problems: _Problems) -> Gr
     if markers is not None and not (isinstance(markers, str) and markers.strip()):
         problems.add(f"{key}.markers", markers, 'expected a pytest -m expression, e.g. "not slow"')
         markers = None
-    return Group(name, tuple(paths), description, markers)
+    batch = table.get("batch")
+    if batch is not None and batch not in BATCH_MODES:
+        problems.add(
+            f"{key}.batch",
+            batch,
+            'expected "file" (each test file its own process) or "group" (the group in one)',
+        )
+        batch = None
+    timeout = table.get("batch-timeout")
+    if timeout is not None and not (_positive_number(timeout) and timeout > 0):
+        problems.add(f"{key}.batch-timeout", timeout, "expected seconds above 0, e.g. 120")
+        timeout = None
+    return Group(name, tuple(paths), description, markers, batch, timeout)
 
 
 def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
@@ -381,4 +398,11 @@ def load_config(root: Path) -> Config:
         )
     if not isinstance(table, dict):
         raise ConfigError(f"tool.noxlib in {source} must be a table, not {table!r}.")
-    return parse_config(table, root, source)
+    config = parse_config(table, root, source)
+    pytest_ini = document.get("tool", {}).get("pytest", {}).get("ini_options", {})
+    python_files = pytest_ini.get("python_files") if isinstance(pytest_ini, dict) else None
+    if isinstance(python_files, str):
+        python_files = python_files.split()
+    if _string_list(python_files) and python_files:
+        config = replace(config, python_files=tuple(python_files))
+    return config

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from noxlib.memory import Sampler
 from noxlib.parts import PART_DIR_ENV, SELECT_ENV, PartFiles, read_lines
 from noxlib.timeouts import banner_excerpt, main_thread_frames, thread_timeout
 
@@ -27,6 +28,8 @@ POLL_SECONDS = 0.1
 SHUTDOWN_SECONDS = 30.0
 # A part whose processes keep dying is given up after this many processes.
 MAX_ATTEMPTS = 50
+# A part past its time limit gets SIGTERM (its fixtures tear down) and this long before SIGKILL.
+TIMEOUT_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,8 @@ class Part:
     """One pytest process's worth of the run: its name, command, environment and folder.
 
     ``passthrough`` sends its output to the terminal (a part that runs alone); otherwise it goes
-    to the part's log file.
+    to the part's log file. ``timeout`` is the seconds the part may take before its whole
+    process tree is ended.
     """
 
     name: str
@@ -42,6 +46,7 @@ class Part:
     env: Mapping[str, str]
     dir: Path
     passthrough: bool = False
+    timeout: float | None = None
 
     @property
     def files(self) -> PartFiles:
@@ -50,7 +55,8 @@ class Part:
 
 @dataclass
 class PartOutcome:
-    """How a part ended: ``status`` is passed, failed, crashed, error or interrupted."""
+    """How a part ended: ``status`` is passed, failed, crashed, timeout, error or interrupted;
+    ``peak_rss`` the most memory its process tree held at once, in bytes."""
 
     part: Part
     status: str = "not started"
@@ -61,6 +67,7 @@ class PartOutcome:
     # Tests whose process pytest-timeout's thread method ended: timeouts, not crashes.
     timed_out: list[str] = field(default_factory=list)
     problem: str = ""  # why a part ended without running its tests, for the summary
+    peak_rss: int = 0
 
 
 @dataclass
@@ -69,18 +76,27 @@ class _Running:
     popen: subprocess.Popen[bytes]
     started: float
     meta_offset: int
+    timed_out: bool = False
 
 
 Tick = Callable[[float], object]
+OnEnd = Callable[[PartOutcome], object]
 
 
 def run_parts(
-    parts: Sequence[Part], slots: int, *, tick: Tick = lambda elapsed: None
+    parts: Sequence[Part],
+    slots: int,
+    *,
+    tick: Tick = lambda elapsed: None,
+    on_end: OnEnd = lambda outcome: None,
+    sampler: Sampler | None = None,
 ) -> list[PartOutcome]:
     """Run ``parts`` with at most ``slots`` processes at a time; return how each ended, in order.
 
     ``tick(elapsed seconds)`` is called about every POLL_SECONDS while processes run (the
-    progress line). KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it) stops every process
+    progress line). ``on_end(outcome)`` is called when a part has ended, before its slot takes
+    the next part (the dirty-state check of batches). ``sampler`` samples the memory of the
+    running parts. KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it) stops every process
     gracefully, marks unfinished parts ``interrupted`` and is raised again.
     """
     outcomes = {part.name: PartOutcome(part) for part in parts}
@@ -93,16 +109,43 @@ def run_parts(
                 part = waiting.pop(0)
                 running.append(_launch(part, outcomes[part.name]))
             time.sleep(POLL_SECONDS)
+            if sampler is not None:
+                sampler.maybe_sample({r.part.name: r.popen.pid for r in running})
+            for proc in running:
+                _enforce_timeout(proc)
             for proc in [r for r in running if r.popen.poll() is not None]:
                 running.remove(proc)
-                again = _finish(proc, outcomes[proc.part.name])
+                outcome = outcomes[proc.part.name]
+                again = _finish(proc, outcome)
                 if again is not None:
                     waiting.insert(0, again)
+                    continue
+                if sampler is not None:
+                    outcome.peak_rss = sampler.peaks.get(proc.part.name, 0)
+                on_end(outcome)
             tick(time.monotonic() - start)
     except KeyboardInterrupt:
         _stop_all(running, outcomes)
         raise
     return [outcomes[part.name] for part in parts]
+
+
+def _enforce_timeout(proc: _Running) -> None:
+    """End the whole process tree of a part past its time limit (once)."""
+    limit = proc.part.timeout
+    if proc.timed_out or limit is None or time.monotonic() - proc.started < limit:
+        return
+    proc.timed_out = True
+    import psutil
+
+    from noxlib.reaping import processes
+
+    try:
+        root = psutil.Process(proc.popen.pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return
+    processes.end(family, TIMEOUT_GRACE, proc.popen)
 
 
 def _launch(part: Part, outcome: PartOutcome) -> _Running:
@@ -132,10 +175,15 @@ def _finish(proc: _Running, outcome: PartOutcome) -> Part | None:
     files = proc.part.files
     events = files.events(proc.meta_offset)
     finished = [e for e in events if e.get("event") == "finished"]
+    if proc.timed_out:  # ended by us: its pytest may still have finished "interrupted"
+        _timed_out(proc, outcome, read_lines(files.share))
+        return None
     if finished:
         status = _status_of(int(str(finished[-1].get("exitstatus", code))))
         if status == "interrupted" and _collection_failed(files):
             status = "error"  # pytest says "Interrupted: 1 error during collection"
+        if status == "interrupted" and any(e.get("what") == "unrecoverable" for e in events):
+            status = "failed"  # the plugin stopped a batch whose server cannot start
         # A part that lost a test to a crash says so, however its last process ended.
         outcome.status = "crashed" if outcome.crashed and status != "interrupted" else status
         if outcome.timed_out and outcome.status == "passed":
@@ -162,14 +210,40 @@ def _finish(proc: _Running, outcome: PartOutcome) -> Part | None:
     outcome.status = "crashed" if outcome.crashed else "failed"
     spent = time.monotonic() - proc.started
     if limit is None:
+        outcome.problem = f"{victim} crashed: its pytest {_how(code)}"
         _record_crash(files, victim, proc.part.name, code, spent)
     else:
+        outcome.problem = f"{victim} timed out: pytest-timeout's thread method ended its pytest"
         _record_thread_timeout(proc.part, victim, limit)
     if not rest or outcome.attempts >= MAX_ATTEMPTS:
         return None
     files.select.write_text("".join(f"{nodeid}\n" for nodeid in rest), encoding="utf-8")
     files.set_aside(outcome.attempts)
     return replace(proc.part, env={**proc.part.env, SELECT_ENV: str(files.select)})
+
+
+def _timed_out(proc: _Running, outcome: PartOutcome, share: list[str]) -> None:
+    """A part ended by its time limit: the test it was running is its ``timeout``."""
+    files = proc.part.files
+    outcome.status = "timeout"
+    limit = f"{proc.part.timeout:g} s"
+    done = {r["nodeid"] for r in read_results(files.results)}
+    left = [nodeid for nodeid in share if nodeid not in done]
+    if not left:
+        outcome.problem = f"ended after its time limit of {limit}, with no test running"
+        return
+    outcome.problem = f"ended after its time limit of {limit} while {left[0]} ran"
+    line = {
+        "nodeid": left[0],
+        "outcome": "timeout",
+        "duration": round(time.monotonic() - proc.started, 3),
+        "worker": proc.part.name,
+        "when": "call",
+        "longrepr": f"Part {proc.part.name} {outcome.problem}; noxlib ended its process tree. "
+        f"{len(left) - 1} test(s) after it did not run.",
+    }
+    with files.results.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")
 
 
 def _status_of(exitstatus: int) -> str:

@@ -45,6 +45,7 @@ class PartRow:
     seconds: float
     attempts: int = 1
     problem: str = ""
+    peak_rss: int = 0
 
 
 def read_results(path: Path) -> list[Result]:

@@ -31,6 +31,16 @@ OPTIONS = (
         "durations say parallel cannot win); default: the engine setting",
         ENGINES,
     ),
+    Option(
+        "--batch",
+        "run every selected group in batches for this run: file (each test file its own "
+        "pytest process) or group (each group one)",
+        ("file", "group"),
+    ),
+    Option(
+        "--resume",
+        "rerun only the batches that did not pass in the last run of this session and groups",
+    ),
     Option("--coverage", "measure coverage in this run, whatever the session"),
     Option("--no-coverage", "do not measure coverage in this run, not even in ci"),
     Option("--no-triage", "do not rerun failed tests serially to classify them in this run"),
@@ -44,6 +54,8 @@ class Options:
     """The noxlib options of one run; None means "not given, use the settings"."""
 
     engine: str | None = None
+    batch: str | None = None
+    resume: bool = False
     coverage: bool | None = None
     help: bool = False
     given: tuple[str, ...] = field(default=())
@@ -90,6 +102,8 @@ def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
         coverage = "--coverage" in values
     options = Options(
         engine=values.get("--engine"),
+        batch=values.get("--batch"),
+        resume="--resume" in values,
         coverage=coverage,
         help="--noxlib-help" in values,
         given=tuple(values),

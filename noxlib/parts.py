@@ -17,7 +17,7 @@ import os
 import re
 import statistics
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,11 +256,12 @@ def select_share(
 # --- one part's folder: what its pytest process and the engine tell each other ----------------
 
 PART_DIR_ENV = "NOXLIB_PART_DIR"
-PART_NAME_ENV = "NOXLIB_PART_NAME"
 # "K/N" levels, global first ("2/3 1/2": local shard 1 of 2 within CI shard 2 of 3).
 SHARDS_ENV = "NOXLIB_SHARDS"
 DURATIONS_ENV = "NOXLIB_DURATIONS"
 KEEP_TOGETHER_ENV = "NOXLIB_KEEP_TOGETHER"
+# Set in the pytest process of a batch: a server that cannot start stops the batch at once.
+BATCH_ENV = "NOXLIB_BATCH"
 # A file of node ids: run exactly these (what a dead process left, a batch's remainder).
 SELECT_ENV = "NOXLIB_SELECT_FILE"
 # xdist's own variables: suites read them to give each worker its own resources.
@@ -353,6 +354,15 @@ class PartFiles:
         partial.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
         partial.replace(self.share)
         self.event(event)
+
+
+# What only a part's own pytest process reads; children of it must not inherit it.
+PART_ONLY = (PART_DIR_ENV, SHARDS_ENV, DURATIONS_ENV, KEEP_TOGETHER_ENV, SELECT_ENV, BATCH_ENV)
+
+
+def take_part_env(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Remove the part variables from ``environ`` (a process's own) and return them."""
+    return {key: environ.pop(key) for key in PART_ONLY if key in environ}
 
 
 def read_lines(path: Path) -> list[str]:

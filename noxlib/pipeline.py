@@ -1,16 +1,17 @@
-"""A run as a table of named, timed phases; the post phases run whatever happened before.
+"""A run as a table of named, timed phases; the post phases run whatever happened before, and
+run to the end.
 
 Reads like nox's workflow: ``execute((("install", install), ("pytest", run)), post=(...))``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 Step = tuple[str, Callable[[], object]]
 
@@ -47,43 +48,71 @@ class Pipeline:
     def execute(self, steps: Sequence[Step], post: Sequence[Step]) -> None:
         """Run ``steps`` in order, stopping at the first that raises; then every ``post`` step.
 
-        A post step that fails does not stop the next one (the reaper must run even when
-        coverage could not combine). The first error (from ``steps``, else from ``post``) is
-        raised after all post steps ran; KeyboardInterrupt included.
+        SIGTERM unwinds the steps like Ctrl-C. The post steps are never cut short: a post step
+        that fails does not stop the next one (the reaper must run even when coverage could
+        not combine), and SIGINT and SIGTERM are held back while they run, so that a second
+        Ctrl-C cannot stop the reaper half-way and leave processes running that nothing
+        remembers. The first error (from ``steps``, else from ``post``, else a held-back
+        signal as KeyboardInterrupt) is raised after all post steps ran.
         """
         first_error: BaseException | None = None
-        try:
-            with _sigterm_as_interrupt():
-                for name, step in steps:
-                    self._timed(name, step)
-        except BaseException as exc:
-            first_error = exc
-        for name, step in post:
+        with _Signals() as signals:
             try:
-                self._timed(name, step)
-            except Exception as exc:
-                self.log(f"noxlib: post phase '{name}' failed: {exc}")
-                first_error = first_error or exc
+                try:
+                    for name, step in steps:
+                        self._timed(name, step)
+                finally:
+                    signals.hold()
+            except BaseException as exc:
+                first_error = exc
+            for name, step in post:
+                try:
+                    self._timed(name, step)
+                except BaseException as exc:
+                    why = str(exc) or type(exc).__name__
+                    self.log(f"noxlib: post phase '{name}' failed: {why}")
+                    first_error = first_error or exc
+        if signals.held:
+            self.log(f"noxlib: {signals.held} came during the post phases, which ran to the end")
+            first_error = first_error or KeyboardInterrupt(f"signal {signals.held}")
         if first_error is not None:
             raise first_error
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Make SIGTERM (a CI job cancelled, ``kill``) unwind like Ctrl-C, so post phases run.
+class _Signals:
+    """SIGINT and SIGTERM while a pipeline runs.
 
-    Python's default SIGTERM action ends the process at once, skipping every ``finally``.
+    During the steps each unwinds like Ctrl-C: Python's default SIGTERM action ends the process
+    at once, skipping every ``finally`` (a CI job cancelled, ``kill``). Once `hold` is called
+    they are only noted in ``held``, for the caller to raise when its post steps are done.
+    Outside the main thread, where no handler can be installed, nothing changes.
     """
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: nothing to install
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.holding = False
+        self.held: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        try:
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread
+            pass
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.holding:
+            self.held = self.held or name
+            return
+        raise KeyboardInterrupt(f"signal {name}")

@@ -6,6 +6,7 @@ branch is unit-testable without nox, pytest or a real machine.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -356,14 +357,19 @@ def groups_for_plugin(groups: Sequence[Group], root: Path) -> str:
     return json.dumps({g.name: [str((root / p).resolve()) for p in g.paths] for g in groups})
 
 
-def pytest_args(plan: Plan, config: Config, junit: Path | None = None) -> list[str]:
-    """The pytest arguments of one part of ``plan``; the user's come last so that they win.
-    ``junit`` is where the part writes its JUnit XML (CI mode)."""
+def pytest_args(
+    plan: Plan, config: Config, junit: Path | None = None, batch: Batch | None = None
+) -> list[str]:
+    """The pytest arguments of one part of ``plan`` (of ``batch``, in a batched run); the
+    user's come last so that they win. ``junit`` is where the part writes its JUnit XML."""
     args: list[str] = []
-    if not plan.explicit_paths:
-        for group in plan.groups:
+    groups = plan.groups if batch is None or batch.group is None else (batch.group,)
+    if batch is not None:
+        args.extend(batch.paths)
+    elif not plan.explicit_paths:
+        for group in groups:
             args.extend(p for p in group.paths if p not in args)
-    expression = marker_expression(plan.groups)
+    expression = marker_expression(groups)
     if expression:
         args += ["-m", expression]
     if plan.engine.name == "xdist":
@@ -381,8 +387,76 @@ def pytest_args(plan: Plan, config: Config, junit: Path | None = None) -> list[s
             args += ["--junitxml", str(junit)]
         if config.ci_timeout > 0:
             args += ["--timeout", f"{config.ci_timeout:g}"]
-    args += plan.user_args
+    args += plan.user_args if batch is None else _without_paths(plan)
     return args
+
+
+def _without_paths(plan: Plan) -> list[str]:
+    # A batch names its own paths: the user's paths made the batches and are not repeated.
+    if not plan.explicit_paths:
+        return list(plan.user_args)
+    first_option = next((i for i, w in enumerate(plan.user_args) if w.startswith("-")), None)
+    return [] if first_option is None else list(plan.user_args[first_option:])
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A part of a batched run: its name, the paths its pytest process runs, the group whose
+    markers it keeps (None for paths given after --), and its time limit in seconds."""
+
+    name: str
+    paths: tuple[str, ...]
+    group: Group | None
+    timeout: float | None
+
+
+# pytest's default python_files; a project's own come from [tool.pytest.ini_options].
+PYTHON_FILES = ("test_*.py", "*_test.py")
+# Folders pytest does not look into by default (its norecursedirs), plus caches.
+_SKIPPED_FOLDERS = ("*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv")
+
+
+def batches(plan: Plan, config: Config, python_files: Sequence[str] = PYTHON_FILES) -> list[Batch]:
+    """The batches of ``plan``: each test file of a ``batch = "file"`` group, each group with
+    ``batch = "group"`` (``--batch`` decides for every group); [] when nothing is batched."""
+    mode = plan.options.batch
+    if not mode and not any(g.batch for g in plan.groups):
+        return []
+    if plan.explicit_paths:
+        chosen = mode or next((g.batch for g in plan.groups if g.batch), "group")
+        paths = tuple(plan.paths(config.root))
+        timeout = next((g.batch_timeout for g in plan.groups if g.batch_timeout), None)
+        if chosen == "group":
+            return [Batch("paths given after --", paths, None, timeout)]
+        found = _test_files(config.root, paths, python_files)
+        return [Batch(path, (path,), None, timeout) for path in found]
+    found_batches = []
+    for group in plan.groups:
+        chosen = mode or group.batch or "group"
+        if chosen == "group":
+            found_batches.append(Batch(group.name, group.paths, group, group.batch_timeout))
+            continue
+        for path in _test_files(config.root, group.paths, python_files):
+            found_batches.append(Batch(path, (path,), group, group.batch_timeout))
+    return found_batches
+
+
+def _test_files(root: Path, paths: Sequence[str], python_files: Sequence[str]) -> list[str]:
+    """The test files under ``paths`` (relative to ``root``), as pytest would find them."""
+    found: list[str] = []
+    for path in paths:
+        if "::" in path or (root / path).is_file():
+            found.append(path)
+            continue
+        for file in sorted((root / path).rglob("*.py")):
+            parts = file.relative_to(root / path).parts[:-1]
+            if any(
+                fnmatch.fnmatch(p, pat) for p in parts for pat in (*_SKIPPED_FOLDERS, "__pycache__")
+            ):
+                continue
+            if any(fnmatch.fnmatch(file.name, pattern) for pattern in python_files):
+                found.append(file.relative_to(root).as_posix())
+    return list(dict.fromkeys(found))
 
 
 def banner(plan: Plan, config: Config) -> str:

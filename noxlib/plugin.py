@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Generator, Iterator, Mapping
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from noxlib.runs import RUN_DIR_ENV, RUN_ID_ENV
+from noxlib.reaping.runs import RUN_DIR_ENV, RUN_ID_ENV
 from noxlib.timeouts import is_timeout_failure
 
 # xdist's name for a worker process; noxlib gives each shard process one too.
@@ -242,6 +243,7 @@ def _selected_groups() -> dict[str, list[str]]:
 
 
 _PART_KEY = pytest.StashKey["PartFiles"]()
+_BATCH_KEY = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -252,24 +254,56 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in _selected_groups():
         config.addinivalue_line("markers", f"{group_marker(name)}: test of noxlib group {name}")
     _Interrupts().install()
-    from noxlib.parts import PART_DIR_ENV, PART_NAME_ENV, PartFiles
+    from noxlib.parts import PartFiles
 
-    part_dir = os.environ.get(PART_DIR_ENV)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # an xdist worker: its controller records and selects
+        # It runs the tests, though: the controller names the part folder for its timer notes.
+        worker_part = workerinput.get(WORKER_PART_KEY)
+        if worker_part:
+            _note_timers(config, PartFiles(Path(worker_part)))
+        return
+    from noxlib.parts import BATCH_ENV, PART_DIR_ENV, take_part_env
+    from noxlib.reaping.runs import PART_NAME_ENV
+
+    # This process's part, and no child's: a pytest that a test starts must not pick a shard
+    # or write into this part's results.
+    own = take_part_env(os.environ)
+    config.stash[_BATCH_KEY] = bool(own.get(BATCH_ENV))
+    part_dir = own.get(PART_DIR_ENV)
     if not part_dir:
         return
     part = PartFiles(Path(part_dir))
-    if config.pluginmanager.hasplugin("timeout"):  # xdist workers too: they run the tests
-        config.pluginmanager.register(TimerNotes(part), "noxlib-timer-notes")
-    if hasattr(config, "workerinput"):  # an xdist worker: its controller records and selects
-        return
     name = os.environ.get(PART_NAME_ENV, "")
     config.pluginmanager.register(ResultsRecorder(part.results, name, part), "noxlib-results")
-    config.pluginmanager.register(PartSelector(part, os.environ), "noxlib-part")
+    config.pluginmanager.register(PartSelector(part, own), "noxlib-part")
+    _note_timers(config, part)
+    if config.pluginmanager.hasplugin("xdist"):  # its hook exists only when xdist is loaded
+        config.pluginmanager.register(WorkerPart(part_dir), "noxlib-worker-part")
     worker = os.environ.get(WORKER_ENV)
     if worker:
         identity = ShardIdentity(worker, os.environ.get(RUN_ID_ENV, ""))
         config.pluginmanager.register(identity, "noxlib-shard-identity")
     config.stash[_PART_KEY] = part
+
+
+WORKER_PART_KEY = "noxlib_part_dir"
+
+
+class WorkerPart:
+    """On an xdist controller: tells each worker its part's folder (the part variables are
+    taken out of the environment, so that no child process writes into the part)."""
+
+    def __init__(self, part_dir: str) -> None:
+        self.part_dir = part_dir
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKER_PART_KEY] = self.part_dir
+
+
+def _note_timers(config: pytest.Config, part: PartFiles) -> None:
+    if config.pluginmanager.hasplugin("timeout"):
+        config.pluginmanager.register(TimerNotes(part), "noxlib-timer-notes")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -318,9 +352,9 @@ def record_process(pid: int, *, port: int | None = None, name: str | None = None
 
 
 # --- servers: the noxlib_servers fixture and the hooks that watch its servers --------------------
-# Mechanics live below the pytest boundary (servers.py, server.py, probes.py, shared.py, ...);
-# here only what needs pytest: which test used which server, restarts before a test, report
-# sections and terminal lines.
+# Mechanics live below the pytest boundary (the noxlib.servers package); here only what needs
+# pytest: which test used which server, restarts before a test, report sections and terminal
+# lines.
 
 SERVERS_SECTION = "noxlib servers"
 SERVERS_PROPERTY = "noxlib-servers"  # user_properties key: one headline per event (JUnit too)
@@ -339,10 +373,14 @@ def noxlib_servers(
     config = request.config
     base_dir, shared_dir = _server_folders(config, tmp_path_factory)
     run_dir = os.environ.get(RUN_DIR_ENV)
+    batch = config.stash.get(_BATCH_KEY, False)
     manager = ServerManager(
-        base_dir, shared_dir=shared_dir, run_dir=Path(run_dir) if run_dir else None
+        base_dir,
+        shared_dir=shared_dir,
+        run_dir=Path(run_dir) if run_dir else None,
+        keep_shared=batch,
     )
-    watch = ServerWatch()
+    watch = ServerWatch(config.stash.get(_PART_KEY, None), batch=batch)
     config.pluginmanager.register(watch, "noxlib-server-watch")
     try:
         yield manager
@@ -385,7 +423,9 @@ class ServerWatch:
     """Registered while ``noxlib_servers`` lives: checks the servers a test uses before and
     after it, restarts dead ones (or errors with ``respawn=False``) and says so in the report."""
 
-    def __init__(self) -> None:
+    def __init__(self, part: PartFiles | None = None, *, batch: bool = False) -> None:
+        self.part = part  # where the part's server events go, for the batch's check line
+        self.batch = batch  # in a batch, a server that cannot start ends the batch at once
         self.by_fixture: dict[str, Server] = {}  # learnt from funcargs of earlier tests
         self.found_dead: dict[str, str] = {}  # server name -> "during <test>"
         self.last_user: dict[str, str] = {}  # server name -> last test it was alive after
@@ -407,12 +447,19 @@ class ServerWatch:
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        from noxlib.servers import tail_block
+        from noxlib.servers import ServerError, tail_block
 
         report = yield
         servers = _servers_in(item)
+        # Here, not in setup: this plugin is registered during the first test's setup.
+        for server in servers.values():
+            if server.found_dead:  # a shared server an earlier batch left dead
+                self._note(server.name, "restarted", f"{server.found_dead} before {item.nodeid}")
+                server.found_dead = None
         if report.when == "call":
             self._check_after(item, servers)
+        if call.excinfo is not None and call.excinfo.errisinstance(ServerError):
+            self._unrecoverable(item, str(call.excinfo.value))
         for headline, details in self.events.pop(item.nodeid, []):
             report.sections.append((SERVERS_SECTION, f"{headline}\n{details}"))
         if report.failed:
@@ -438,6 +485,7 @@ class ServerWatch:
             if server.ensure_alive() is not None:
                 headline = f"server '{server.name}' {death} {where}; restarted for {item.nodeid}"
                 self._event(item, headline, tail)
+                self._note(server.name, "restarted", f"{death} {where}")
 
     def _since(self, name: str) -> str:
         last = self.last_user.get(name)
@@ -452,8 +500,23 @@ class ServerWatch:
                 self.last_user[server.name] = item.nodeid
                 continue
             self.found_dead[server.name] = f"during {item.nodeid}"
+            self._note(server.name, "died", f"{death} during {item.nodeid}")
             headline = f"server '{server.name}' {death} during {item.nodeid}"
             self._event(item, headline, tail_block(server.log_path, server.log_tail()))
+
+    def _note(self, server: str, what: str, why: str) -> None:
+        """Tell the engine (the part's events) what happened to a server in this part."""
+        if self.part is not None:
+            self.part.event({"event": "server", "server": server, "what": what, "why": why})
+
+    def _unrecoverable(self, item: pytest.Item, message: str) -> None:
+        """A server that cannot be (re)started: a batch stops at once rather than letting each
+        later test wait out its timeout."""
+        first_line = message.strip().splitlines()[0] if message.strip() else "server error"
+        name = re.search(r"server '([^']+)'", first_line)
+        self._note(name.group(1) if name else "?", "unrecoverable", first_line)
+        if self.batch:
+            item.session.shouldstop = f"noxlib: this batch stops: {first_line}"
 
     def _event(self, item: pytest.Item, headline: str, details: str) -> None:
         # user_properties of the item reach the reports still to be made (and JUnit XML, which

@@ -13,10 +13,11 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from noxlib.memory import human
 from noxlib.merge import PartRow, Result, write_atomic
 from noxlib.parts import STATUSES
 from noxlib.pipeline import PhaseTiming
@@ -59,6 +60,10 @@ class RunSummary:
     shard: str | None = None
     parts: tuple[PartRow, ...] = ()
     notes: tuple[str, ...] = ()
+    batches: tuple[Mapping[str, object], ...] = ()
+    peak_rss: int = 0  # bytes the run's process tree held at most at once (0: not sampled)
+    memory_budget: int = 0  # workers x memory-per-worker
+    sampler_seconds: float = 0.0  # what sampling the memory cost the runner
     failures: tuple[Failure, ...] = ()  # each failing test, triaged (triage.py)
     sections: tuple[str, ...] = ()  # markdown lines after the rest: failures, digest, trend
     coverage_percent: float | None = None
@@ -105,6 +110,7 @@ def render_head(summary: RunSummary) -> list[str]:
         "- Tests: "
         + ", ".join(f"{counts[k]} {k}" for k in OUTCOMES if counts[k] or k in ALWAYS_SHOWN),
         f"- Wall time: {summary.wall_seconds:.2f} s",
+        *_memory_line(summary),
         "",
     ]
 
@@ -123,6 +129,7 @@ def render_markdown(summary: RunSummary) -> str:
         *[f"> {note}" for note in summary.notes],
         *([""] if summary.notes else []),
         *_parts_table(summary.parts),
+        *_batches_table(summary.batches),
     ]
     everything = 0 < len(summary.results) <= summary.list_all_up_to
     slow = summary.slowest(len(summary.results) if everything else SLOWEST)
@@ -147,8 +154,23 @@ def _engine(summary: RunSummary) -> str:
     return (f", engine {summary.engine}" if summary.engine else "") + shard
 
 
+def _reasons(batch: Mapping[str, object]) -> list[str]:
+    found = batch.get("dirty_reasons")
+    return [str(r) for r in found] if isinstance(found, list) else []
+
+
+def _memory_line(summary: RunSummary) -> list[str]:
+    if not summary.peak_rss:
+        return []
+    budget = f" of a {human(summary.memory_budget)} budget" if summary.memory_budget else ""
+    return [
+        f"- Peak memory: {human(summary.peak_rss)}{budget} "
+        f"({summary.workers} worker(s) x memory-per-worker)"
+    ]
+
+
 def _parts_table(parts: Sequence[PartRow]) -> list[str]:
-    """A row per part: its status, tests, predicted and actual seconds."""
+    """A row per part: its status, tests, predicted and actual seconds, peak memory."""
     if len(parts) < 2:
         return []
     rows = (
@@ -158,13 +180,40 @@ def _parts_table(parts: Sequence[PartRow]) -> list[str]:
             p.tests,
             f"{p.predicted:.2f}",
             f"{p.seconds:.2f}",
+            human(p.peak_rss) if p.peak_rss else "",
             p.attempts,
             p.problem or "",
         )
         for p in parts
     )
-    header = ("part", "status", "tests", "predicted s", "actual s", "processes", "note")
+    header = (
+        "part",
+        "status",
+        "tests",
+        "predicted s",
+        "actual s",
+        "peak memory",
+        "processes",
+        "note",
+    )
     return ["## Parts", "", *_table(header, rows), ""]
+
+
+def _batches_table(batches: Sequence[Mapping[str, object]]) -> list[str]:
+    """A row per batch: how it ended and what it left the next one."""
+    if not batches:
+        return []
+    rows = (
+        (
+            f"`{b.get('name')}`",
+            b.get("status"),
+            f"{float(str(b.get('seconds', 0))):.2f}",
+            "; ".join(filter(None, (str(b.get("problem") or ""), *_reasons(b)))) or "clean",
+        )
+        for b in batches
+    )
+    header = ("batch", "status", "seconds", "how it ended, what it left behind")
+    return ["## Batches", "", *_table(header, rows), ""]
 
 
 def to_json_line(summary: RunSummary) -> str:
@@ -179,6 +228,10 @@ def to_json_line(summary: RunSummary) -> str:
         "shard": summary.shard,
         "workers": summary.workers,
         "parts": [asdict(p) for p in summary.parts],
+        "batches": [dict(b) for b in summary.batches],
+        "peak_rss_bytes": summary.peak_rss,
+        "memory_budget_bytes": summary.memory_budget,
+        "memory_samples_seconds": round(summary.sampler_seconds, 4),
         "status": summary.status,
         "wall_seconds": round(summary.wall_seconds, 3),
         "counts": summary.counts(),

@@ -11,7 +11,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from noxlib.engine import Part, read_results, run_parts
-from noxlib.parts import PART_NAME_ENV, SELECT_ENV, file_of
+from noxlib.parts import SELECT_ENV, file_of
+from noxlib.reaping.runs import PART_NAME_ENV
 
 # Variables that would make a rerun measure coverage into the run's data.
 COVERAGE_VARIABLES = ("COVERAGE_RCFILE", "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")

@@ -20,9 +20,11 @@ import nox
 import nox.command
 
 from noxlib import cover, findings, history, reaping, reports, reruns, triage
+from noxlib.batches import BatchCheck, batch_check, previous_batches, server_events
 from noxlib.config import Config, load_config
 from noxlib.engine import Part, PartOutcome, run_parts
 from noxlib.errors import NoxlibError, UsageError
+from noxlib.memory import Sampler
 from noxlib.merge import (
     JUNIT_FILE,
     RESULTS_FILE,
@@ -42,9 +44,9 @@ from noxlib.merge import (
 )
 from noxlib.options import help_text
 from noxlib.parts import (
+    BATCH_ENV,
     DURATIONS_ENV,
     KEEP_TOGETHER_ENV,
-    PART_NAME_ENV,
     SHARDS_ENV,
     WORKER_COUNT_ENV,
     WORKER_ENV,
@@ -57,10 +59,12 @@ from noxlib.plan import (
     GROUPS_ENV,
     MODES,
     WORKERS_ENV,
+    Batch,
     Engine,
     Mode,
     Plan,
     banner,
+    batches,
     current_machine,
     groups_for_plugin,
     make_plan,
@@ -69,7 +73,8 @@ from noxlib.plan import (
     pytest_args,
 )
 from noxlib.progress import Progress, failures_report
-from noxlib.runs import Run, ensure_state_dir, finish_run, start_run
+from noxlib.reaping import Run, finish_run, start_run
+from noxlib.reaping.runs import PART_NAME_ENV, ensure_state_dir
 
 # What every session venv gets besides the project: the runner, its plugins, and psutil for
 # noxlib's own plugin (installed with --no-deps so nox itself stays out of the venv).
@@ -214,6 +219,10 @@ class TestRun:
         self.results: list[Result] = []
         self.rows: list[PartRow] = []
         self.notes: list[str] = []
+        self.batches = batches(plan, config, config.python_files)
+        self.batch_rows: list[BatchCheck] = []
+        self.sampler = Sampler()
+        self.skipped_batches: list[str] = []
         self.failures: list[triage.Failure] = []
         self.tolerated = False  # every failure parallel-only or flaky, and tolerate-flaky set
         self.started_wall = time.time()
@@ -243,17 +252,22 @@ class TestRun:
         if _install_only(self.session):
             self.session.log("noxlib: --install-only: no test runs")
             return
+        self.skip_passed_batches()
         self.parts = self.make_parts()
         for part in self.parts:
             self.session.log(f"noxlib: {part.name}: {shlex.join(part.argv[1:])}")
         self.status = "interrupted"
         progress = None
-        if len(self.parts) > 1:
+        if not all(part.passthrough for part in self.parts):
             files = [part.files for part in self.parts]
             progress = Progress(files, sys.stdout.write, tty=sys.stdout.isatty())
         try:
             self.outcomes = run_parts(
-                self.parts, self.plan.slots, tick=progress.tick if progress else _no_tick
+                self.parts,
+                self.plan.slots,
+                tick=progress.tick if progress else _no_tick,
+                on_end=self.after_part,
+                sampler=self.sampler,
             )
         finally:
             if progress:
@@ -265,30 +279,52 @@ class TestRun:
             raise nox.command.CommandFailed(f"tests {self.status}")
 
     def make_parts(self) -> list[Part]:
-        """One pytest process per part: the serial one, the xdist controller, or N shards."""
-        names = ["serial"] if self.plan.engine.name == "serial" else [self.plan.engine.name]
-        if self.plan.engine.name == "shards":
-            names = [f"shard-{k}" for k in range(1, self.plan.workers.count + 1)]
+        """One pytest process per part: the serial one, the xdist controller, N shards, or
+        one per batch."""
         env = self.base_env()
-        python = str(Path(self.session.bin) / "python")
-        parts = []
-        for index, name in enumerate(names, 1):
-            folder = self.run.dir / "parts" / name
-            args = pytest_args(self.plan, self.config, PartFiles(folder).junit)
-            argv = [python, "-m", "pytest", *args]
-            if self.rcfile:
-                argv[1:3] = ["-m", "coverage", "run", "--rcfile", str(self.rcfile), "-m", "pytest"]
-            levels = [str(self.plan.shard)] if self.plan.shard else []
-            part_env = {**env, PART_NAME_ENV: name}
-            if self.plan.engine.name == "shards":
-                levels.append(f"{index}/{len(names)}")
-                # As xdist names its workers: suites give each its own database or folder.
-                part_env.update({WORKER_ENV: f"gw{index - 1}", WORKER_COUNT_ENV: str(len(names))})
-            if levels:
-                part_env[SHARDS_ENV] = " ".join(levels)
-                part_env[KEEP_TOGETHER_ENV] = self.config.keep_together
-            parts.append(Part(name, tuple(argv), part_env, folder, passthrough=len(names) == 1))
-        return parts
+        if self.batches:
+            alone = self.plan.slots == 1  # batches one after the other: their output is readable
+            return [
+                self.part(batch.name, f"batch-{i:03d}", env, passthrough=alone, batch=batch)
+                for i, batch in enumerate(self.batches, 1)
+            ]
+        if self.plan.engine.name != "shards":
+            return [self.part(self.plan.engine.name, self.plan.engine.name, env, passthrough=True)]
+        count = self.plan.workers.count
+        return [
+            self.part(f"shard-{k}", f"shard-{k}", env, shard=(k, count))
+            for k in range(1, count + 1)
+        ]
+
+    def part(
+        self,
+        name: str,
+        folder_name: str,
+        env: Mapping[str, str],
+        *,
+        passthrough: bool = False,
+        shard: tuple[int, int] | None = None,
+        batch: Batch | None = None,
+    ) -> Part:
+        folder = self.run.dir / "parts" / folder_name
+        args = pytest_args(self.plan, self.config, PartFiles(folder).junit, batch)
+        argv = [str(Path(self.session.bin) / "python"), "-m", "pytest", *args]
+        if self.rcfile:
+            argv[1:3] = ["-m", "coverage", "run", "--rcfile", str(self.rcfile), "-m", "pytest"]
+        levels = [str(self.plan.shard)] if self.plan.shard else []
+        part_env = {**env, PART_NAME_ENV: name}
+        if batch is not None:
+            part_env[BATCH_ENV] = "1"
+        if shard is not None:
+            index, count = shard
+            levels.append(f"{index}/{count}")
+            # As xdist names its workers: suites give each its own database or folder.
+            part_env.update({WORKER_ENV: f"gw{index - 1}", WORKER_COUNT_ENV: str(count)})
+        if levels:
+            part_env[SHARDS_ENV] = " ".join(levels)
+            part_env[KEEP_TOGETHER_ENV] = self.config.keep_together
+        timeout = batch.timeout if batch else None
+        return Part(name, tuple(argv), part_env, folder, passthrough=passthrough, timeout=timeout)
 
     def base_env(self) -> dict[str, str]:
         """The session venv's environment (as nox's session.run builds it) and the run's."""
@@ -304,10 +340,56 @@ class TestRun:
             env["COVERAGE_RCFILE"] = str(self.rcfile)
         return env
 
+    def skip_passed_batches(self) -> None:
+        """``--resume``: leave out the batches that passed in the last run of this session and
+        these groups, and say which."""
+        if not self.plan.options.resume:
+            return
+        say = self.session.log
+        if not self.batches:
+            say("noxlib: --resume: this run has no batches (a group's batch setting, or --batch)")
+            return
+        groups = [g.name for g in self.plan.groups]
+        history = self.config.reports_path / "ci_timings.jsonl"
+        found = previous_batches(history, self.plan.mode.name, groups)
+        if found is None:
+            say(
+                f"noxlib: --resume: no earlier batched run of session {self.plan.mode.name} "
+                f"with groups {', '.join(groups)}; running every batch"
+            )
+            return
+        run_id, statuses = found
+        passed = {name for name, status in statuses.items() if status in ("passed", "skipped")}
+        self.skipped_batches = [b.name for b in self.batches if b.name in passed]
+        self.batches = [b for b in self.batches if b.name not in passed]
+        say(
+            f"noxlib: --resume: skipping {len(self.skipped_batches)} batch(es) that passed in run "
+            f"{run_id} ({', '.join(self.skipped_batches) or 'none'}); running "
+            f"{len(self.batches)}: {', '.join(b.name for b in self.batches) or 'none'}"
+        )
+
+    def after_part(self, outcome: PartOutcome) -> None:
+        """Before a slot takes its next batch: what the batch left behind, said in one line."""
+        if not self.batches:
+            return
+        reaped = reaping.reap_part(
+            self.run, outcome.part.name, self.session.log, grace=self.config.reap_grace
+        )
+        leftovers = [f"{r.name} pid {r.pid}" for r in reaped]
+        check = batch_check(outcome, leftovers, server_events(outcome.part.files))
+        self.batch_rows.append(check)
+        if check.line:
+            self.session.log(f"noxlib: {check.line}")
+
     def tell_outcomes(self) -> None:
         """After parts ran in the background: their failures in pytest's words, and why any
         part ended early."""
-        if len(self.parts) < 2:
+        if all(part.passthrough for part in self.parts):
+            if self.batches:
+                return  # each batch's line was said as it ended
+            for outcome in self.outcomes:
+                if outcome.problem:
+                    self.session.log(f"noxlib: {outcome.part.name}: {outcome.problem}")
             return
         results = merged_results(part.files.results for part in self.parts)
         text = failures_report(results, width=shutil.get_terminal_size().columns)
@@ -330,9 +412,14 @@ class TestRun:
 
     # post phases
     def reap(self) -> None:
-        if self.warden:
-            self.warden.stop()
-        reaping.reap_run(self.run, self.session.log, grace=self.config.reap_grace)
+        # The warden watches until the sweep is done: should nox be killed meanwhile, it ends
+        # the rest.
+        spare = (self.warden.process.pid,) if self.warden else ()
+        try:
+            reaping.reap_run(self.run, self.session.log, grace=self.config.reap_grace, spare=spare)
+        finally:
+            if self.warden:
+                self.warden.stop()
 
     def merge(self) -> None:
         """One run from its parts: results, JUnit XML, durations, the run's description."""
@@ -469,11 +556,21 @@ class TestRun:
             shard=str(self.plan.shard) if self.plan.shard else None,
             parts=tuple(self.rows),
             notes=tuple(self.notes),
+            batches=tuple(self.batch_json()),
+            peak_rss=self.sampler.run_peak,
+            memory_budget=self.plan.slots * self.config.memory_per_worker,
+            sampler_seconds=self.sampler.spent,
             failures=tuple(self.failures),
             coverage_percent=self.coverage_percent(),
         )
         path, _ = findings.write_report(summary, _findings_settings(self.config), os.environ)
         self.session.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
+
+    def batch_json(self) -> list[dict[str, object]]:
+        """The run's batches for the report: those that ran, then those --resume skipped."""
+        rows = [check.as_json() for check in self.batch_rows]
+        skipped = {"status": "skipped", "seconds": 0.0, "dirty": False, "dirty_reasons": []}
+        return rows + [{"name": name, **skipped} for name in self.skipped_batches]
 
     def coverage_percent(self) -> float | None:
         if not (self.rcfile and self.plan.mode.ci):
@@ -515,7 +612,7 @@ class TestRun:
                 "parallel-only (tolerate-flaky = true); see the timing report"
             )
         finally:
-            finish_run(self.run)
+            finish_run(self.run, self.session.log)
 
 
 def _no_tick(elapsed: float) -> None:
@@ -529,11 +626,14 @@ def _install_only(session: nox.Session) -> bool:
 
 
 def _run_status(outcomes: list[PartOutcome]) -> str:
-    """One status for the run: the worst of its parts'."""
-    for status in ("interrupted", "error", "crashed", "failed"):
-        if any(o.status == status for o in outcomes):
+    """One status for the run: the worst of its parts'; any part that did not pass fails it."""
+    statuses = {o.status for o in outcomes}
+    if statuses <= {"passed"}:
+        return "passed"
+    for status in ("interrupted", "error", "crashed", "timeout"):
+        if status in statuses:
             return status
-    return "passed"
+    return "failed"
 
 
 def _part_row(outcome: PartOutcome) -> PartRow:
@@ -546,6 +646,7 @@ def _part_row(outcome: PartOutcome) -> PartRow:
         seconds=round(outcome.seconds, 3),
         attempts=outcome.attempts,
         problem=outcome.problem,
+        peak_rss=outcome.peak_rss,
     )
 
 

@@ -186,11 +186,11 @@ def test_parallel_counts_and_coverage_equal_serial(project: Path, engine: str) -
     ("change", "expected"),
     [
         (
-            ("ci-timeout = 3", "ci-timout = 3"),
-            "tool.noxlib.ci-timout = 3: unknown key; did you mean",
+            ("ci-timeout = 10", "ci-timout = 10"),
+            "tool.noxlib.ci-timout = 10: unknown key; did you mean",
         ),
         (
-            ("ci-timeout = 3", 'ci-timeout = "3s"'),
+            ("ci-timeout = 10", 'ci-timeout = "3s"'),
             "tool.noxlib.ci-timeout = '3s': expected seconds",
         ),
         (

@@ -67,9 +67,10 @@ def _record(item):
 def _pytest_processes():
     """This process, and under xdist the controller and the other workers: all of pytest,
     and none of the servers (those are children of workers, not of the controller)."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return [psutil.Process()]
     controller = psutil.Process(os.getppid())
+    # A shard process has xdist's worker variable too, but its parent is nox, not pytest.
+    if "pytest" not in " ".join(controller.cmdline()):
+        return [psutil.Process()]
     # Its children are the workers (PYTEST_XDIST_WORKER is set only inside a worker, so it is
     # not in their /proc environ); the servers are the workers' children.
     return [controller, *controller.children()]
@@ -169,18 +170,30 @@ def assert_escaped(servers: list[Seen]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("sharing", "kill_at", "ends"),
+    ("sharing", "kill_at", "ends", "engine"),
     [
-        ("shared", None, "normally"),
-        ("shared", "q12", "with pytest SIGKILLed at q12"),
-        ("per-worker", "q12", "with pytest SIGKILLed at q12"),
+        ("shared", None, "normally", "xdist"),
+        ("shared", "q12", "with pytest SIGKILLed at q12", "xdist"),
+        ("per-worker", "q12", "with pytest SIGKILLed at q12", "xdist"),
+        ("shared", "q12", "with a shard's pytest SIGKILLed at q12", "shards"),
     ],
-    ids=["normal-end", "pytest-killed-shared-servers", "pytest-killed-servers-per-worker"],
+    ids=[
+        "normal-end",
+        "pytest-killed-shared-servers",
+        "pytest-killed-servers-per-worker",
+        "shard-killed-shared-servers",
+    ],
 )
 def test_no_server_outlives_the_run(
-    tpch_project: Path, pids_out: Path, sharing: str, kill_at: str | None, ends: str
+    tpch_project: Path,
+    pids_out: Path,
+    *,
+    sharing: str,
+    kill_at: str | None,
+    ends: str,
+    engine: str,
 ) -> None:
-    extra = {"NOXLIB_TPCH_SERVERS": sharing}
+    extra = {"NOXLIB_TPCH_SERVERS": sharing, "NOXLIB_ENGINE": engine}
     if kill_at:
         extra["TPCH_KILL_AT"] = kill_at
     code, output = run_suite(tpch_project, pids_out, **extra)

@@ -313,3 +313,15 @@ def test_high_flakiness_says_roll_back_and_auto_rollback_runs_serially(tmp_path:
         "tests/test_flaky.py::test_fails_on_odd_attempts": "flaky"
     }
     assert second.returncode == 0, second.stdout
+
+
+def test_a_green_run_does_no_triage_work(tmp_path: Path) -> None:
+    ran = run_project(
+        tmp_path, "green", "-s", "tests-parallel", "--", "tests/test_passes.py", PYTEST_WORKERS="2"
+    )
+    assert ran.returncode == 0, ran.output
+    phases = {p["name"]: p["seconds"] for p in ran.line()["phases"]}  # type: ignore[union-attr]
+    assert phases["triage"] < 0.05  # the phase is there, and returns at once
+    assert "noxlib: triage" not in ran.output
+    assert ran.failures() == {}
+    assert "## Failures" not in (ran.reports / "ci_timings.md").read_text()

@@ -9,16 +9,15 @@ half-way leaves only a temporary folder, which the next generation removes.
 
 from __future__ import annotations
 
-import fcntl
 import math
 import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from noxlib import locks
 
 SCALE_ENV = "NOXLIB_TPCH_SCALE"
 CACHE_ENV = "NOXLIB_TPCH_CACHE"
@@ -69,20 +68,6 @@ def is_complete(folder: Path) -> bool:
     return all((folder / f"{table}.csv").is_file() for table in TABLES)
 
 
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[float]:
-    """Hold an exclusive lock on ``lock_path``; yields the seconds spent waiting for it."""
-    started = time.monotonic()
-    with lock_path.open("a") as lock:
-        # flock, not a lock file's existence: the kernel drops it when its holder dies, so a
-        # killed run can never leave the cache locked.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield time.monotonic() - started
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def ensure_dataset(root: Path, scale: str, generate: Generate) -> Path:
     """The folder of the eight CSV tables of ``scale`` under ``root``, generating it with
     ``generate`` only if no process has done so before."""
@@ -90,7 +75,9 @@ def ensure_dataset(root: Path, scale: str, generate: Generate) -> Path:
     if is_complete(target):  # the common case: no lock needed to read a finished folder
         return target
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with _exclusive(root / f"sf{scale}.lock"):
+    # noxlib's flock: the kernel drops it when its holder dies, so a killed run can never leave
+    # the cache locked.
+    with locks.held(root / f"sf{scale}.lock"):
         if is_complete(target):  # another worker finished while this one waited
             return target
         shutil.rmtree(target, ignore_errors=True)  # incomplete: someone deleted a table

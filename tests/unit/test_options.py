@@ -144,7 +144,15 @@ def test_help_lists_every_option_with_its_help() -> None:
     assert lines[0].startswith("noxlib options (after --")
     assert len(lines) == 1 + len(OPTIONS)
     flags = [line.split()[0] for line in lines[1:]]
-    assert flags == ["--engine", "--coverage", "--no-coverage", "--no-triage", "--noxlib-help"]
+    assert flags == [
+        "--engine",
+        "--batch",
+        "--resume",
+        "--coverage",
+        "--no-coverage",
+        "--no-triage",
+        "--noxlib-help",
+    ]
     columns = set()
     for option, line in zip(OPTIONS, lines[1:], strict=True):
         assert line.endswith(option.help)

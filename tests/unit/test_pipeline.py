@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -78,3 +79,61 @@ def test_sigterm_unwinds_like_ctrl_c_and_the_handler_is_restored() -> None:
         )
     assert ran == ["reap"]
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_the_post_phases_waits_until_they_all_ran(sig: signal.Signals) -> None:
+    ran = []
+    logged: list[str] = []
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def reap() -> None:
+        os.kill(os.getpid(), sig)  # a second Ctrl-C (or SIGTERM) while the reaper waits
+        time.sleep(0.05)
+        ran.append("reap")
+
+    with pytest.raises(KeyboardInterrupt, match=sig.name):
+        Pipeline(log=logged.append).execute(
+            (), post=(("reap", reap), ("report", lambda: ran.append("report")))
+        )
+    assert ran == ["reap", "report"]
+    assert logged == [f"noxlib: {sig.name} came during the post phases, which ran to the end"]
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_an_interrupted_run_raises_its_own_interrupt_after_the_post_phases() -> None:
+    ran = []
+
+    def interrupted() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)  # the interrupt comes before this ends
+
+    def reap() -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C
+        ran.append("reap")
+
+    pipeline = Pipeline(log=lambda _: None)
+    with pytest.raises(KeyboardInterrupt, match="signal SIGINT"):
+        pipeline.execute(
+            (("pytest", interrupted), ("never", lambda: ran.append("never"))),
+            post=(("reap", reap), ("report", lambda: ran.append("report"))),
+        )
+    assert ran == ["reap", "report"]
+    assert [(t.name, t.ok) for t in pipeline.timings] == [
+        ("pytest", False),
+        ("reap", True),
+        ("report", True),
+    ]
+
+
+def test_a_post_phase_raising_keyboard_interrupt_does_not_skip_the_rest() -> None:
+    ran = []
+
+    def cut() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(log=lambda _: None).execute(
+            (), post=(("reap", cut), ("report", lambda: ran.append("report")))
+        )
+    assert ran == ["report"]

@@ -77,8 +77,8 @@ def test_a_row_per_part_with_predicted_and_actual_seconds() -> None:
     )
     text = render_markdown(replace(summary(many()), engine="shards", parts=parts))
     assert "Mode: parallel, engine shards, 2 worker(s)" in text
-    assert "| shard-1 | passed | 700 | 5.50 | 6.25 | 1 |  |" in text
-    assert "| shard-2 | crashed | 686 | 5.40 | 7.00 | 2 |  |" in text
+    assert "| shard-1 | passed | 700 | 5.50 | 6.25 |  | 1 |  |" in text
+    assert "| shard-2 | crashed | 686 | 5.40 | 7.00 |  | 2 |  |" in text
     line = json.loads(to_json_line(replace(summary(many()), parts=parts)))
     assert line["parts"][1] == {
         "name": "shard-2",
@@ -88,6 +88,7 @@ def test_a_row_per_part_with_predicted_and_actual_seconds() -> None:
         "seconds": 7.0,
         "attempts": 2,
         "problem": "",
+        "peak_rss": 0,
     }
 
 

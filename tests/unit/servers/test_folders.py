@@ -1,33 +1,10 @@
-"""noxlib.servers' small pure pieces: exit descriptions, placeholders, environments, folders."""
+"""A server's files: placeholders, environments, folders and log tails."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from noxlib.servers import (
-    Folders,
-    ServerSpec,
-    describe_exit,
-    expand,
-    read_tail,
-    server_environment,
-)
-
-
-@pytest.mark.parametrize(
-    ("returncode", "said"),
-    [
-        (-6, "died with SIGABRT (exit code -6)"),
-        (-9, "died with SIGKILL (exit code -9)"),
-        (134, "exited with code 134 (a shell's way of saying SIGABRT)"),
-        (3, "exited with code 3"),
-        (0, "exited with code 0"),
-    ],
-)
-def test_exits_are_described_with_signal_names(returncode: int, said: str) -> None:
-    assert describe_exit(returncode) == said
+from noxlib.servers.folders import Folders, expand, read_tail, server_environment
 
 
 def test_expand_fills_known_placeholders_and_leaves_other_braces() -> None:
@@ -66,18 +43,3 @@ def test_read_tail_reads_last_lines_from_an_offset(tmp_path: Path) -> None:
     assert read_tail(log, lines=2) == "line 48\nline 49"
     assert read_tail(log, start=4, lines=100).splitlines()[0] == "line 0"
     assert read_tail(tmp_path / "missing") == ""
-
-
-@pytest.mark.parametrize(
-    ("argv", "ready", "needs"),
-    [
-        (("srv", "--port", "{port}"), "log:up", True),
-        (("srv",), "tcp", True),
-        (("srv",), "http:/health", True),
-        (("srv",), "log:up", False),
-    ],
-)
-def test_a_port_is_picked_when_argv_or_readiness_needs_one(
-    argv: tuple[str, ...], ready: str, needs: bool
-) -> None:
-    assert ServerSpec("s", argv, ready).needs_port() is needs

@@ -19,9 +19,6 @@ import psutil
 # How long after SIGKILL we wait for a process to vanish (it may be in uninterruptible I/O).
 KILL_WAIT = 5.0
 WAIT_STEP = 0.01
-# psutil's epoch create times are derived from the boot time the kernel reports, which can
-# shift between reads, so two reads of one process's create time may differ a little.
-CREATE_TIME_TOLERANCE = 0.01
 
 Popen = subprocess.Popen[bytes]
 
@@ -54,14 +51,6 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
-
-
-def created_at(proc: psutil.Process, create_time: float) -> bool:
-    """Whether ``proc`` is the process created at epoch ``create_time`` (not a reused pid)."""
-    try:
-        return abs(proc.create_time() - create_time) < CREATE_TIME_TOLERANCE
-    except psutil.Error:
-        return False
 
 
 def is_gone(proc: psutil.Process, popen: Popen | None = None) -> bool:

@@ -8,18 +8,20 @@ the lock?" answers "is that run dead?" without trusting any pid written in a fil
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from noxlib import locks
+
 RUN_ID_ENV = "NOXLIB_RUN_ID"
 RUN_DIR_ENV = "NOXLIB_RUN_DIR"
+# The part (shard, batch) a process was started by; reaping ends a batch's leftovers by it.
+PART_NAME_ENV = "NOXLIB_PART_NAME"
 RUNS = "runs"
 LOCK = "lock"
 STARTING_SUFFIX = ".starting"
@@ -64,42 +66,19 @@ def ensure_state_dir(state_dir: Path) -> Path:
     return state_dir / RUNS
 
 
-def try_lock(path: Path, *, create: bool = True) -> IO[bytes] | None:
-    """Take the exclusive lock at ``path`` without waiting; None when someone alive holds it.
-
-    With ``create`` false a missing lock file raises FileNotFoundError instead of being made:
-    sweeps must never create the lock of a run folder they only inspect. The file is opened
-    close-on-exec (Python's default) so children do not inherit the lock and keep a dead run
-    looking alive.
-    """
-    handle = path.open("a+b" if create else "rb")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    return handle
-
-
 def start_run(state_dir: Path) -> Run:
-    """Open a new run under ``state_dir`` and hold its lock until ``finish_run``."""
+    """Open a new run under ``state_dir`` and hold its lock until `noxlib.reaping.finish_run`."""
     runs = ensure_state_dir(state_dir)
     run_id = new_run_id()
     # Lock the folder under a hidden name, then give it its real one: a sweep never sees a run
     # folder whose lock is not held yet, which it would take for a dead run's.
     starting = runs / f".{run_id}{STARTING_SUFFIX}"
     starting.mkdir(mode=0o700)
-    lock = try_lock(starting / LOCK)
+    lock = locks.take(starting / LOCK, wait=False)
     assert lock is not None, "a brand-new run folder cannot be locked by anyone else"
     run_dir = runs / run_id
     starting.rename(run_dir)
     return Run(run_id, run_dir, lock)
-
-
-def finish_run(run: Run) -> None:
-    """Forget a run whose processes are all gone: delete its folder, then drop its lock."""
-    shutil.rmtree(run.dir, ignore_errors=True)
-    run.lock_file.close()
 
 
 # --- claiming dead runs -------------------------------------------------------------------------
@@ -112,7 +91,9 @@ def claim_run(folder: Path) -> Claim | None:
     file until its folder is deleted.
     """
     try:
-        lock = try_lock(folder / LOCK, create=False)
+        # Never create the lock of a folder a sweep only inspects; not inherited by children
+        # (see noxlib.locks), so a server cannot keep a dead run looking alive.
+        lock = locks.take(folder / LOCK, wait=False, create=False)
     except FileNotFoundError:
         return (folder, None) if folder.is_dir() else None
     except OSError:
@@ -158,12 +139,14 @@ def _locks_work(runs_dir: Path) -> bool:
     """
     probe = runs_dir / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        with probe.open("wb") as first, probe.open("rb") as second:
-            fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            try:
-                fcntl.flock(second, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        first = locks.take(probe, wait=False)
+        if first is None:
+            return False
+        with first:
+            second = locks.take(probe, wait=False)
+            if second is None:
                 return True
+            second.close()
             return False
     except OSError:
         return False

@@ -18,49 +18,16 @@ from typing import Any
 
 import psutil
 
-from noxlib.runs import Log, Run
+from noxlib.reaping.identity import boot_id, start_ticks
+from noxlib.reaping.runs import Log, Run
 
 LEDGER = "ledger.jsonl"
-# The kernel's id of this boot. A pid and a start time name one process only within one boot.
-# Tests point this at a file of their own to play a reboot.
-BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 # A ledger line stays well under PIPE_BUF (4096), so one O_APPEND write lands whole even when
 # many xdist workers append at once; longer lines in a ledger are not ours and are skipped.
 MAX_LINE = 4000
 MAX_NAME = 80
 MAX_LEDGER_BYTES = 16 * 2**20
 MAX_WARNINGS = 20
-
-
-# --- facts about processes --------------------------------------------------------------------
-
-
-def boot_id(id_file: Path | None = None) -> str:
-    """An id of the current boot: the kernel's boot id, read from ``id_file`` (default
-    BOOT_ID_FILE), else the boot time (BSD, macOS)."""
-    try:
-        return (id_file or BOOT_ID_FILE).read_text(encoding="ascii").strip()
-    except OSError:
-        return f"boot-time-{psutil.boot_time():.0f}"
-
-
-def start_ticks(pid: int) -> int | None:
-    """When ``pid`` started, in clock ticks since boot, read from /proc; None when unknown.
-
-    Exact and immune to clock changes, unlike the epoch create time, so it is what proves a
-    ledger entry still names the same process.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    fields = text[text.rfind(b")") + 2 :].split()
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
 
 
 # --- the ledger -------------------------------------------------------------------------------

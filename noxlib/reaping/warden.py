@@ -1,4 +1,4 @@
-"""The warden: a dead man's switch for one run (``python -m noxlib.warden``).
+"""The warden: a dead man's switch for one run (``python -m noxlib.reaping.warden``).
 
 The runner starts it with the read end of a pipe and keeps the write end. The warden blocks on
 that pipe, costing nothing. A byte means the run ended normally: it exits. End of file without
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from noxlib.runs import Run
+    from noxlib.reaping.runs import Run
 
 # The warden process imports only the standard library until its runner dies: every normal run
 # starts one, and what it does not import cannot slow the run's own start. The runner's side
@@ -52,7 +52,7 @@ class Warden:
         the run ``grace`` seconds between SIGTERM and SIGKILL should the runner die."""
         import psutil
 
-        from noxlib.ledger import open_ledger, record_process
+        from noxlib.reaping.ledger import open_ledger, record_process
 
         open_ledger(run)
         read_end, write_end = os.pipe()  # both close-on-exec: pytest must not hold the pipe
@@ -61,7 +61,7 @@ class Warden:
                 [
                     sys.executable,
                     "-m",
-                    "noxlib.warden",
+                    "noxlib.reaping.warden",
                     "--run-dir",
                     str(run.dir),
                     "--grace",
@@ -102,7 +102,7 @@ class Warden:
 
 def _warden_env() -> dict[str, str]:
     # The warden imports the very noxlib this process did, wherever that came from.
-    package_parent = str(Path(__file__).resolve().parent.parent)
+    package_parent = str(Path(__file__).resolve().parents[2])
     path = [package_parent, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
@@ -112,7 +112,7 @@ def _warden_env() -> dict[str, str]:
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m noxlib.warden",
+        prog="python -m noxlib.reaping.warden",
         description="End every process of a noxlib run if its runner dies.",
     )
     parser.add_argument("--run-dir", type=Path, required=True, help="the run's folder")
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _runner_message(args.pipe_fd) == STOP:
         return 0
     # Only now: psutil and the sweeps cost the run nothing while its runner lives.
-    from noxlib.reaping import reap_dead_run
+    from noxlib.reaping.sweep import reap_dead_run
 
     _log(f"noxlib: the runner of run {args.run_dir.name} died; ending its processes")
     reap_dead_run(args.run_dir, _log, grace=args.grace)

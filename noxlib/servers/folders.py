@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from noxlib.runs import RUN_DIR_ENV, RUN_ID_ENV
+from noxlib.reaping.runs import RUN_DIR_ENV, RUN_ID_ENV
 
 LOG_TAIL_LINES = 40
 LOG_FILE = "server.log"

@@ -1,27 +1,28 @@
-"""A server shared by the xdist workers of one run: the slot they find it in.
+"""A server shared by the xdist workers of one run: the file they find it in.
 
-The slot is a folder with a lock and a state file. The state names the server (pid with its
-creation time, so a reused pid is not mistaken for it, port and log offset) and the pids of the
-workers using it; the last user to leave stops it.
+A folder with a lock and a state file. The state names the server (pid with its creation time,
+so a reused pid is not mistaken for it, port and log offset) and the pids of the workers using
+it; the last user to leave stops it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from noxlib import locks
+
 
 @dataclass(frozen=True)
-class Published:
-    """What the slot says about the server: enough for another worker to adopt it."""
+class SharedServer:
+    """The shared server as the state file names it: enough for another worker to adopt it."""
 
     pid: int
     create_time: float
@@ -29,7 +30,7 @@ class Published:
     log_offset: int
 
 
-class SharedSlot:
+class SharedServerFile:
     """The files by which the workers of one run share a server: a lock and a state file in
     ``folder``. Read and change the state only inside `locked`."""
 
@@ -38,14 +39,9 @@ class SharedSlot:
         self.lock_path = folder / "lock"
         self.state_path = folder / "state.json"
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        with self.lock_path.open("a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """The lock every worker holds while it reads or changes the state."""
+        return locks.held(self.lock_path)
 
     def read(self) -> dict[str, Any]:
         try:
@@ -63,19 +59,19 @@ class SharedSlot:
         partial.write_text(json.dumps(dict(state)), encoding="utf-8")
         partial.replace(self.state_path)
 
-    def published(self) -> Published | None:
-        """The server the slot names, if any (it may have died since)."""
+    def read_server(self) -> SharedServer | None:
+        """The server the state names, if any (it may have died since)."""
         state = self.read()
         if "pid" not in state:
             return None
-        return Published(
+        return SharedServer(
             state["pid"],
             state.get("create_time", 0.0),
             state.get("port"),
             state.get("log_offset", 0),
         )
 
-    def publish(self, server: Published) -> None:
+    def publish(self, server: SharedServer) -> None:
         """Name ``server`` as the shared one, with this worker among its users."""
         self.write({**asdict(server), "users": [*self._other_users(self.read()), os.getpid()]})
 

@@ -1,21 +1,23 @@
-"""Reaping: end every process of a run, and nothing else.
+"""The sweep: find a run's processes with proof of identity, and end them.
 
 A process belongs to run R only when one of these proves it:
 
 * its environment holds ``NOXLIB_RUN_ID`` equal to R's id (exact match, never a substring);
 * R's ledger names it, and the live process has the entry's boot, start time and uid (and, when
   its environment is readable, no other run's id);
-* it descends from a process proven by one of the above, or, for the live run, from us.
+* it descends from a process proven by one of the above, and carries no other run's id.
 
-Name, command line, port and process group are never evidence: they are what neighbours share.
+Being a child of the runner (nox) is no evidence either: a noxfile's own helpers and other
+sessions' processes are nox's children too, and are not the run's. Name, command line, port
+and process group are never evidence: they are what neighbours share.
 The current process, its ancestors and pid 1 are never ended. Only processes of our own uid are
 considered. Ending escalates like nox's popen: SIGTERM, a grace period, SIGKILL, bounded waits.
 
 Three callers: ``reap_run`` (post hook of a live run), ``reap_stale_runs`` (pre hook and
 ``nox -s reap``, for runs whose lock is free, i.e. dead ones) and the warden
-(``reap_dead_run``, the moment its runner dies). The ledger lives in noxlib/ledger.py, the
-escalation in noxlib/processes.py, the warden and its handle in noxlib/warden.py; the names
-callers know are re-exported here.
+(``reap_dead_run``, the moment its runner dies). The ledger is in `noxlib.reaping.ledger`, the
+escalation in `noxlib.reaping.processes`; this module imports neither the warden nor its
+handle: the warden imports it, once its runner has died.
 """
 
 from __future__ import annotations
@@ -24,49 +26,26 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from noxlib import processes
-from noxlib.ledger import (
-    LEDGER,
-    MAX_LINE,
-    MAX_WARNINGS,
-    Entry,
-    Header,
-    Ledger,
-    boot_id,
-    open_ledger,
-    read_ledger,
-    record_found,
-    record_process,
-    start_ticks,
+from noxlib.reaping import processes
+from noxlib.reaping.identity import boot_id, created_at, start_ticks
+from noxlib.reaping.ledger import Entry, Ledger, read_ledger, record_found
+from noxlib.reaping.runs import (
+    PART_NAME_ENV,
+    RUN_ID_ENV,
+    RUNS,
+    Claim,
+    Log,
+    Run,
+    claim_dead_runs,
+    claim_run,
+    release,
 )
-from noxlib.runs import RUN_ID_ENV, RUNS, Claim, Log, Run, claim_dead_runs, claim_run, release
-from noxlib.warden import STOP, Warden
-
-__all__ = [
-    "LEDGER",
-    "MAX_LINE",
-    "MAX_WARNINGS",
-    "STOP",
-    "Entry",
-    "Header",
-    "Ledger",
-    "Reaped",
-    "Warden",
-    "boot_id",
-    "open_ledger",
-    "read_ledger",
-    "reap_dead_run",
-    "reap_run",
-    "reap_stale_runs",
-    "record_process",
-    "start_ticks",
-]
 
 MAX_COMMAND = 400
 # New processes can appear while we end others (a shell loop, a fixture's teardown): look again
@@ -113,9 +92,9 @@ def _scan() -> dict[int, _Seen]:
     return seen
 
 
-def _protected() -> set[int]:
-    """Pids never ended whatever a ledger says: 0, 1, ourselves and our ancestors."""
-    protected = {0, 1, os.getpid()}
+def _protected(spare: Collection[int] = ()) -> set[int]:
+    """Pids never ended whatever a ledger says: 0, 1, ourselves, our ancestors and ``spare``."""
+    protected = {0, 1, os.getpid(), *spare}
     with contextlib.suppress(psutil.Error):
         protected.update(p.pid for p in psutil.Process().parents())
     return protected
@@ -134,7 +113,7 @@ def _same_start(entry: Entry, proc: psutil.Process) -> bool:
     ticks = start_ticks(proc.pid) if entry.start_ticks is not None else None
     if ticks is not None:
         return ticks == entry.start_ticks
-    return processes.created_at(proc, entry.create_time)  # no /proc: the epoch time must do
+    return created_at(proc, entry.create_time)  # no /proc: the epoch time must do
 
 
 def _by_environment(
@@ -170,8 +149,8 @@ def _by_ledger(
         yield _Target(s.proc, run_id, f"ledger entry {label}: same pid, start time, boot and uid")
 
 
-def _descendants(roots: dict[int, str], run_id: str, seen: dict[int, _Seen]) -> Iterator[_Target]:
-    """Processes below ``roots`` (pid -> why that root is ours), except other runs' processes."""
+def _descendants(roots: set[int], run_id: str, seen: dict[int, _Seen]) -> Iterator[_Target]:
+    """Processes below ``roots`` (pids of run ``run_id``), except other runs' processes."""
     children: dict[int, list[int]] = {}
     for pid, s in seen.items():
         children.setdefault(s.ppid, []).append(pid)
@@ -185,7 +164,7 @@ def _descendants(roots: dict[int, str], run_id: str, seen: dict[int, _Seen]) -> 
                 continue
             visited.add(child)
             stack.append(child)
-            yield _Target(s.proc, run_id, f"child of pid {parent}, {roots.get(parent, 'ours')}")
+            yield _Target(s.proc, run_id, f"child of pid {parent}, which is the run's")
 
 
 def _find(
@@ -204,10 +183,7 @@ def _find(
         *_by_ledger(run_id, ledger, seen, current_boot),
     ):
         found.setdefault(target.proc.pid, target)
-    roots = {pid: "ours" for pid in found}
-    if live:
-        roots[os.getpid()] = "this runner"
-    for target in _descendants(roots, run_id, seen):
+    for target in _descendants(set(found), run_id, seen):
         found.setdefault(target.proc.pid, target)
     return [t for pid, t in found.items() if pid not in protected]
 
@@ -271,11 +247,17 @@ def _dry(targets: list[_Target], log: Log) -> list[Reaped]:
 
 
 def _sweep(
-    runs: dict[str, tuple[Path, Ledger]], log: Log, *, grace: float, live: bool, dry_run: bool
+    runs: dict[str, tuple[Path, Ledger]],
+    log: Log,
+    *,
+    grace: float,
+    live: bool,
+    dry_run: bool,
+    spare: Collection[int] = (),
 ) -> list[Reaped]:
     """Find and end the processes of ``runs`` (run id -> folder and ledger), in rounds."""
     current_boot = boot_id()
-    protected = _protected()
+    protected = _protected(spare)
     done: list[Reaped] = []
     handled: set[psutil.Process] = set()
     for _ in range(1 if dry_run else ROUNDS):
@@ -299,6 +281,39 @@ def _sweep(
     return done
 
 
+def _still_running(runs: dict[str, tuple[Path, Ledger]], *, live: bool) -> dict[str, list[_Target]]:
+    """Run id -> the processes of that run still running (runs with none are left out)."""
+    seen = _scan()
+    current_boot, protected = boot_id(), _protected()
+    found = {}
+    for run_id, (_, ledger) in runs.items():
+        targets = _find(
+            run_id, ledger, seen, live=live, current_boot=current_boot, protected=protected
+        )
+        if targets:
+            found[run_id] = targets
+    return found
+
+
+def _forget(folder: Path, survivors: list[_Target], log: Log) -> bool:
+    """Delete run folder ``folder`` unless ``survivors`` (its processes still running) says a
+    process it names may still run: then keep it, ledger and all, for the next sweep, with every
+    survivor recorded in the ledger and named on ``log``. Returns whether it was deleted."""
+    if not survivors:
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+    for target in survivors:
+        _note(folder, target)
+        name, command = _describe(target.proc)
+        row = Reaped(target.proc.pid, name, command, target.run_id, target.reason, "still running")
+        log(f"{row.line()}; ours because {target.reason}")
+    log(
+        f"noxlib: kept {folder} and its ledger: {len(survivors)} process(es) of run "
+        f"{folder.name} still running; the next run's pre hook or `nox -s reap` ends them"
+    )
+    return False
+
+
 def _note(run_dir: Path, target: _Target) -> None:
     """Record in the ledger a process found by other means, so a sweep that is killed half-way
     leaves the proof for the next one."""
@@ -312,12 +327,35 @@ def _note(run_dir: Path, target: _Target) -> None:
 # --- the hooks --------------------------------------------------------------------------------
 
 
-def reap_run(run: Run, log: Log, *, grace: float) -> list[Reaped]:
+def reap_part(run: Run, part: str, log: Log, *, grace: float) -> list[Reaped]:
+    """End what part ``part`` of the live ``run`` left running after its pytest process ended
+    (a batch's leftovers), logging each on ``log``; return them.
+
+    A process is the part's when its environment holds the run's exact id and the part's
+    name (``NOXLIB_PART_NAME``), which every process the part started inherits, setsid'ed
+    ones too. Servers shared by the run carry no part name and are left alone.
+    """
+    protected = _protected()
+    targets = []
+    for s in _scan().values():
+        if s.env_run_id != run.run_id or s.proc.pid in protected:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if s.proc.environ().get(PART_NAME_ENV) == part:
+                reason = f"{RUN_ID_ENV} and {PART_NAME_ENV}={part} are in its environment"
+                targets.append(_Target(s.proc, run.run_id, reason))
+    for target in targets:
+        _note(run.dir, target)
+    return _end(targets, grace, log)
+
+
+def reap_run(run: Run, log: Log, *, grace: float, spare: Collection[int] = ()) -> list[Reaped]:
     """End every leftover process of the live ``run`` (the post hook), logging each on ``log``.
 
     Its processes are those carrying its id in their environment, those its ledger proves, and
-    descendants of those and of the current process; never the current process or its
-    ancestors. Each gets SIGTERM, then SIGKILL if still running ``grace`` seconds later.
+    their descendants that carry no other run's id; never the current process, its ancestors,
+    its other children, or the pids in ``spare`` (the run's warden, which keeps watching while
+    this runs). Each gets SIGTERM, then SIGKILL if still running ``grace`` seconds later.
     """
     reaped = _sweep(
         {run.run_id: (run.dir, read_ledger(run.dir, log))},
@@ -325,12 +363,30 @@ def reap_run(run: Run, log: Log, *, grace: float) -> list[Reaped]:
         grace=grace,
         live=True,
         dry_run=False,
+        spare=spare,
     )
     if reaped:
         log(f"noxlib: reaped {len(reaped)} leftover process(es) of run {run.run_id}")
     else:
         log(f"noxlib: no leftover process of run {run.run_id}")
     return reaped
+
+
+def finish_run(run: Run, log: Log) -> bool:
+    """Forget the live ``run`` at its end: delete its folder, then drop its lock.
+
+    Only once nothing of the run still runs: a process its ledger or its id names that is
+    still running (one the post hook could not end, or the post hook did not run) keeps the
+    folder and its ledger, and the lock is dropped, so that the next sweep (the next run's pre
+    hook, or ``nox -s reap``) finds a dead run and ends the rest. Each survivor is named on
+    ``log``. Returns whether the folder was deleted.
+    """
+    try:
+        runs = {run.run_id: (run.dir, read_ledger(run.dir, log))}
+        survivors = _still_running(runs, live=True).get(run.run_id, [])
+        return _forget(run.dir, survivors, log)
+    finally:
+        run.lock_file.close()
 
 
 def reap_stale_runs(
@@ -389,8 +445,9 @@ def _reap_claimed(claimed: list[Claim], log: Log, *, grace: float, dry_run: bool
     if dry_run:
         log(f"noxlib: dry run: would end {len(reaped)} process(es) of {len(claimed)} dead run(s)")
         return reaped
+    survivors = _still_running(runs, live=False) if runs else {}
     for folder, _ in claimed:
-        shutil.rmtree(folder, ignore_errors=True)
+        _forget(folder, survivors.get(folder.name, []), log)
     if claimed:
         log(f"noxlib: reaped {len(reaped)} process(es) left by {len(claimed)} dead run(s)")
     return reaped

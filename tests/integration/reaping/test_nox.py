@@ -203,7 +203,8 @@ def test_warden_reaps_the_run_when_nox_is_sigkilled(
     nox = start_nox(project, out, log)
     try:
         facts = read_facts(out, tracked)
-        warden = [c for c in psutil.Process(nox.pid).children() if "noxlib.warden" in c.cmdline()]
+        children = psutil.Process(nox.pid).children()
+        warden = [c for c in children if "noxlib.reaping.warden" in c.cmdline()]
         assert len(warden) == 1
         tracked.extend(warden)
     finally:
@@ -224,7 +225,7 @@ def test_killed_warden_and_nox_are_reaped_by_reap_and_the_next_pre_hook(
         try:
             facts = read_facts(out, tracked)
             for child in psutil.Process(nox.pid).children():
-                if "noxlib.warden" in child.cmdline():
+                if "noxlib.reaping.warden" in child.cmdline():
                     child.kill()
                     assert wait_gone([child]) == []
         finally:
@@ -297,3 +298,91 @@ def test_post_hook_reaps_after_an_interrupted_run(
     for pid in facts["servers"].values():
         assert f"(pid {pid}) of run {facts['run_id']}" in text
     assert f"killed by SIGKILL after 1 s: python (pid {facts['servers']['stubborn']})" in text
+
+
+STUBBORN_PYPROJECT = PYPROJECT.replace("reap-grace = 1.0", "reap-grace = 5.0")
+
+# A server that ignores Ctrl-C (its own session: the terminal's SIGINT misses it anyway) and
+# notes each SIGTERM in a file instead of obeying it, so the test knows when the reap phase's
+# grace period has begun.
+STUBBORN_TEST = r'''
+import json, os, subprocess, sys, time
+from pathlib import Path
+
+STUBBORN = """
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+def note(signum, frame):
+    with open(sys.argv[1], "a") as out:
+        out.write("SIGTERM\\n")
+signal.signal(signal.SIGTERM, note)
+print("ready", flush=True)
+while True:
+    time.sleep(120)
+"""
+
+
+def test_leave_a_stubborn_server():
+    out = Path(os.environ["REAP_OUT"])
+    cmd = [sys.executable, "-c", STUBBORN, str(out.with_suffix(".term"))]
+    stubborn = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True)
+    stubborn.stdout.readline()
+    facts = {"pid": stubborn.pid, "run_id": os.environ["NOXLIB_RUN_ID"],
+             "run_dir": os.environ["NOXLIB_RUN_DIR"]}
+    out.with_suffix(".tmp").write_text(json.dumps(facts))
+    out.with_suffix(".tmp").rename(out)
+    time.sleep(120)
+'''
+
+
+def wait_for(path: Path, nox: subprocess.Popen[bytes], log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert nox.poll() is None, f"nox ended before {path.name} appeared:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"{path.name} never appeared:\n{log.read_text()}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("then", ["second-ctrl-c", "sigkill-to-nox"])
+def test_the_reap_phase_is_not_cut_short(
+    make_project: Callable[..., Path], tmp_path: Path, tracked: list[psutil.Process], then: str
+) -> None:
+    """Ctrl-C, then while the reap phase waits out a stubborn server's grace period, a second
+    Ctrl-C or SIGKILL to nox: the server is still ended, by the post phases or the warden."""
+    project = make_project(STUBBORN_PYPROJECT, {"tests/test_stubborn.py": STUBBORN_TEST})
+    out, log = tmp_path / "facts.json", tmp_path / "nox.log"
+    with log.open("wb") as sink:
+        nox = subprocess.Popen(
+            [sys.executable, "-m", "nox", "-s", "tests"],
+            cwd=project,
+            env=nox_env(REAP_OUT=str(out)),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(out, nox, log)
+        facts = json.loads(out.read_text())
+        server = psutil.Process(facts["pid"])
+        tracked.append(server)
+        assert alive(server), log.read_text()
+        os.killpg(nox.pid, signal.SIGINT)  # Ctrl-C: pytest stops, the post phases begin
+        wait_for(out.with_suffix(".term"), nox, log, timeout=120)  # reap's grace has begun
+        if then == "second-ctrl-c":
+            os.killpg(nox.pid, signal.SIGINT)
+        else:
+            nox.kill()
+        assert nox.wait(timeout=120) != 0
+    finally:
+        if nox.poll() is None:
+            nox.kill()
+            nox.wait()
+    assert wait_gone([server], 20) == [], log.read_text()
+    text = log.read_text()
+    if then == "second-ctrl-c":
+        assert f"killed by SIGKILL after 5 s: python (pid {server.pid})" in text
+        assert "noxlib: SIGINT came during the post phases, which ran to the end" in text
+        assert (project / "reports" / "ci_timings.md").is_file(), "the report phase ran too"
+        assert not Path(facts["run_dir"]).exists(), "nothing of the run is left to remember"
+    else:
+        assert f"noxlib warden: the runner of run {facts['run_id']} died" in text

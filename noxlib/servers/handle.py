@@ -1,5 +1,5 @@
-"""One managed server over its life: start (port, spawn, daemon, readiness), death, respawn,
-sharing among the workers of a run, stop. `ServerManager` in noxlib/servers.py makes them."""
+"""`Server`: one managed server over its life: start (port, spawn, daemon, readiness), death,
+respawn, sharing among the workers of a run, stop. `ServerManager` makes them."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from pathlib import Path
 
 import psutil
 
-from noxlib import ledger
 from noxlib.errors import ServerDiedError, ServerError, ServerStartError
-from noxlib.folders import (
+from noxlib.reaping import ledger
+from noxlib.reaping.identity import Launch, start_ticks
+from noxlib.reaping.processes import describe_exit
+from noxlib.reaping.runs import PART_NAME_ENV, RUN_ID_ENV
+from noxlib.servers.folders import (
     LOG_TAIL_LINES,
     Folders,
     expand,
@@ -24,20 +27,24 @@ from noxlib.folders import (
     server_environment,
     tail_block,
 )
-from noxlib.incarnation import Incarnation
-from noxlib.ports import ADDRESS_IN_USE, HOST, free_port, listeners
-from noxlib.probes import Ready, asks_port, make_probe
-from noxlib.processes import describe_exit
-from noxlib.shared import Published, SharedSlot
+from noxlib.servers.ports import ADDRESS_IN_USE, HOST, free_port, listeners
+from noxlib.servers.probes import asks_port, make_probe
+from noxlib.servers.process import ForeignPid, ServerProcess
+from noxlib.servers.sharing import SharedServer, SharedServerFile
 
 DEFAULT_GRACE = 5.0
 PORT_ATTEMPTS = 3
 # How long a port may answer from a process outside the server's tree before we believe it.
 FOREIGN_LISTENER_GRACE = 2.0
+# How long a pid file may keep naming a process its control script did not make before the
+# start fails: a read that catches the file half-written names a wrong pid only for a moment.
+FOREIGN_PID_WAIT = 1.0
 FIRST_POLL_DELAY = 0.05
 MAX_POLL_DELAY = 0.5
 
 Log = Callable[[str], object]
+# How readiness is judged: "tcp", "http:/path", "log:<regex>", or a callable(server) -> bool.
+Ready = str | Callable[["Server"], bool]
 
 # Popen objects of shared servers this process started but left to other workers: kept
 # referenced so that garbage collection never warns "subprocess ... is still running".
@@ -97,8 +104,13 @@ class Server:
         run_dir: Path | None,
         log: Log,
         pick_port: Callable[[], int] = free_port,
+        keep_shared: bool = False,
     ) -> None:
         self.spec = spec
+        self.keep_shared = keep_shared
+        # How the shared server this one joined had ended, when it was found dead and started
+        # again (a batch after the one that killed it); read once by the plugin.
+        self.found_dead: str | None = None
         self.pick_port = pick_port
         self.name = spec.name
         self.folders = folders.create()
@@ -106,11 +118,10 @@ class Server:
         self.log = log
         self.log_offset = 0
         self.started_argv: list[str] = []  # the last argv launched, placeholders filled in
-        self.restarts = 0
         self.port: int | None = spec.port
-        self._process: Incarnation | None = None
+        self._process: ServerProcess | None = None
         self._launcher: subprocess.Popen[bytes] | None = None
-        self._shared = SharedSlot(folders.root) if spec.shared else None
+        self._shared = SharedServerFile(folders.root) if spec.shared else None
         self._stopped = False
 
     def __repr__(self) -> str:
@@ -162,7 +173,7 @@ class Server:
         return None if self._process.alive() else self._process.exit_description()
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        """The last ``lines`` lines its current incarnation wrote."""
+        """The last ``lines`` lines its current process wrote."""
         return read_tail(self.log_path, start=self.log_offset, lines=lines)
 
     # what tests and the plugin do
@@ -189,14 +200,13 @@ class Server:
 
     def _relaunch(self) -> None:
         self._end_current()
-        self.restarts += 1
         self._stopped = False
         self._launch()
         if self._shared is not None:
             self._publish_shared()
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
-        """The shared slot's lock for a shared server; nothing to lock for a private one."""
+        """The shared server file's lock for a shared server; nothing to lock for a private one."""
         return self._shared.locked() if self._shared is not None else contextlib.nullcontext()
 
     def stop(self) -> None:
@@ -208,7 +218,7 @@ class Server:
             self._end_current()
             return
         with self._shared.locked():
-            if self._shared.leave():
+            if self._shared.leave() or self.keep_shared:
                 self._hand_over()
                 return
             self._end_current()
@@ -222,7 +232,10 @@ class Server:
             self._launch()
             return self
         with self._shared.locked():
+            published = self._shared.read_server()
             if not self._adopt_shared():
+                if published is not None:
+                    self.found_dead = f"was found dead (pid {published.pid} had ended)"
                 self._launch()
             self._publish_shared()
         return self
@@ -243,15 +256,15 @@ class Server:
 
     def _start_once(self) -> None:
         deadline = time.monotonic() + self.spec.timeout
-        popen = self._spawn()
+        popen, launch = self._spawn()
         try:
             if self.spec.daemon:
                 self._launcher = popen
-                self._process = self._await_daemon(popen, deadline)
+                self._process = self._await_daemon(popen, launch, deadline)
                 # The daemon left our tree and may have dropped the run's environment.
                 _record_in_ledger(self.run_dir, self._process.pid, self.port, self.name)
             else:
-                self._process = Incarnation(popen.pid, popen)
+                self._process = ServerProcess(popen.pid, popen)
             self._wait_ready(self._process, deadline)
         except BaseException:
             self._end_current()
@@ -263,21 +276,25 @@ class Server:
             values["port"] = str(self.port)
         return values
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], Launch]:
         values = self._placeholders()
         if self.spec.daemon:
             values["pid_file"] = str(self.pid_file)
             with contextlib.suppress(FileNotFoundError):
-                self.pid_file.unlink()  # a stale pid file would name the previous incarnation
+                self.pid_file.unlink()  # a stale pid file would name the previous process
         argv = [expand(arg, values) for arg in self.spec.argv]
         self.started_argv = argv
         env = server_environment(
             os.environ, self.folders, self.spec.env, values, isolate=self.spec.isolate
         )
+        if self._shared is not None:
+            # The run's server, not one part's: a batch's leftover sweep must not end it.
+            env.pop(PART_NAME_ENV, None)
         with self.log_path.open("ab") as log:
             log.write(f"=== noxlib: starting server '{self.name}': {argv} ===\n".encode())
             log.flush()
             self.log_offset = log.tell()
+            before = time.time()
             try:
                 popen = subprocess.Popen(
                     argv,
@@ -293,18 +310,35 @@ class Server:
                 ) from exc
         # At once: if pytest is killed while the server starts, reaping still knows it.
         _record_in_ledger(self.run_dir, popen.pid, self.port, self.name)
-        return popen
+        return popen, Launch(start_ticks(popen.pid), before, env.get(RUN_ID_ENV))
 
-    def _await_daemon(self, launcher: subprocess.Popen[bytes], deadline: float) -> Incarnation:
-        """The daemon's process, from the pid file its control script (``launcher``) writes."""
+    def _await_daemon(
+        self, launcher: subprocess.Popen[bytes], launch: Launch, deadline: float
+    ) -> ServerProcess:
+        """The daemon's process, from the pid file its control script (``launcher``, started
+        as ``launch``) writes; only a process the script made is adopted."""
+        refused: ForeignPid | None = None
+        refused_since = 0.0
         for delay in _poll_delays():
-            found = Incarnation.from_pid_file(self.pid_file)
+            try:
+                found = ServerProcess.from_pid_file(self.pid_file, launch)
+            except ForeignPid as exc:
+                found = None
+                if refused is None or refused.pid != exc.pid:
+                    refused_since = time.monotonic()
+                refused = exc
+                if time.monotonic() - refused_since >= FOREIGN_PID_WAIT:
+                    raise self._refused_error(exc) from None
+            else:
+                refused = None
             if found is not None:
                 return found
             code = launcher.poll()
             if code not in (None, 0):
                 raise self._start_error(f"its control script {describe_exit(code)}")
             if time.monotonic() >= deadline:
+                if refused is not None:
+                    raise self._refused_error(refused)
                 state = "exited" if code == 0 else "is still running"
                 raise self._start_error(
                     f"its pid file {self.pid_file} named no live process after "
@@ -313,7 +347,7 @@ class Server:
             time.sleep(delay)
         raise AssertionError("unreachable: _poll_delays never ends")
 
-    def _wait_ready(self, process: Incarnation, deadline: float) -> None:
+    def _wait_ready(self, process: ServerProcess, deadline: float) -> None:
         probe = make_probe(self.spec.ready, self)
         foreign_since = 0.0
         for delay in _poll_delays():
@@ -341,7 +375,7 @@ class Server:
                 )
             time.sleep(min(delay, remaining))
 
-    def _answered_by(self, process: Incarnation) -> bool:
+    def _answered_by(self, process: ServerProcess) -> bool:
         """Whether the port probes reached ``process`` (or its children), as far as we can tell.
 
         Only tcp and http readiness ask the port; a listener we cannot see (another user's
@@ -352,12 +386,19 @@ class Server:
         found = listeners(self.port)
         return not found or bool(found & process.family_pids())
 
-    def _exited_error(self, process: Incarnation) -> ServerStartError:
+    def _exited_error(self, process: ServerProcess) -> ServerStartError:
         process.end(0)  # reap it, so the exit code is known
         how = process.exit_description()
         error = self._start_error(f"exited before it was ready: {how}")
         taken = self.port is not None and ADDRESS_IN_USE.search(self.log_tail())
         return _PortTaken(str(error)) if taken else error
+
+    def _refused_error(self, refused: ForeignPid) -> ServerStartError:
+        return self._start_error(
+            f"refused pid {refused.pid} named by its pid file {self.pid_file}: {refused.why}. "
+            "A daemon is adopted only when proven to be one its control script started, since "
+            "noxlib records it for reaping and stops it with all its children"
+        )
 
     def _start_error(self, what: str) -> ServerStartError:
         # The argv as it ran and where: a relative path that worked in the test's folder fails
@@ -388,7 +429,7 @@ class Server:
                 log.write(f"=== noxlib: server '{self.name}' {how} ===\n")
         launcher, self._launcher = self._launcher, None
         if launcher is not None:
-            Incarnation(launcher.pid, launcher).end(self.spec.grace)
+            ServerProcess(launcher.pid, launcher).end(self.spec.grace)
 
     def _hand_over(self) -> None:
         """Leave a shared server running for the other workers, without waiting for it."""
@@ -399,28 +440,28 @@ class Server:
         if launcher is not None:
             _HANDED_OVER.append(launcher)
 
-    # sharing (called with the slot locked)
+    # sharing (called with the shared server file locked)
 
     def _adopt_shared(self) -> bool:
         """Use the shared server if one runs (maybe restarted by another worker)."""
         assert self._shared is not None
-        published = self._shared.published()
-        if published is None:
+        shared = self._shared.read_server()
+        if shared is None:
             return False
-        if self._process is not None and self._process.pid == published.pid and self.alive():
+        if self._process is not None and self._process.pid == shared.pid and self.alive():
             return True
-        found = Incarnation.known(published.pid, published.create_time)
+        found = ServerProcess.find(shared.pid, shared.create_time)
         if found is None:
             return False
-        self._process, self.port = found, published.port
-        self.log_offset = published.log_offset
+        self._process, self.port = found, shared.port
+        self.log_offset = shared.log_offset
         return True
 
     def _publish_shared(self) -> None:
         assert self._shared is not None
         assert self._process is not None
         self._shared.publish(
-            Published(self._process.pid, self._process.create_time(), self.port, self.log_offset)
+            SharedServer(self._process.pid, self._process.create_time(), self.port, self.log_offset)
         )
 
 

@@ -1,7 +1,8 @@
 """Readiness probes of managed servers: tcp, http, a log line, or a callable.
 
 Each probe answers (ready?, what was seen); the last answer goes into the error message of a
-server that never became ready.
+server that never became ready. A probe reads only what `ProbeTarget` names of its server, so
+this module does not know the server handle that uses it.
 """
 
 from __future__ import annotations
@@ -11,27 +12,42 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 from noxlib.errors import ServerError
-from noxlib.folders import read_tail
-from noxlib.ports import HOST
-
-if TYPE_CHECKING:
-    from noxlib.servers import Server
+from noxlib.servers.folders import read_tail
+from noxlib.servers.ports import HOST
 
 PROBE_TIMEOUT = 2.0
 
-Ready = str | Callable[["Server"], bool]
 Probe = Callable[[], tuple[bool, str]]
 
 
-def asks_port(ready: Ready) -> bool:
+class ProbeTarget(Protocol):
+    """What a probe reads of the server it checks (a `noxlib.servers.Server`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def log_path(self) -> Path: ...
+
+    @property
+    def log_offset(self) -> int: ...
+
+    def port_or_fail(self) -> int: ...
+
+
+Target = TypeVar("Target", bound=ProbeTarget)
+
+
+def asks_port(ready: object) -> bool:
     """Whether readiness ``ready`` is judged by what answers on the server's port."""
     return isinstance(ready, str) and (ready == "tcp" or ready.startswith("http:"))
 
 
-def make_probe(ready: Ready, server: Server) -> Probe:
+def make_probe(ready: str | Callable[[Target], bool], server: Target) -> Probe:
     """The readiness check named by ``ready`` for ``server``: (ready?, what was seen)."""
     if callable(ready):
         return lambda: _call_probe(ready, server)
@@ -49,7 +65,7 @@ def make_probe(ready: Ready, server: Server) -> Probe:
     )
 
 
-def _call_probe(ready: Callable[[Server], bool], server: Server) -> tuple[bool, str]:
+def _call_probe(ready: Callable[[Target], bool], server: Target) -> tuple[bool, str]:
     try:
         return bool(ready(server)), f"{getattr(ready, '__name__', 'callable')}() was false"
     except Exception as exc:
@@ -81,7 +97,7 @@ def _http_probe(url: str) -> tuple[bool, str]:
     return 200 <= status < 400, f"GET {url} answered HTTP {status}"
 
 
-def _log_probe(pattern: re.Pattern[str], server: Server) -> tuple[bool, str]:
+def _log_probe(pattern: re.Pattern[str], server: ProbeTarget) -> tuple[bool, str]:
     text = read_tail(server.log_path, start=server.log_offset, lines=1_000_000)
     if pattern.search(text):
         return True, f"the log matched {pattern.pattern!r}"

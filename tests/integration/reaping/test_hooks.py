@@ -22,8 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from noxlib import reaping
-from noxlib.ledger import _append, _entry_record
+from noxlib.reaping.ledger import LEDGER, _append, _entry_record
 from tests.conftest import alive, wait_gone
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
@@ -32,7 +31,8 @@ RUNNER = textwrap.dedent(
     r"""
     import json, os, subprocess, sys, time
     from pathlib import Path
-    from noxlib import reaping, runs
+    from noxlib import reaping
+    from noxlib.reaping import runs
 
     state, report, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     kinds = [k for k in sys.argv[4].split(",") if k]
@@ -51,10 +51,32 @@ RUNNER = textwrap.dedent(
         "os.execvp('sleep', ['sleep', '120'])\n"
     )
     STUBBORN = (
-        "import signal, time\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "import signal, sys, time\n"
+        "def note(signum, frame):\n"
+        "    with open(sys.argv[1], 'a') as out:\n"
+        "        out.write('SIGTERM\\n')\n"
+        "signal.signal(signal.SIGTERM, note)\n"
         "print('ready', flush=True)\n"
-        "time.sleep(120)\n"
+        "while True:\n"
+        "    time.sleep(120)\n"
+    )
+    # Each SIGTERM makes a fresh copy of it, until the count given runs out: processes that
+    # keep appearing while a sweep works, more of them than its rounds.
+    HYDRA = (
+        "import os, signal, subprocess, sys, time\n"
+        "left, pids = int(sys.argv[1]), sys.argv[2]\n"
+        "def respawn(signum, frame):\n"
+        "    if left:\n"
+        "        argv = [sys.executable, sys.argv[0], str(left - 1), pids]\n"
+        "        child = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True)\n"
+        "        child.stdout.readline()\n"
+        "    os._exit(0)\n"
+        "signal.signal(signal.SIGTERM, respawn)\n"
+        "with open(pids, 'a') as out:\n"
+        "    out.write(f'{os.getpid()}\\n')\n"
+        "print('ready', flush=True)\n"
+        "while True:\n"
+        "    time.sleep(120)\n"
     )
 
     def spawn(kind):
@@ -70,7 +92,7 @@ RUNNER = textwrap.dedent(
             out = subprocess.run(["sh", "-c", script], env=env, stdout=PIPE, check=True)
             return int(out.stdout)
         if kind == "stubborn":
-            cmd = [sys.executable, "-c", STUBBORN]
+            cmd = [sys.executable, "-c", STUBBORN, str(report.with_suffix(".term"))]
             proc = subprocess.Popen(cmd, env=env, stdout=PIPE, start_new_session=True)
             proc.stdout.readline()
             return proc.pid
@@ -78,6 +100,17 @@ RUNNER = textwrap.dedent(
             proc = subprocess.Popen(["env", "-i", *SLEEP], start_new_session=True)
             reaping.record_process(run.dir, proc.pid, name="envless-sleep")
             return proc.pid
+        if kind == "hydra":
+            hydra = report.with_name("hydra.py")
+            hydra.write_text(HYDRA)
+            cmd = [sys.executable, str(hydra), "3", str(report.with_suffix(".hydra"))]
+            proc = subprocess.Popen(cmd, env=env, stdout=PIPE, start_new_session=True)
+            proc.stdout.readline()
+            return proc.pid
+        if kind == "bystander":
+            # The runner's own child but not the run's, like a helper a noxfile starts itself.
+            clean = {k: v for k, v in os.environ.items() if not k.startswith("NOXLIB_")}
+            return subprocess.Popen(SLEEP, env=clean).pid
         if kind == "subtree":
             # A child that drops the environment and is not recorded: ours only by descent.
             script = "env -i sleep 120 & echo $!; wait"
@@ -97,9 +130,11 @@ RUNNER = textwrap.dedent(
     if mode == "post":
         while not report.with_suffix(".go").exists():  # the test has read the pids
             time.sleep(0.01)
+        # The order of the nox session's reap phase: sweep while the warden watches, then stop
+        # it, then forget the run if nothing of it runs any more.
+        reaping.reap_run(run, print, grace=grace, spare=(warden.process.pid,))
         warden.stop()
-        reaping.reap_run(run, print, grace=grace)
-        runs.finish_run(run)
+        reaping.finish_run(run, print)
     else:
         time.sleep(300)
     """
@@ -109,10 +144,11 @@ SWEEP = textwrap.dedent(
     r"""
     import sys
     from pathlib import Path
-    from noxlib import ledger, reaping
+    from noxlib import reaping
+    from noxlib.reaping import identity
 
     if len(sys.argv) > 3:
-        ledger.BOOT_ID_FILE = Path(sys.argv[3])
+        identity.BOOT_ID_FILE = Path(sys.argv[3])
     reaping.reap_stale_runs(Path(sys.argv[1]), print, grace=1.0, dry_run=sys.argv[2] == "dry")
     """
 )
@@ -280,6 +316,17 @@ def test_post_hook_ends_every_leftover_and_logs_each_one(
     assert not runner.run_dir.exists()
 
 
+def test_the_post_hook_leaves_the_runners_other_children_alone(
+    start_runner: Callable[..., Runner],
+) -> None:
+    runner = start_runner(mode="post", kinds=("plain", "bystander"))
+    assert runner.process.wait(timeout=60) == 0
+    assert wait_gone([runner.servers["plain"]], 10) == []
+    bystander = runner.servers["bystander"]
+    assert alive(bystander), "a child of nox is not the run's for that alone"
+    assert f"(pid {bystander.pid})" not in runner.output()
+
+
 # --- the pre hook: dead runs, proven identity ---------------------------------------------------
 
 
@@ -380,7 +427,7 @@ def test_hostile_ledger_lines_are_skipped_with_a_warning(
         {**honest, "run_id": "some-other-run"},
     ]
     lines = [json.dumps(h) for h in hostile] + ["garbage {", "[1, 2]", "", json.dumps({"x": 1})]
-    with (runner.run_dir / reaping.LEDGER).open("a") as ledger:
+    with (runner.run_dir / LEDGER).open("a") as ledger:
         ledger.write("\n".join(lines) + "\n")
 
     log = sweep(tmp_path / "state")
@@ -399,7 +446,7 @@ def test_an_empty_ledger_and_a_young_starting_folder_are_harmless(tmp_path: Path
     runs_dir = tmp_path / "state" / "runs"
     (runs_dir / "20260101T000000-1-0000000000000000").mkdir(parents=True)
     (runs_dir / "20260101T000000-1-0000000000000000" / "lock").touch()
-    (runs_dir / "20260101T000000-1-0000000000000000" / reaping.LEDGER).touch()
+    (runs_dir / "20260101T000000-1-0000000000000000" / LEDGER).touch()
     starting = runs_dir / ".20260101T000001-2-0000000000000000.starting"
     starting.mkdir()
     (starting / "lock").touch()
@@ -408,3 +455,29 @@ def test_an_empty_ledger_and_a_young_starting_folder_are_harmless(tmp_path: Path
     assert "reaped 0 process(es) left by 1 dead run(s)" in log
     assert not (runs_dir / "20260101T000000-1-0000000000000000").exists()
     assert starting.exists(), "a run being born is not a dead run"
+
+
+# --- the end of a run: its ledger outlives every process it names ------------------------------
+
+
+def test_a_process_still_running_at_the_end_keeps_the_run_for_the_next_sweep(
+    start_runner: Callable[..., Runner], tracker: Tracker, tmp_path: Path
+) -> None:
+    # Each SIGTERM makes a new copy, one more than the post hook has rounds: one survives it.
+    runner = start_runner(mode="post", kinds=("hydra",))
+    assert runner.process.wait(timeout=60) == 0
+    pids = [int(pid) for pid in runner.report.with_suffix(".hydra").read_text().split()]
+    assert len(pids) == 4, runner.output()
+    *ended, survivor = pids
+    assert not any(psutil.pid_exists(pid) and alive(psutil.Process(pid)) for pid in ended)
+    last = tracker.add(survivor)
+    assert alive(last)
+    log = runner.output()
+    assert f"still running: python (pid {survivor}) of run {runner.facts['run_id']}" in log
+    assert f"kept {runner.run_dir} and its ledger" in log
+    assert (runner.run_dir / LEDGER).is_file(), "the ledger must outlive what it names"
+
+    swept = sweep(tmp_path / "state")  # the next run's pre hook finds a dead run
+    assert wait_gone([last], 10) == [], swept
+    assert f"ended by SIGTERM: python (pid {survivor}) of run {runner.facts['run_id']}" in swept
+    assert not runner.run_dir.exists()

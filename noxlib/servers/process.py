@@ -1,5 +1,5 @@
-"""One incarnation of a managed server: the process started (or found by its pid file) this
-time, with its descendants, until it ends or is ended."""
+"""The process of a managed server: the one a start made (our child, or the daemon its pid file
+names) or adopted from another worker, with its descendants, until it ends or is ended."""
 
 from __future__ import annotations
 
@@ -9,12 +9,25 @@ from pathlib import Path
 
 import psutil
 
-from noxlib import processes
-from noxlib.processes import KILL_WAIT, describe_exit
+from noxlib.reaping import processes
+from noxlib.reaping.identity import Launch, created_at, not_made_by
+from noxlib.reaping.processes import KILL_WAIT, describe_exit
 
 
-class Incarnation:
-    """One incarnation of a server: our child (``popen``) or a process we only know by pid."""
+class ForeignPid(Exception):
+    """A daemon's pid file names a live process its control script did not make."""
+
+    def __init__(self, pid: int, why: str) -> None:
+        super().__init__(f"pid {pid}: {why}")
+        self.pid = pid
+        self.why = why
+
+
+class ServerProcess:
+    """A server's current process: our child (``popen``) or a process we only know by pid.
+
+    A restart makes a new one; `Server.pid` is the pid of the current one.
+    """
 
     def __init__(self, pid: int, popen: subprocess.Popen[bytes] | None = None) -> None:
         self.pid = pid
@@ -25,22 +38,30 @@ class Incarnation:
             self.proc = None
 
     @classmethod
-    def known(cls, pid: int, create_time: float) -> Incarnation | None:
+    def find(cls, pid: int, create_time: float) -> ServerProcess | None:
         """The process ``pid`` if it is still the one created at ``create_time``."""
         found = cls(pid)
         if found.proc is None or not found.alive():
             return None
-        return found if processes.created_at(found.proc, create_time) else None
+        return found if created_at(found.proc, create_time) else None
 
     @classmethod
-    def from_pid_file(cls, path: Path) -> Incarnation | None:
-        """The live process named by the first word of the pid file at ``path``, if any."""
+    def from_pid_file(cls, path: Path, launch: Launch) -> ServerProcess | None:
+        """The live process named by the first word of the pid file at ``path``, if any, once
+        proven to be one that ``launch`` (the control script) made; raises ForeignPid, saying
+        why, when the file names a live process that is not (see `not_made_by`): adopting it
+        would record it for reaping and end it, with all its children, at the server's stop."""
         try:
             pid = int(path.read_text(encoding="utf-8").split()[0])
         except (OSError, ValueError, IndexError):
             return None
         found = cls(pid)
-        return found if found.alive() else None
+        if found.proc is None or not found.alive():
+            return None
+        why = not_made_by(found.proc, launch)
+        if why is not None:
+            raise ForeignPid(pid, why)
+        return found
 
     def create_time(self) -> float:
         if self.proc is None:

@@ -4,8 +4,10 @@ readiness kinds, a lost port race, restart, stop, daemons through a pid file, th
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
 import time
@@ -16,8 +18,9 @@ from typing import Any
 import psutil
 import pytest
 
-from noxlib import ledger, servers
+from noxlib.reaping import ledger
 from noxlib.servers import Server, ServerError, ServerManager, ServerStartError
+from noxlib.servers.ports import free_port
 
 LISTEN = textwrap.dedent(
     """
@@ -106,7 +109,7 @@ def test_unknown_readiness_is_an_error_naming_the_choices(
 def test_a_port_lost_to_another_process_is_retried_with_another(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as thief:
         taken = thief.getsockname()[1]
-        ports = iter([taken, servers.free_port()])
+        ports = iter([taken, free_port()])
         manager = ServerManager(tmp_path / "servers", pick_port=lambda: next(ports))
         argv = [sys.executable, script(tmp_path, "listen.py", LISTEN), "{port}"]
         try:
@@ -199,3 +202,59 @@ def test_setsid_runs_the_server_in_place(manager: ServerManager, tmp_path: Path)
     assert server.pid is not None
     assert os.getsid(server.pid) == server.pid
     assert psutil.Process(server.pid).cmdline()[1].endswith("listen.py")
+
+
+# A control script whose pid file names a process it did not make: one started before it
+# (argv[3]), or one it starts for another run or as another user.
+FOREIGN_CONTROL = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    pid_file, kind, earlier = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if kind == "started-earlier":
+        pid = earlier
+    elif kind == "another-run":
+        env = {**os.environ, "NOXLIB_RUN_ID": "20990101T000000-1-ffffffffffffffff"}
+        pid = subprocess.Popen(["sleep", "60"], env=env, start_new_session=True).pid
+    else:
+        pid = subprocess.Popen(["sleep", "60"], user=65534, start_new_session=True).pid
+    with open(pid_file, "w") as out:
+        out.write(f"{pid}\\n")
+    """
+)
+REFUSED_BECAUSE = {
+    "started-earlier": r"it started \d+\.\d\d s before the launch that would have made it",
+    "another-run": "its environment holds NOXLIB_RUN_ID=20990101T000000-1-ffffffffffffffff",
+    "another-user": "it belongs to uid 65534",
+}
+
+
+@pytest.mark.parametrize("kind", list(REFUSED_BECAUSE))
+def test_a_pid_file_naming_a_process_the_start_did_not_make_is_refused(
+    tmp_path: Path, kind: str
+) -> None:
+    if kind == "another-user" and os.getuid() != 0:
+        pytest.skip("starting a process of another uid needs root")
+    earlier = subprocess.Popen(["sleep", "60"])  # e.g. a server of a neighbour's, or our parent
+    time.sleep(0.1)  # start times count in clock ticks (10 ms): make "before" unambiguous
+    manager = ServerManager(tmp_path / "servers")
+    ctl = script(tmp_path, "ctl.py", FOREIGN_CONTROL)
+    argv = [sys.executable, ctl, "{pid_file}", kind, str(earlier.pid)]
+    try:
+        with pytest.raises(ServerStartError) as raised:
+            # Ready at once, were it adopted: only the proof of the pid file can stop it.
+            manager.start("db", argv, daemon=True, ready=lambda server: True, timeout=10)
+        pid_file = manager.servers["db"].pid_file
+        foreign = int(pid_file.read_text())
+        message = str(raised.value)
+        assert f"server 'db' refused pid {foreign} named by its pid file {pid_file}" in message
+        assert re.search(REFUSED_BECAUSE[kind], message), message
+        assert manager.stop_all() == []
+        assert not gone(foreign), "a process that is not the server's must be left alone"
+    finally:
+        # By pid, whatever happened: the sleep the control script started, and ours.
+        pid_file = tmp_path / "servers" / "db" / "server.pid"
+        made = int(pid_file.read_text()) if pid_file.exists() else earlier.pid
+        if made != earlier.pid and not gone(made):
+            os.kill(made, signal.SIGKILL)
+        earlier.kill()
+        earlier.wait()

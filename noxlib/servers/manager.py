@@ -1,22 +1,6 @@
-"""Managed server processes for tests: port, isolation, readiness, logs, death and respawn.
+"""`ServerManager`: starts and stops the servers of one test session, by name.
 
-Pure mechanics, importing neither pytest nor nox: the pytest plugin's ``noxlib_servers``
-fixture is a `ServerManager` and adds only what needs pytest (which test used which server,
-report sections, terminal lines). A server here is:
-
-- started from an argv template whose ``{port}``, ``{home}``, ``{tmp}`` and ``{pid_file}`` are
-  filled in; a port lost to a race (EADDRINUSE at startup) is retried with another one;
-- given its own HOME, TMPDIR, XDG_* folders and working directory (``isolate=True``), while
-  keeping the run's ``NOXLIB_RUN_ID`` so reaping still recognises it;
-- writing stdout and stderr to its own log file, whose tail every error message carries;
-- polled for readiness (tcp, http, a log line, or a callable) with backoff until a timeout;
-- described by exit code and signal *name* when it dies, restarted on demand, and stopped by
-  SIGTERM, a grace period, then SIGKILL;
-- optionally a daemon (its control script forks, the real pid comes from a pid file) and
-  optionally shared by the xdist workers of one run (a file lock and a list of users).
-
-The pieces live in their own modules (ports, folders, probes, incarnation, shared, and
-noxlib/processes.py for ending); the names users know are re-exported here.
+It imports neither pytest nor nox; the pytest plugin's ``noxlib_servers`` fixture is one.
 """
 
 from __future__ import annotations
@@ -25,50 +9,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from noxlib.errors import ServerDiedError, ServerError, ServerStartError
-from noxlib.folders import (
-    LOG_FILE,
-    LOG_TAIL_LINES,
-    XDG_FOLDERS,
-    Folders,
-    expand,
-    read_tail,
-    server_environment,
-    tail_block,
-)
-from noxlib.ports import ADDRESS_IN_USE, HOST, free_port
-from noxlib.probes import PROBE_TIMEOUT, Probe, Ready, make_probe
-from noxlib.processes import KILL_WAIT, describe_exit
-from noxlib.server import DEFAULT_GRACE, Log, Server, ServerSpec
-from noxlib.shared import SharedSlot
-
-__all__ = [
-    "ADDRESS_IN_USE",
-    "DEFAULT_GRACE",
-    "HOST",
-    "KILL_WAIT",
-    "LOG_FILE",
-    "LOG_TAIL_LINES",
-    "PROBE_TIMEOUT",
-    "XDG_FOLDERS",
-    "Folders",
-    "Probe",
-    "Ready",
-    "Server",
-    "ServerDiedError",
-    "ServerError",
-    "ServerManager",
-    "ServerSpec",
-    "ServerStartError",
-    "SharedSlot",
-    "describe_exit",
-    "expand",
-    "free_port",
-    "make_probe",
-    "read_tail",
-    "server_environment",
-    "tail_block",
-]
+from noxlib.errors import ServerError
+from noxlib.servers.folders import Folders
+from noxlib.servers.handle import DEFAULT_GRACE, Log, Ready, Server, ServerSpec
+from noxlib.servers.ports import free_port
 
 
 class ServerManager:
@@ -87,8 +31,12 @@ class ServerManager:
         run_dir: Path | None = None,
         log: Log = lambda message: None,
         pick_port: Callable[[], int] = free_port,
+        keep_shared: bool = False,
     ) -> None:
         self.base_dir = base_dir
+        # Batches: a shared server outlives each batch's process and serves the next one; the
+        # run's reaping ends it when the run ends.
+        self.keep_shared = keep_shared
         self.shared_dir = shared_dir or base_dir / "shared"
         self.run_dir = run_dir
         self.log = log
@@ -152,6 +100,7 @@ class ServerManager:
             run_dir=self.run_dir,
             log=self.log,
             pick_port=self.pick_port,
+            keep_shared=self.keep_shared,
         )
         self.servers[name] = server
         return server.start_or_join()

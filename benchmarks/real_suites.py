@@ -1,0 +1,423 @@
+"""Real third-party test suites, from their PyPI sdists, to measure noxlib against plain pytest.
+
+prepare(name, dest) extracts a pinned sdist (downloaded once into a cache) to ``dest``, adds
+noxlib's one-line noxfile and a ``[tool.noxlib]`` table, and makes ``dest/.bench-venv``: the
+plain venv a user would otherwise run ``pytest`` in (the project, its test dependencies,
+pytest and pytest-xdist). check(name, dest) runs plain ``pytest`` there and ``nox -s tests``
+and compares their outcome counts. time_command() and rounds() time whole commands in
+interleaved rounds, for this script's ``time`` command and for other benchmark scripts.
+
+Usage, with an interpreter that has noxlib installed (``pip install -e '.[uv]'``):
+
+  python benchmarks/real_suites.py prepare [NAME ...]
+  python benchmarks/real_suites.py check [NAME ...]
+  python benchmarks/real_suites.py time [NAME ...] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: noxlib depends on tomli there
+    import tomli as tomllib
+
+CACHE = Path.home() / ".cache" / "noxlib-bench"
+NOXFILE = "import noxlib\n\nnoxlib.register_sessions()\n"
+VENV = ".bench-venv"
+MARKER = ".bench-suite"  # in dest: which sdist this folder was prepared from
+# The outcomes noxlib counts (noxlib.reports.OUTCOMES), in the order of the table.
+OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str  # on PyPI
+    version: str
+    why: str
+    ci: str  # what the project's own CI runs, for the record
+    group: str | None  # PEP 735 dependency group with the test dependencies
+    requirements: tuple[str, ...] = ()  # test dependencies when there is no group
+    tests: tuple[str, ...] = ("tests",)  # test paths: noxlib's group
+    coverage_source: tuple[str, ...] = ()
+    pytest_args: tuple[str, ...] = ()  # what its CI adds to plain pytest, besides workers
+    # Tests that fail here for reasons outside noxlib, deselected in every run (plain and
+    # noxlib alike): timed commands must exit 0.
+    deselect: tuple[str, ...] = ()
+
+    def args(self) -> tuple[str, ...]:
+        """pytest arguments for every run of this suite, plain or through noxlib."""
+        return (*self.pytest_args, *(f"--deselect={test}" for test in self.deselect))
+
+
+SUITES = {
+    s.name: s
+    for s in (
+        Suite(
+            "attrs",
+            "26.1.0",
+            why="1,386 tests, many driven by hypothesis; strict config (xfail_strict, "
+            "--strict-markers, --import-mode=importlib)",
+            ci="tox py3X-tests: [coverage run -m] pytest -n auto, dependency group 'tests'",
+            group="tests",
+            coverage_source=("attr", "attrs"),
+            # pipe() asks inspect.signature() for a Converter's return type on Python >= 3.11,
+            # which raises TypeError on CPython 3.11.7 and 3.12.1 (fine on 3.13.0).
+            deselect=("tests/test_converters.py::TestPipe::test_wrapped_annotation",),
+        ),
+        Suite(
+            "packaging",
+            "26.3",
+            why="62,423 tiny parametrized tests (addopts deselects 427 property tests): "
+            "per-test overhead dominates",
+            ci="nox tests: coverage run -m pytest, dependency group 'test', install -e.",
+            group="test",
+            coverage_source=("packaging",),
+        ),
+        Suite(
+            "pluggy",
+            "1.7.0",
+            why="219 fast tests, pytest config in tox.ini (filterwarnings = error): "
+            "start-up cost dominates",
+            ci="tox: [coverage run -m] pytest, dependency group 'testing'",
+            group="testing",
+            tests=("testing",),
+            coverage_source=("pluggy",),
+        ),
+    )
+}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without noxlib's and pytest's variables (a run must not inherit them)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOXLIB_", "PYTEST_"))}
+    env.pop("VIRTUAL_ENV", None)
+    return {**env, **extra}
+
+
+def venv_env(dest: Path) -> dict[str, str]:
+    """The environment of a user who activated dest's plain venv."""
+    venv = dest / VENV
+    return clean_env(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}")
+
+
+def run(argv: Sequence[object], cwd: Path | None = None) -> None:
+    print("+", " ".join(map(str, argv)), flush=True)
+    subprocess.run([str(a) for a in argv], cwd=cwd, check=True)
+
+
+def sdist(suite: Suite, cache: Path = CACHE) -> Path:
+    """The suite's sdist, downloaded into ``cache`` the first time."""
+    folder = cache / "sdists" / f"{suite.name}-{suite.version}"
+    found = sorted(folder.glob("*.tar.gz"))
+    if not found:
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = f"{suite.name}=={suite.version}"
+        pip = [sys.executable, "-m", "pip", "download", "--no-binary=:all:", "--no-deps", spec]
+        run([*pip, "-d", folder])
+        found = sorted(folder.glob("*.tar.gz"))
+    return found[0]
+
+
+def group_requirements(pyproject: Mapping[str, Any], group: str) -> list[str]:
+    """The requirements of a PEP 735 dependency group, its include-group entries expanded."""
+    found: list[str] = []
+    for item in pyproject["dependency-groups"][group]:
+        found += (
+            group_requirements(pyproject, item["include-group"])
+            if isinstance(item, dict)
+            else [item]
+        )
+    return found
+
+
+def test_requirements(suite: Suite, dest: Path) -> list[str]:
+    if suite.group is None:
+        return list(suite.requirements)
+    pyproject = tomllib.loads((dest / "pyproject.toml").read_text(encoding="utf-8"))
+    return group_requirements(pyproject, suite.group) + list(suite.requirements)
+
+
+def noxlib_table(suite: Suite, requirements: Sequence[str]) -> str:
+    """The ``[tool.noxlib]`` table a user of noxlib would add (TOML arrays are JSON arrays)."""
+    coverage = f"\n[tool.noxlib.coverage]\nsource = {json.dumps(list(suite.coverage_source))}\n"
+    return f"""
+# Added by noxlib's benchmarks/real_suites.py
+[tool.noxlib]
+install = ["-e", "."]
+test-requirements = {json.dumps(list(requirements))}
+{coverage if suite.coverage_source else ""}
+[tool.noxlib.groups.tests]
+paths = {json.dumps(list(suite.tests))}
+description = "{suite.name}'s own test suite"
+"""
+
+
+def extract(suite: Suite, dest: Path, cache: Path) -> None:
+    """The sdist's files in ``dest``, with noxlib's noxfile and table; all or nothing."""
+    key = f"{suite.name}=={suite.version}"
+    marker = dest / MARKER
+    if marker.is_file() and marker.read_text() == key:
+        return
+    if dest.exists():
+        if not marker.is_file():
+            raise SystemExit(f"{dest} exists and was not prepared by this script; remove it")
+        shutil.rmtree(dest)  # ours, from another version
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        with tarfile.open(sdist(suite, cache)) as archive:
+            archive.extractall(tmp, filter="data")
+        (top,) = Path(tmp).iterdir()
+        (top / "noxfile.py").write_text(NOXFILE, encoding="utf-8")
+        pyproject = top / "pyproject.toml"
+        text = pyproject.read_text(encoding="utf-8") if pyproject.exists() else ""
+        text += noxlib_table(suite, test_requirements(suite, top))
+        tomllib.loads(text)  # still valid TOML
+        pyproject.write_text(text, encoding="utf-8")
+        (top / MARKER).write_text(key)
+        top.rename(dest)
+
+
+def make_venv(suite: Suite, dest: Path) -> None:
+    """dest/.bench-venv with what a user would install to run the suite with plain pytest."""
+    venv = dest / VENV
+    python = venv / "bin" / "python"
+    args = ["-e", ".", *test_requirements(suite, dest), "pytest", "pytest-xdist"]
+    stamp = venv / ".bench-installed"
+    if stamp.is_file() and json.loads(stamp.read_text()) == args:
+        return
+    if find_spec("uv"):
+        uv = [sys.executable, "-m", "uv"]
+        run([*uv, "venv", "--clear", "--python", sys.executable, venv], cwd=dest)
+        run([*uv, "pip", "install", "--python", python, *args], cwd=dest)
+    else:
+        run([sys.executable, "-m", "venv", "--clear", venv], cwd=dest)
+        run([python, "-m", "pip", "install", *args], cwd=dest)
+    stamp.write_text(json.dumps(args))
+
+
+def prepare(name: str, dest: Path, cache: Path = CACHE) -> Path:
+    """``dest`` ready to run ``name``'s suite with plain pytest and with noxlib; idempotent."""
+    suite = SUITES[name]
+    extract(suite, dest, cache)
+    make_venv(suite, dest)
+    return dest
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str] | None = None
+
+
+def plain_pytest(name: str, dest: Path, *extra: str) -> Command:
+    python = str(dest / VENV / "bin" / "python")
+    return Command((python, "-m", "pytest", *SUITES[name].args(), *extra), dest, venv_env(dest))
+
+
+def nox(
+    name: str,
+    dest: Path,
+    *nox_args: str,
+    nox_python: str = sys.executable,
+    options: Sequence[str] = (),
+    **env: str,
+) -> Command:
+    """``nox NOX_ARGS`` in dest with noxlib; noxlib's ``options``, then the suite's pytest
+    args, go after ``--``; ``env`` adds variables."""
+    after = (*options, *SUITES[name].args())
+    posargs = ("--", *after) if after else ()
+    return Command((nox_python, "-m", "nox", *nox_args, *posargs), dest, clean_env(**env))
+
+
+def benchmark_commands(
+    name: str, dest: Path, nox_python: str = sys.executable
+) -> dict[str, Command]:
+    """What a user would otherwise run, and noxlib with a reused venv, serial and parallel."""
+    return {
+        "pytest": plain_pytest(name, dest),
+        "pytest -n 2": plain_pytest(name, dest, "-n", "2"),
+        "nox -R -s tests": nox(name, dest, "-R", "-s", "tests", nox_python=nox_python),
+        "nox -R -s tests-parallel": nox(
+            name, dest, "-R", "-s", "tests-parallel", nox_python=nox_python
+        ),
+        "tests-parallel --engine shards": nox(
+            name,
+            dest,
+            "-R",
+            "-s",
+            "tests-parallel",
+            nox_python=nox_python,
+            options=("--engine", "shards"),
+        ),
+        "tests-parallel --engine xdist": nox(
+            name,
+            dest,
+            "-R",
+            "-s",
+            "tests-parallel",
+            nox_python=nox_python,
+            options=("--engine", "xdist"),
+        ),
+        "PYTEST_WORKERS=1 tests-parallel": nox(
+            name, dest, "-R", "-s", "tests-parallel", nox_python=nox_python, PYTEST_WORKERS="1"
+        ),
+    }
+
+
+# -- timing ------------------------------------------------------------------------------------
+
+
+class CommandFailed(RuntimeError):
+    def __init__(self, argv: Sequence[str], returncode: int, output: str) -> None:
+        failures = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        super().__init__(f"{' '.join(argv)} exited {returncode}: {failures or output[-2000:]}")
+        self.output = output
+
+
+def time_command(argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> float:
+    """Wall time of the whole command, in seconds; it must exit 0 (output is captured)."""
+    start = time.perf_counter()
+    done = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise CommandFailed(argv, done.returncode, done.stdout + done.stderr)
+    return seconds
+
+
+def rounds(
+    configs: Mapping[str, Command], n: int, log: Callable[[str], None] | None = None
+) -> dict[str, float]:
+    """Median wall time of each config over ``n`` rounds. Each round runs every config once,
+    starting one config later than the last round, so load drifts and cache warmth hit all.
+    A run that fails (a flaky test, say) is logged and left out of its config's median;
+    a config with no successful run gets NaN."""
+    names = list(configs)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(n):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            config = configs[name]
+            try:
+                seconds = time_command(config.argv, config.cwd, config.env)
+            except CommandFailed as exc:
+                if log:
+                    log(f"round {i + 1}: {name}: not counted: {exc}")
+                continue
+            times[name].append(seconds)
+            if log:
+                log(f"round {i + 1}: {name}: {seconds:.2f} s")
+    return {name: statistics.median(v) if v else math.nan for name, v in times.items()}
+
+
+# -- outcome counts ----------------------------------------------------------------------------
+
+SUMMARY_WORD = re.compile(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?)\b")
+
+
+def pytest_counts(output: str) -> dict[str, int]:
+    """Outcome counts from pytest's final summary line, e.g. '== 3 passed, 1 error in 2.1s =='."""
+    for line in reversed(output.splitlines()):
+        found = SUMMARY_WORD.findall(line)
+        if found and re.search(r" in [\d.]+s", line):
+            counts = dict.fromkeys(OUTCOMES, 0)
+            for number, word in found:
+                counts["error" if word.startswith("error") else word] = int(number)
+            return counts
+    raise ValueError("no pytest summary line in the output")
+
+
+def noxlib_counts(dest: Path) -> dict[str, int]:
+    """Counts of the last run, from noxlib's reports/ci_timings.jsonl."""
+    last = (dest / "reports" / "ci_timings.jsonl").read_text(encoding="utf-8").splitlines()[-1]
+    counts = json.loads(last)["counts"]
+    return {k: counts.get(k, 0) for k in OUTCOMES}
+
+
+def logged(command: Command, log: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` to its end, whatever its exit code, with its output kept in ``log``."""
+    done = subprocess.run(
+        command.argv, cwd=command.cwd, env=command.env, capture_output=True, text=True, check=False
+    )
+    log.parent.mkdir(exist_ok=True)
+    log.write_text(done.stdout + done.stderr, encoding="utf-8")
+    return done
+
+
+def check(name: str, dest: Path, nox_python: str = sys.executable) -> bool:
+    """Plain pytest and ``nox -s tests`` on the prepared suite: same outcome counts?"""
+    reports = dest / "reports"
+    plain = logged(plain_pytest(name, dest), reports / "plain-pytest.log")
+    jsonl = reports / "ci_timings.jsonl"
+    runs_before = jsonl.read_text().count("\n") if jsonl.exists() else 0
+    noxed = logged(nox(name, dest, "-s", "tests", nox_python=nox_python), reports / "nox.log")
+    if not jsonl.exists() or jsonl.read_text().count("\n") == runs_before:
+        raise RuntimeError(f"nox -s tests exited {noxed.returncode} without a report: {reports}")
+    rows = {
+        f"plain pytest (exit {plain.returncode})": pytest_counts(plain.stdout),
+        f"nox -s tests (exit {noxed.returncode})": noxlib_counts(dest),
+    }
+    suite = SUITES[name]
+    print(f"\n{suite.name} {suite.version}: outcome counts (logs in {reports})")
+    print(f"{'':28}" + "".join(f"{k:>9}" for k in OUTCOMES))
+    for label, counts in rows.items():
+        print(f"{label:28}" + "".join(f"{counts[k]:>9}" for k in OUTCOMES))
+    same = len({tuple(c.values()) for c in rows.values()}) == 1
+    print("identical" if same else "DIFFERENT")
+    return same
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("prepare", "check", "time"))
+    parser.add_argument("names", nargs="*", help=f"suites (default: all): {', '.join(SUITES)}")
+    parser.add_argument("--work", type=Path, default=CACHE / "suites", help="suites go here")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="sdists are cached here")
+    parser.add_argument("--rounds", type=int, default=3, help="for time: rounds (median)")
+    args = parser.parse_args(argv)
+    unknown = set(args.names) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown suite(s) {sorted(unknown)}; known: {', '.join(SUITES)}")
+    ok = True
+    for name in args.names or list(SUITES):
+        dest = prepare(name, args.work / name, args.cache)
+        if args.command == "check":
+            ok = check(name, dest) and ok
+        elif args.command == "time":
+            configs = benchmark_commands(name, dest)
+            # nox -R needs both session venvs: make them, without running the tests.
+            warm_up = nox(name, dest, "--install-only", "-s", "tests", "tests-parallel")
+            subprocess.run(warm_up.argv, cwd=dest, env=warm_up.env, check=True)
+            medians = rounds(configs, args.rounds, log=lambda line: print(line, flush=True))
+            print(f"\n{name} {SUITES[name].version}: median wall time of {args.rounds} rounds")
+            for label, seconds in medians.items():
+                print(f"  {label:26} {seconds:7.2f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
