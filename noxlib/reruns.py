@@ -45,19 +45,22 @@ def rerun(
     argv: Sequence[str],
     env: Mapping[str, str],
     folder: Path,
+    timeout: float | None = None,
 ) -> Iterator[dict[str, str]]:
     """Rerun ``nodeids`` ``rounds`` times, one fresh serial process per round, yielding each
     round's {node id: outcome}. A KeyboardInterrupt stops the running rerun and is raised
     again; the rounds yielded so far stand. So does a rerun that its pytest reports
     interrupted: Ctrl-C in a terminal (or a cancelled CI job) reaches the rerun's process
-    while nox holds its own signals in the post phases, and must not start the next round."""
+    while nox holds its own signals in the post phases, and must not start the next round.
+    ``timeout`` bounds each round as a batch's time limit bounds a batch: a batched run's hung
+    test has no other limit."""
     folder.mkdir(parents=True, exist_ok=True)
     select = folder / "select.txt"
     select.write_text("".join(f"{nodeid}\n" for nodeid in nodeids), encoding="utf-8")
     for index in range(1, rounds + 1):
         name = f"rerun-{index}"
         part_env = {**rerun_env(env), SELECT_ENV: str(select), PART_NAME_ENV: name}
-        part = Part(name, tuple(argv), part_env, folder / name)
+        part = Part(name, tuple(argv), part_env, folder / name, timeout=timeout)
         (outcome,) = run_parts([part], 1)
         if outcome.status == "interrupted":
             raise KeyboardInterrupt(f"the serial rerun {index} was interrupted")

@@ -477,6 +477,8 @@ class TestRun:
                     argv=self.rerun_argv(chosen),
                     env=self.base_env(),
                     folder=self.run.dir / "triage",
+                    # A batch's hang was stopped by its batch-timeout; a rerun needs one too.
+                    timeout=max((b.timeout for b in self.batches if b.timeout), default=None),
                 )
             except KeyboardInterrupt:
                 stopped = True

@@ -68,3 +68,23 @@ def test_an_interrupted_round_stops_the_reruns(tmp_path: Path) -> None:
         found += rerun(ids, 2, argv=argv, env=env(tmp_path, STOP="1"), folder=tmp_path / "t")
     assert found == []
     assert not (tmp_path / "t" / "rerun-2").exists()
+
+
+def test_a_time_limit_bounds_each_round(tmp_path: Path) -> None:
+    # A batched run's hung test was stopped by its batch-timeout; its reruns get the limit too.
+    root = tmp_path / "suite"
+    root.mkdir()
+    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "test_h.py").write_text("import time\n\ndef test_hangs():\n    time.sleep(60)\n")
+    argv = rerun_argv(sys.executable, [str(root / "test_h.py")], ["-p", "no:cacheprovider"])
+    rounds = list(
+        rerun(
+            ["test_h.py::test_hangs"],
+            2,
+            argv=argv,
+            env=env(tmp_path),
+            folder=tmp_path / "t",
+            timeout=1.5,
+        )
+    )
+    assert rounds == [{"test_h.py::test_hangs": "timeout"}] * 2
