@@ -99,8 +99,8 @@ def _coverage(run: Run) -> str:
 
 
 def _peak(run: Run) -> str:
-    value = run.get("peak_rss_bytes")
-    return f"{float(str(value)) / 2**20:.0f} MiB" if isinstance(value, (int, float)) else "—"
+    value = run.get("peak_rss_bytes")  # 0: the run did not sample its memory
+    return f"{value / 2**20:.0f} MiB" if isinstance(value, (int, float)) and value > 0 else "—"
 
 
 def trend_table(runs: Sequence[Run]) -> list[str]:

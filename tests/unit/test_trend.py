@@ -73,7 +73,9 @@ def test_the_mermaid_chart() -> None:
 
 
 def test_the_table_shows_coverage_and_peak_memory_where_known() -> None:
-    rows = trend_table([run(1.0), run(2.0, coverage_percent=87.25, peak_rss_bytes=512 * 2**20)])
+    rows = trend_table(
+        [run(1.0, peak_rss_bytes=0), run(2.0, coverage_percent=87.25, peak_rss_bytes=512 * 2**20)]
+    )
     assert rows[0].startswith(
         "| run | status | tests | workers | engine | coverage % | peak memory |"
     )
