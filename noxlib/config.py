@@ -75,6 +75,13 @@ class Config:
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
     # pytest's python_files, from [tool.pytest.ini_options]: which files a file batch runs.
     python_files: tuple[str, ...] = ("test_*.py", "*_test.py")
+    # Triage of failures and the flakiness signal; see docs/testing.md#triage.
+    triage: bool = True
+    triage_max: int = 50
+    triage_reruns: int = 2
+    tolerate_flaky: bool = False
+    flaky_threshold: float = 5.0
+    auto_rollback: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -187,6 +194,32 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
     "reap-grace": (
         _positive_number,
         "expected seconds between SIGTERM and SIGKILL as a number >= 0, e.g. 1.0",
+    ),
+    "triage": (
+        lambda v: isinstance(v, bool),
+        "expected true or false: whether failed tests are rerun serially and classified",
+    ),
+    "triage-max": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "expected a whole number >= 0: at most this many failed tests are rerun, e.g. 50",
+    ),
+    "triage-reruns": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "expected a whole number >= 1: serial reruns of each failed test, e.g. 2",
+    ),
+    "tolerate-flaky": (
+        lambda v: isinstance(v, bool),
+        "expected true or false: true lets a run pass whose failures are all flaky or "
+        "parallel-only (reported as warnings)",
+    ),
+    "flaky-threshold": (
+        lambda v: _positive_number(v) and float(str(v)) <= 100,
+        "expected a percentage from 0 to 100: the flakiness rate above which to roll back, e.g. 5",
+    ),
+    "auto-rollback": (
+        lambda v: isinstance(v, bool),
+        "expected true or false: true makes 'auto' workers 1 while flakiness is above "
+        "flaky-threshold",
     ),
 }
 _TABLES = ("groups", "coverage")
@@ -332,6 +365,12 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
         reap_grace=float(data.get("reap-grace", 1.0)),
         report_all_tests=data.get("report-all-tests", 50),
         coverage=coverage,
+        triage=data.get("triage", True),
+        triage_max=data.get("triage-max", 50),
+        triage_reruns=data.get("triage-reruns", 2),
+        tolerate_flaky=data.get("tolerate-flaky", False),
+        flaky_threshold=float(data.get("flaky-threshold", 5.0)),
+        auto_rollback=data.get("auto-rollback", False),
     )
 
 

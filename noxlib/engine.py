@@ -20,6 +20,7 @@ from pathlib import Path
 
 from noxlib.memory import Sampler
 from noxlib.parts import PART_DIR_ENV, SELECT_ENV, PartFiles, read_lines
+from noxlib.timeouts import banner_excerpt, main_thread_frames, thread_timeout
 
 POLL_SECONDS = 0.1
 # After Ctrl-C or SIGTERM each pytest process gets SIGTERM (the plugin turns it into a clean
@@ -63,6 +64,8 @@ class PartOutcome:
     seconds: float = 0.0
     attempts: int = 0
     crashed: list[str] = field(default_factory=list)
+    # Tests whose process pytest-timeout's thread method ended: timeouts, not crashes.
+    timed_out: list[str] = field(default_factory=list)
     problem: str = ""  # why a part ended without running its tests, for the summary
     peak_rss: int = 0
 
@@ -183,6 +186,8 @@ def _finish(proc: _Running, outcome: PartOutcome) -> Part | None:
             status = "failed"  # the plugin stopped a batch whose server cannot start
         # A part that lost a test to a crash says so, however its last process ended.
         outcome.status = "crashed" if outcome.crashed and status != "interrupted" else status
+        if outcome.timed_out and outcome.status == "passed":
+            outcome.status = "failed"
         return None
     share = read_lines(files.share)
     if not any(e.get("event") == "selected" for e in events) or not share:
@@ -200,9 +205,16 @@ def _finish(proc: _Running, outcome: PartOutcome) -> Part | None:
         outcome.problem = f"pytest {_how(code)} after its last test"
         return None
     victim, rest = left[0], left[1:]
-    outcome.crashed.append(victim)
-    outcome.problem = f"{victim} crashed: its pytest {_how(code)}"
-    _record_crash(files, victim, proc.part.name, code, time.monotonic() - proc.started)
+    limit = thread_timeout(events, victim, time.time())
+    (outcome.crashed if limit is None else outcome.timed_out).append(victim)
+    outcome.status = "crashed" if outcome.crashed else "failed"
+    spent = time.monotonic() - proc.started
+    if limit is None:
+        outcome.problem = f"{victim} crashed: its pytest {_how(code)}"
+        _record_crash(files, victim, proc.part.name, code, spent)
+    else:
+        outcome.problem = f"{victim} timed out: pytest-timeout's thread method ended its pytest"
+        _record_thread_timeout(proc.part, victim, limit)
     if not rest or outcome.attempts >= MAX_ATTEMPTS:
         return None
     files.select.write_text("".join(f"{nodeid}\n" for nodeid in rest), encoding="utf-8")
@@ -269,6 +281,34 @@ def _record_crash(files: PartFiles, nodeid: str, part: str, code: int | None, sp
     }
     with files.results.open("a", encoding="utf-8") as out:
         out.write(json.dumps(line) + "\n")
+
+
+def _record_thread_timeout(part: Part, nodeid: str, limit: float) -> None:
+    """Write test ``nodeid`` into the part's results as a timeout: pytest-timeout's thread
+    method ended its process, after printing every thread's stack (quoted from the log)."""
+    excerpt = "" if part.passthrough else banner_excerpt(_log_tail(part.files.log))
+    where = "Its stacks are above, in the output." if part.passthrough else ""
+    line: dict[str, object] = {
+        "nodeid": nodeid,
+        "outcome": "timeout",
+        "duration": limit,
+        "worker": part.name,
+        "when": "call",
+        "longrepr": f"Timeout (>{limit:g}s) from pytest-timeout (thread method): it ended the "
+        f"pytest process of part {part.name}. {where}\n{excerpt}".rstrip(),
+    }
+    frames = main_thread_frames(excerpt)
+    if frames:
+        line["frames"] = frames
+    with part.files.results.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")
+
+
+def _log_tail(path: Path, size: int = 256 * 1024) -> str:
+    with contextlib.suppress(OSError), path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - size))
+        return handle.read().decode("utf-8", "replace")
+    return ""
 
 
 def read_results(path: Path) -> list[dict[str, object]]:

@@ -43,6 +43,7 @@ OPTIONS = (
     ),
     Option("--coverage", "measure coverage in this run, whatever the session"),
     Option("--no-coverage", "do not measure coverage in this run, not even in ci"),
+    Option("--no-triage", "do not rerun failed tests serially to classify them in this run"),
     Option("--noxlib-help", "list these options and exit"),
 )
 _BY_FLAG = {option.flag: option for option in OPTIONS}
@@ -58,6 +59,7 @@ class Options:
     coverage: bool | None = None
     help: bool = False
     given: tuple[str, ...] = field(default=())
+    no_triage: bool = False
 
 
 def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
@@ -105,6 +107,7 @@ def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
         coverage=coverage,
         help="--noxlib-help" in values,
         given=tuple(values),
+        no_triage="--no-triage" in values,
     )
     return options, tuple(words[index:])
 

@@ -20,6 +20,7 @@ from noxlib.parts import ShardSpec, parse_shard, plan_shards
 
 if TYPE_CHECKING:  # only types: the pytest plugin imports this module and skips config's cost
     from noxlib.config import Config, Group
+    from noxlib.history import Flakiness
 
 WORKERS_ENV = "PYTEST_WORKERS"
 SHARD_ENV = "NOXLIB_SHARD"
@@ -143,9 +144,14 @@ def _plural(n: int, word: str) -> str:
 
 
 def resolve_workers(
-    env: Mapping[str, str], mode: Mode, config: Config, machine: Machine
+    env: Mapping[str, str],
+    mode: Mode,
+    config: Config,
+    machine: Machine,
+    flakiness: Flakiness | None = None,
 ) -> Workers:
-    """Decide the worker count for ``mode`` from ``PYTEST_WORKERS`` in ``env`` and the machine."""
+    """Decide the worker count for ``mode`` from ``PYTEST_WORKERS`` in ``env`` and the machine;
+    ``flakiness`` is the recorded flakiness rate (for `auto-rollback`)."""
     raw = env.get(WORKERS_ENV, "").strip()
     source = f"the environment variable {WORKERS_ENV}" if raw else f"the '{mode.name}' default"
     setting = parse_worker_setting(raw or mode.default_workers, source)
@@ -153,6 +159,12 @@ def resolve_workers(
     if setting == 1:
         why = f"{WORKERS_ENV}=1" if raw else f"'{mode.name}' is serial unless {WORKERS_ENV} is set"
         return Workers(1, f"1 worker: {why}")
+    if setting == "auto" and config.auto_rollback and flakiness is not None and flakiness.above:
+        # Never silent: the banner carries the figure, and how to override it.
+        return Workers(
+            1,
+            f"1 worker: auto-rollback, {flakiness.describe()}; {WORKERS_ENV}=N overrides",
+        )
     if setting == "auto":
         count = min(machine.cpus, by_memory, config.max_workers)
         return Workers(
@@ -306,10 +318,11 @@ def make_plan(
     machine: Machine,
     *,
     durations: Mapping[str, float] | None = None,
+    flakiness: Flakiness | None = None,
 ) -> Plan:
     """Decide a run of session ``mode`` with ``posargs`` from the command line, knowing the
-    recorded ``durations`` of the project's tests."""
-    workers = resolve_workers(env, mode, config, machine)
+    recorded ``durations`` of the project's tests and the recorded ``flakiness`` rate."""
+    workers = resolve_workers(env, mode, config, machine, flakiness)
     groups, options, rest = split_posargs(posargs, config)
     explicit_paths = any(not w.startswith("-") for w in rest[:1])
     if not groups and not explicit_paths:
@@ -367,7 +380,9 @@ def pytest_args(
         args += ["-n", "0"]
     if plan.mode.ci:
         # --maxfail=0 undoes an -x or --maxfail in the project's addopts: CI sees every failure.
-        args += ["--maxfail=0"]
+        # So does --continue-on-collection-errors: a module that does not import is an error of
+        # its file, and the rest of the suite still runs.
+        args += ["--maxfail=0", "--continue-on-collection-errors"]
         if junit is not None:
             args += ["--junitxml", str(junit)]
         if config.ci_timeout > 0:

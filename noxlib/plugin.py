@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from noxlib.reaping.runs import RUN_DIR_ENV, RUN_ID_ENV
+from noxlib.timeouts import is_timeout_failure
 
 # xdist's name for a worker process; noxlib gives each shard process one too.
 WORKER_ENV = "PYTEST_XDIST_WORKER"
@@ -41,8 +42,9 @@ class ResultsRecorder:
     ``crashed``. Failures carry pytest's own text of them, for the run's summary and triage.
     """
 
-    def __init__(self, path: Path, part: str) -> None:
+    def __init__(self, path: Path, part: str, files: PartFiles | None = None) -> None:
         self.part = part
+        self.files = files  # the part's folder: where thread-method timers are noted
         # Line-buffered: one write per test, and nothing lost when the process dies.
         self.out = path.open("a", encoding="utf-8", buffering=1)
         self.partial: dict[str, dict[str, Any]] = {}
@@ -50,7 +52,9 @@ class ResultsRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when not in ("setup", "call", "teardown"):
             # xdist's report for a test whose worker died: the only report that test gets.
-            self._write(report, {"duration": report.duration, "outcome": "crashed"}, report)
+            self._write(
+                report, {"duration": report.duration, "outcome": self._death(report)}, report
+            )
             return
         entry = self.partial.setdefault(report.nodeid, {"duration": 0.0, "outcome": None})
         entry["duration"] += report.duration
@@ -88,15 +92,24 @@ class ResultsRecorder:
         }
         if failure is not None and outcome not in ("passed", "skipped", "xfailed", "xpassed"):
             line.update(_failure_details(failure))
-            if outcome == "failed" and TIMEOUT_MARK in line["longrepr"]:
+            if outcome == "failed" and is_timeout_failure(line["longrepr"]):
                 line["outcome"] = "timeout"
         self.out.write(json.dumps(line) + "\n")
+
+    def _death(self, report: pytest.TestReport) -> str:
+        """``timeout`` when the dead worker's test had outlived a thread-method timer (which
+        ends the process), else ``crashed``."""
+        if self.files is None:
+            return "crashed"
+        from noxlib.timeouts import thread_timeout
+
+        limit = thread_timeout(self.files.events(), report.nodeid, time.time())
+        return "crashed" if limit is None else "timeout"
 
     def pytest_unconfigure(self) -> None:
         self.out.close()
 
 
-TIMEOUT_MARK = "Timeout >"  # how pytest-timeout's signal method fails a test
 MAX_LONGREPR = 20_000
 
 
@@ -155,6 +168,28 @@ class PartSelector:
 
     def pytest_sessionfinish(self, exitstatus: int) -> None:
         self.part.event({"event": "finished", "exitstatus": int(exitstatus)})
+
+
+class TimerNotes:
+    """Notes the start of each test that runs under pytest-timeout's thread method, with its
+    limit, in the part's meta file: that method ends the process without a report, and the
+    note is how the engine (or the xdist controller) tells its death from a crash.
+
+    Registered only when pytest-timeout is loaded; tests under the signal method, or without
+    a timeout, cost nothing.
+    """
+
+    def __init__(self, part: PartFiles) -> None:
+        self.part = part
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> None:
+        from noxlib.timeouts import THREAD_METHOD, timer_event
+
+        if getattr(settings, "method", None) == THREAD_METHOD:
+            event = timer_event(item.nodeid, THREAD_METHOD, float(settings.timeout), time.time())
+            self.part.event(event)
+        # None: pytest-timeout's own implementation (firstresult) still starts the timer.
 
 
 class ShardIdentity:
@@ -219,9 +254,16 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in _selected_groups():
         config.addinivalue_line("markers", f"{group_marker(name)}: test of noxlib group {name}")
     _Interrupts().install()
-    if hasattr(config, "workerinput"):  # an xdist worker: its controller records and selects
+    from noxlib.parts import PartFiles
+
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # an xdist worker: its controller records and selects
+        # It runs the tests, though: the controller names the part folder for its timer notes.
+        worker_part = workerinput.get(WORKER_PART_KEY)
+        if worker_part:
+            _note_timers(config, PartFiles(Path(worker_part)))
         return
-    from noxlib.parts import BATCH_ENV, PART_DIR_ENV, PartFiles, take_part_env
+    from noxlib.parts import BATCH_ENV, PART_DIR_ENV, take_part_env
     from noxlib.reaping.runs import PART_NAME_ENV
 
     # This process's part, and no child's: a pytest that a test starts must not pick a shard
@@ -233,13 +275,35 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     part = PartFiles(Path(part_dir))
     name = os.environ.get(PART_NAME_ENV, "")
-    config.pluginmanager.register(ResultsRecorder(part.results, name), "noxlib-results")
+    config.pluginmanager.register(ResultsRecorder(part.results, name, part), "noxlib-results")
     config.pluginmanager.register(PartSelector(part, own), "noxlib-part")
+    _note_timers(config, part)
+    if config.pluginmanager.hasplugin("xdist"):  # its hook exists only when xdist is loaded
+        config.pluginmanager.register(WorkerPart(part_dir), "noxlib-worker-part")
     worker = os.environ.get(WORKER_ENV)
     if worker:
         identity = ShardIdentity(worker, os.environ.get(RUN_ID_ENV, ""))
         config.pluginmanager.register(identity, "noxlib-shard-identity")
     config.stash[_PART_KEY] = part
+
+
+WORKER_PART_KEY = "noxlib_part_dir"
+
+
+class WorkerPart:
+    """On an xdist controller: tells each worker its part's folder (the part variables are
+    taken out of the environment, so that no child process writes into the part)."""
+
+    def __init__(self, part_dir: str) -> None:
+        self.part_dir = part_dir
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKER_PART_KEY] = self.part_dir
+
+
+def _note_timers(config: pytest.Config, part: PartFiles) -> None:
+    if config.pluginmanager.hasplugin("timeout"):
+        config.pluginmanager.register(TimerNotes(part), "noxlib-timer-notes")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -21,6 +21,7 @@ from noxlib.memory import human
 from noxlib.merge import PartRow, Result, write_atomic
 from noxlib.parts import STATUSES
 from noxlib.pipeline import PhaseTiming
+from noxlib.triage import Failure
 
 OUTCOMES = STATUSES
 # Shown in the counts line even when zero: the ones a reader looks for first.
@@ -63,6 +64,9 @@ class RunSummary:
     peak_rss: int = 0  # bytes the run's process tree held at most at once (0: not sampled)
     memory_budget: int = 0  # workers x memory-per-worker
     sampler_seconds: float = 0.0  # what sampling the memory cost the runner
+    failures: tuple[Failure, ...] = ()  # each failing test, triaged (triage.py)
+    sections: tuple[str, ...] = ()  # markdown lines after the rest: failures, digest, trend
+    coverage_percent: float | None = None
 
     def counts(self) -> dict[str, int]:
         counted = Counter(r.outcome for r in self.results)
@@ -94,10 +98,10 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]
     return lines
 
 
-def render_markdown(summary: RunSummary) -> str:
-    """The human report: what ran, how it ended, where the time went."""
+def render_head(summary: RunSummary) -> list[str]:
+    """The report's title and key facts (also what GitHub's step summary shows)."""
     counts = summary.counts()
-    lines = [
+    return [
         f"# Test run: `{summary.session}` — {summary.status}",
         "",
         f"- Run id: `{summary.run_id}`, started {summary.started_at}",
@@ -108,6 +112,13 @@ def render_markdown(summary: RunSummary) -> str:
         f"- Wall time: {summary.wall_seconds:.2f} s",
         *_memory_line(summary),
         "",
+    ]
+
+
+def render_markdown(summary: RunSummary) -> str:
+    """The human report: what ran, how it ended, where the time went."""
+    lines = [
+        *render_head(summary),
         "## Phases",
         "",
         *_table(
@@ -133,7 +144,9 @@ def render_markdown(summary: RunSummary) -> str:
         )
     else:
         lines.append("No test finished (collection failed, or the run was stopped early).")
-    return "\n".join(lines) + "\n"
+    if summary.sections:
+        lines += ["", *summary.sections]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _engine(summary: RunSummary) -> str:
@@ -224,7 +237,10 @@ def to_json_line(summary: RunSummary) -> str:
         "counts": summary.counts(),
         "phases": [asdict(p) for p in summary.phases],
         "slowest": [asdict(r) for r in summary.slowest()],
+        "failures": [f.record() for f in summary.failures],
     }
+    if summary.coverage_percent is not None:
+        data["coverage_percent"] = round(summary.coverage_percent, 2)
     return json.dumps(data, sort_keys=True)
 
 

@@ -11,13 +11,15 @@ import os
 import shlex
 import shutil
 import sys
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import nox
 import nox.command
 
-from noxlib import cover, reaping, reports
+from noxlib import cover, findings, history, reaping, reports, reruns, triage
 from noxlib.batches import BatchCheck, batch_check, previous_batches, server_events
 from noxlib.config import Config, load_config
 from noxlib.engine import Part, PartOutcome, run_parts
@@ -58,6 +60,7 @@ from noxlib.plan import (
     MODES,
     WORKERS_ENV,
     Batch,
+    Engine,
     Mode,
     Plan,
     banner,
@@ -220,6 +223,9 @@ class TestRun:
         self.batch_rows: list[BatchCheck] = []
         self.sampler = Sampler()
         self.skipped_batches: list[str] = []
+        self.failures: list[triage.Failure] = []
+        self.tolerated = False  # every failure parallel-only or flaky, and tolerate-flaky set
+        self.started_wall = time.time()
 
     # pre phases
     def reap_stale(self) -> None:
@@ -398,6 +404,11 @@ class TestRun:
                     f"noxlib: {outcome.part.name}: its pytest process died while running "
                     f"{nodeid} (reported as crashed); the rest of its tests ran in a new one"
                 )
+            for nodeid in outcome.timed_out:
+                self.session.log(
+                    f"noxlib: {outcome.part.name}: pytest-timeout's thread method ended its "
+                    f"process in {nodeid} (reported as timeout); the rest ran in a new one"
+                )
 
     # post phases
     def reap(self) -> None:
@@ -438,6 +449,69 @@ class TestRun:
             junit_files = [path for f in files for path in f.junit_files()]
             merge_junit(junit_files, self.results, reports_dir / JUNIT_FILE)
         write_run_info(reports_dir, self.run_info(files))
+
+    def triage(self) -> None:
+        """Rerun the failed tests serially, each rerun one fresh pytest process, and classify
+        them (docs/testing.md#triage). A green run does nothing here."""
+        failed = triage.failing(self.results)
+        if not failed:
+            return
+        off = triage.off_reason(
+            self.config.triage, self.plan.options.no_triage, self.plan.user_args
+        )
+        if self.status == "interrupted":
+            off = "the run was interrupted"
+        chosen, skipped = triage.choose_reruns(failed, self.config.triage_max, off)
+        rounds: list[dict[str, str]] = []
+        stopped = False
+        if chosen:
+            count = self.config.triage_reruns
+            self.session.log(
+                f"noxlib: triage: rerunning {len(chosen)} failed test(s) serially, {count} "
+                "time(s), each time in one fresh pytest process"
+            )
+            try:
+                rounds += reruns.rerun(
+                    chosen,
+                    count,
+                    argv=self.rerun_argv(chosen),
+                    env=self.base_env(),
+                    folder=self.run.dir / "triage",
+                    # A batch's hang was stopped by its batch-timeout; a rerun needs one too.
+                    timeout=max((b.timeout for b in self.batches if b.timeout), default=None),
+                )
+            except KeyboardInterrupt:
+                stopped = True
+                self.session.log("noxlib: triage interrupted: the rest is reported not-rerun")
+            finally:
+                # The reruns ran after the reap phase: end what they left, as it would have.
+                reaping.reap_run(self.run, self.session.log, grace=self.config.reap_grace)
+        self.failures = triage.judge(
+            failed,
+            rounds,
+            skipped,
+            parallel=self.plan.parallel,
+            root=self.config.root,
+            interrupted=stopped,
+        )
+        annotated = triage.annotate(self.results, self.failures)
+        write_results(self.config.reports_path / RESULTS_FILE, annotated)
+        self.tolerated = self.config.tolerate_flaky and triage.tolerated(self.failures)
+        if self.tolerated:
+            self.status = "passed with warnings"
+        for failure in self.failures:
+            why = f" ({failure.reason})" if failure.reason else ""
+            self.session.log(f"noxlib: triage: {failure.nodeid}: {failure.triage}{why}")
+        if any(f.triage == triage.PARALLEL_ONLY for f in self.failures):
+            self.session.log(f"noxlib: {triage.PARALLEL_ONLY_ADVICE}")
+
+    def rerun_argv(self, nodeids: list[str]) -> tuple[str, ...]:
+        """A rerun: the run's pytest arguments for one serial process (timeout, user's
+        arguments), over the failed tests' files, without coverage."""
+        serial = replace(self.plan, engine=Engine("serial", ""), groups=(), explicit_paths=True)
+        args = pytest_args(serial, self.config)
+        paths = reruns.rerun_paths(nodeids, self.config.root, self.plan.paths(self.config.root))
+        return reruns.rerun_argv(str(Path(self.session.bin) / "python"), paths, args)
 
     def run_info(self, files: list[PartFiles]) -> RunInfo:
         plans = [selected_event(f).get("plans") for f in files]
@@ -488,8 +562,10 @@ class TestRun:
             peak_rss=self.sampler.run_peak,
             memory_budget=self.plan.slots * self.config.memory_per_worker,
             sampler_seconds=self.sampler.spent,
+            failures=tuple(self.failures),
+            coverage_percent=self.coverage_percent(),
         )
-        path = reports.write_reports(self.config.reports_path, summary)
+        path, _ = findings.write_report(summary, _findings_settings(self.config), os.environ)
         self.session.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
 
     def batch_json(self) -> list[dict[str, object]]:
@@ -497,6 +573,18 @@ class TestRun:
         rows = [check.as_json() for check in self.batch_rows]
         skipped = {"status": "skipped", "seconds": 0.0, "dirty": False, "dirty_reasons": []}
         return rows + [{"name": name, **skipped} for name in self.skipped_batches]
+
+    def coverage_percent(self) -> float | None:
+        if not (self.rcfile and self.plan.mode.ci):
+            return None
+        xml = self.config.reports_path / "coverage.xml"
+        return findings.coverage_percent(xml, since=self.started_wall)
+
+    def tolerated_failure(self) -> bool:
+        """Whether the run's only failure is tests that triage found parallel-only or flaky,
+        with tolerate-flaky set: then the run passes, and its report says so."""
+        others = [t for t in self.pipeline.timings if t.name != "pytest" and not t.ok]
+        return self.tolerated and not others
 
     def execute(self) -> None:
         try:
@@ -513,9 +601,17 @@ class TestRun:
                 post=(
                     ("reap", self.reap),
                     ("merge", self.merge),
+                    ("triage", self.triage),
                     ("combine-coverage", self.combine_coverage),
                     ("report", self.report),
                 ),
+            )
+        except nox.command.CommandFailed:
+            if not self.tolerated_failure():
+                raise
+            self.session.warn(
+                "noxlib: passed with warnings: every failure was flaky or "
+                "parallel-only (tolerate-flaky = true); see the timing report"
             )
         finally:
             finish_run(self.run, self.session.log)
@@ -556,6 +652,16 @@ def _part_row(outcome: PartOutcome) -> PartRow:
     )
 
 
+def _findings_settings(config: Config) -> findings.Settings:
+    return findings.Settings(
+        reports_dir=config.reports_path,
+        reports_name=config.reports_dir,
+        flaky_threshold=config.flaky_threshold,
+        triage_reruns=config.triage_reruns,
+        tolerate_flaky=config.tolerate_flaky,
+    )
+
+
 def run_cover(session: nox.Session, config: Config, rcfile: Path, args: list[str]) -> None:
     """``python -m noxlib.cover`` in the session venv (where coverage is), judged against the
     project's thresholds."""
@@ -569,10 +675,19 @@ def run_tests(session: nox.Session, config: Config, mode: str = "tests") -> None
     The building block behind the registered sessions: a noxfile can call it from its own
     session (e.g. with another python) and get the same plan, phases, reaping and reports.
     """
+    rate = history.flakiness(
+        history.read_history(config.reports_path / findings.TIMINGS_FILE), config.flaky_threshold
+    )
     try:
         durations = read_durations(config.durations_path)
         plan = make_plan(
-            MODES[mode], session.posargs, os.environ, config, current_machine(), durations=durations
+            MODES[mode],
+            session.posargs,
+            os.environ,
+            config,
+            current_machine(),
+            durations=durations,
+            flakiness=rate,
         )
     except UsageError as exc:
         session.error(str(exc))
@@ -580,6 +695,9 @@ def run_tests(session: nox.Session, config: Config, mode: str = "tests") -> None
         session.log(help_text())
         return
     session.log(banner(plan, config))
+    rollback = history.rollback_line(rate, config.reports_dir)
+    if rollback:
+        session.log(f"noxlib: {rollback}")
     TestRun(session, config, plan, start_run(config.state_dir), durations).execute()
 
 
@@ -624,7 +742,8 @@ def combine(session: nox.Session, config: Config) -> None:
     def report() -> None:
         first = infos[0][1]
         rows = [_shard_row(info) for info in sorted((i for _, i in infos), key=_shard_index)]
-        failed = [row.name for row in rows if row.status != "passed"]
+        # "passed with warnings": a shard whose only failures were tolerated flaky ones.
+        failed = [row.name for row in rows if not row.status.startswith("passed")]
         summary = reports.RunSummary(
             session=first.session,
             run_id=f"combined {total} shards",
@@ -638,8 +757,9 @@ def combine(session: nox.Session, config: Config) -> None:
             started_at=reports.now_iso(),
             engine="shards",
             parts=tuple(rows),
+            failures=tuple(triage.from_annotated(results, config.root)),
         )
-        path = reports.write_reports(reports_dir, summary)
+        path, _ = findings.write_report(summary, _findings_settings(config), os.environ)
         session.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
         if failed:
             raise nox.command.CommandFailed(f"shards {', '.join(failed)} did not pass")

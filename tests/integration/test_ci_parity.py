@@ -126,3 +126,31 @@ def test_the_tpch_report_lists_every_query() -> None:
     assert len(tests) <= load_config(ROOT).report_all_tests, (
         f"tests/tpch has {len(tests)} tests; raise report-all-tests in pyproject.toml"
     )
+
+
+HISTORY_RESTORE = re.compile(
+    r"uses: actions/cache/restore@v\d+\n\s+with:\n\s+path: reports/ci_timings\.jsonl\n"
+    r"\s+key: (run-history-[\w-]+)\$\{\{ github\.ref_name \}\}-.*\n"
+    r"\s+restore-keys: \|\n\s+\1\$\{\{ github\.ref_name \}\}-\n"
+    r"\s+\1\$\{\{ github\.event\.repository\.default_branch \}\}-\n"
+)
+HISTORY_SAVE = re.compile(
+    r"if: always\(\)\n\s+uses: actions/cache/save@v\d+\n\s+with:\n"
+    r"\s+path: reports/ci_timings\.jsonl\n\s+key: (run-history-[\w-]+)\$\{\{ github\.ref_name"
+)
+
+
+def test_the_run_history_survives_between_ci_runs() -> None:
+    # Flakiness rate, rollback and trend read reports/ci_timings.jsonl: each history a job
+    # saves (combine for the sharded tests, tpch for its own) is restored before its runs,
+    # from the branch's cache or else the default branch's.
+    text = (ROOT / "ci" / "github-actions.yml").read_text()
+    restored = set(HISTORY_RESTORE.findall(text))
+    saved = set(HISTORY_SAVE.findall(text))
+    assert saved == {"run-history-tests-", "run-history-tpch-"}, saved
+    assert saved <= restored
+    assert len(HISTORY_RESTORE.findall(text)) == 3  # the shard jobs, combine, tpch
+    gitlab = (ROOT / "ci" / "gitlab-ci.yml").read_text()
+    assert gitlab.count("- run-history-tests-$CI_DEFAULT_BRANCH") == 2
+    assert gitlab.count("- run-history-tpch-$CI_DEFAULT_BRANCH") == 1
+    assert gitlab.count("- reports/ci_timings.jsonl") == 3

@@ -186,6 +186,63 @@ def test_a_crash_in_the_last_test_ends_the_part(tmp_path: Path) -> None:
     }
 
 
+THREAD_TIMEOUT = """
+    import time
+
+    import pytest
+
+    def test_before():
+        pass
+
+    @pytest.mark.timeout(1, method="thread")
+    def test_hangs():
+        time.sleep(30)
+
+    @pytest.mark.timeout(1, method="thread")
+    def test_quick_exit_under_a_timer():
+        import os
+        os._exit(4)  # a crash, though a thread timer was set: it died before the limit
+
+    def test_after():
+        pass
+"""
+
+
+@pytest.mark.parametrize("passthrough", [False, True], ids=["log", "passthrough"])
+def test_the_thread_timeout_method_is_a_timeout_not_a_crash(
+    tmp_path: Path, passthrough: bool
+) -> None:
+    # The thread method ends the whole process with os._exit(1): no report, and a passthrough
+    # part has no log to read; the timer note tells the engine what happened.
+    suite = write_suite(tmp_path / "suite", {"test_hang.py": THREAD_TIMEOUT})
+    part = make_part(tmp_path, "serial", suite)
+    part = Part(part.name, part.argv, part.env, part.dir, passthrough=passthrough)
+    (outcome,) = run_parts([part], slots=1)
+    assert by_id(outcome) == {
+        "test_hang.py::test_before": "passed",
+        "test_hang.py::test_hangs": "timeout",
+        "test_hang.py::test_quick_exit_under_a_timer": "crashed",
+        "test_hang.py::test_after": "passed",
+    }
+    assert outcome.timed_out == ["test_hang.py::test_hangs"]
+    assert outcome.crashed == ["test_hang.py::test_quick_exit_under_a_timer"]
+    assert outcome.attempts == 3
+    hung = next(r for r in results(outcome) if r["outcome"] == "timeout")
+    assert "Timeout (>1s) from pytest-timeout (thread method)" in str(hung["longrepr"])
+    if not passthrough:  # the stacks it printed are quoted, and where it hung is known
+        assert "Stack of MainThread" in str(hung["longrepr"])
+        assert ["test_hang.py", 11] in [[Path(str(p)).name, n] for p, n in hung["frames"]]  # type: ignore[attr-defined]
+
+
+def test_a_thread_timeout_in_an_xdist_worker_is_a_timeout(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "suite", {"test_hang.py": THREAD_TIMEOUT})
+    (outcome,) = run_parts([make_part(tmp_path, "xdist", suite, "-n", "2")], slots=1)
+    found = by_id(outcome)
+    assert found["test_hang.py::test_hangs"] == "timeout", log(outcome)
+    assert found["test_hang.py::test_quick_exit_under_a_timer"] == "crashed"
+    assert len(found) == 4  # xdist replaced its dead workers and ran the rest
+
+
 TIMED = """
     import os, time
     from pathlib import Path

@@ -152,3 +152,51 @@ def test_parse_size(text: str, size: int) -> None:
 def test_parse_size_rejects_numbers_without_unit() -> None:
     with pytest.raises(ValueError, match="2048"):
         parse_size("2048")
+
+
+TRIAGE_KEYS = """
+triage = false
+triage-max = 10
+triage-reruns = 3
+tolerate-flaky = true
+flaky-threshold = 2.5
+auto-rollback = true
+"""
+
+
+def test_the_triage_keys_and_their_defaults(tmp_path: Path) -> None:
+    defaults = load_config(project(tmp_path, GOOD))
+    assert (defaults.triage, defaults.triage_max, defaults.triage_reruns) == (True, 50, 2)
+    assert (defaults.tolerate_flaky, defaults.flaky_threshold, defaults.auto_rollback) == (
+        False,
+        5.0,
+        False,
+    )
+    text = GOOD.replace("ci-timeout = 120", "ci-timeout = 120" + TRIAGE_KEYS)
+    config = load_config(project(tmp_path, text))
+    assert (config.triage, config.triage_max, config.triage_reruns) == (False, 10, 3)
+    assert (config.tolerate_flaky, config.flaky_threshold, config.auto_rollback) == (
+        True,
+        2.5,
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fix"),
+    [
+        ("triage", '"yes"', "expected true or false"),
+        ("triage-max", "-1", "whole number >= 0"),
+        ("triage-reruns", "0", "whole number >= 1"),
+        ("tolerate-flaky", "1", "expected true or false"),
+        ("flaky-threshold", "120", "percentage from 0 to 100"),
+        ("flaky-threshold", "nan", "percentage from 0 to 100"),
+        ("auto-rollback", '"on"', "expected true or false"),
+    ],
+)
+def test_bad_triage_values_are_named_with_their_fix(
+    tmp_path: Path, key: str, value: str, fix: str
+) -> None:
+    message = load_error(tmp_path, GOOD.replace("ci-timeout = 120", f"{key} = {value}"))
+    assert f"tool.noxlib.{key} = " in message
+    assert fix in message

@@ -150,6 +150,7 @@ def test_help_lists_every_option_with_its_help() -> None:
         "--resume",
         "--coverage",
         "--no-coverage",
+        "--no-triage",
         "--noxlib-help",
     ]
     columns = set()
@@ -158,3 +159,10 @@ def test_help_lists_every_option_with_its_help() -> None:
         columns.add(line.index(option.help))
     assert len(columns) == 1  # the helps start in one column
     assert "  --engine NAME  " in text
+
+
+def test_no_triage() -> None:
+    options, rest = parse_options(["--no-triage", "-k", "x"])
+    assert options.no_triage is True
+    assert rest == ("-k", "x")
+    assert parse_options([])[0].no_triage is False

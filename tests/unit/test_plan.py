@@ -9,6 +9,7 @@ import pytest
 
 from noxlib.config import Config, CoverageSettings, Group
 from noxlib.errors import UsageError
+from noxlib.history import Flakiness
 from noxlib.parts import ShardSpec
 from noxlib.plan import (
     MODES,
@@ -154,6 +155,7 @@ def test_ci_mode_adds_junit_timeout_and_no_maxfail(config: Config, tmp_path: Pat
     assert args[args.index("--junitxml") + 1] == str(junit)
     assert args[args.index("--timeout") + 1] == "600"
     assert "--maxfail=0" in args
+    assert "--continue-on-collection-errors" in args  # a broken module hides no other test
     plain = pytest_args(make_plan(MODES["tests"], ["unit"], {}, config, BIG), config)
     assert "--junitxml" not in plain
     assert "--timeout" not in plain
@@ -284,3 +286,26 @@ def test_coverage_is_measured_in_ci_and_on_request(config: Config) -> None:
     assert not measured("ci", "--coverage", cfg=off)
     everywhere = replace(config, coverage=CoverageSettings(sessions=("tests", "ci")))
     assert measured("tests", cfg=everywhere)
+
+
+HIGH = Flakiness(runs=20, flaky=2, threshold=5.0)
+
+
+def test_auto_rollback_makes_auto_one_worker_and_says_why(config: Config) -> None:
+    rolled = replace(config, auto_rollback=True)
+    plan = make_plan(MODES["tests-parallel"], [], {}, rolled, BIG, flakiness=HIGH)
+    assert plan.workers.count == 1
+    assert plan.engine.name == "serial"
+    text = banner(plan, rolled)
+    assert "serial, 1 worker: auto-rollback, flakiness 10 %: 2 of the last 20 parallel runs" in text
+    assert "PYTEST_WORKERS=N overrides" in text
+
+
+def test_auto_rollback_leaves_explicit_counts_and_low_rates_alone(config: Config) -> None:
+    rolled = replace(config, auto_rollback=True)
+    explicit = make_plan(MODES["ci"], [], {"PYTEST_WORKERS": "2"}, rolled, BIG, flakiness=HIGH)
+    assert explicit.workers.count == 2
+    low = Flakiness(runs=20, flaky=1, threshold=5.0)
+    assert make_plan(MODES["ci"], [], {}, rolled, BIG, flakiness=low).workers.count == 2
+    # Opt-in: without auto-rollback a high rate only speaks in the banner (sessions.py).
+    assert make_plan(MODES["ci"], [], {}, config, BIG, flakiness=HIGH).workers.count == 2

@@ -124,3 +124,30 @@ def test_concurrent_appends_land_whole(tmp_path: Path) -> None:
     assert sorted((d["writer"], d["i"]) for d in map(json.loads, lines)) == [
         (w, i) for w in range(4) for i in range(40)
     ]
+
+
+def test_json_line_has_failures_and_coverage_when_known() -> None:
+    from noxlib.triage import Cause, Failure
+
+    failure = Failure("t.py::test_11", "failed", "not-rerun", Cause("K", "K", "m"), "over x")
+    plain = json.loads(to_json_line(summary(many())))
+    assert plain["failures"] == []
+    assert "coverage_percent" not in plain  # unknown is left out, not 0
+    data = json.loads(
+        to_json_line(replace(summary(many()), failures=(failure,), coverage_percent=87.254))
+    )
+    assert data["failures"] == [
+        {
+            "nodeid": "t.py::test_11",
+            "status": "failed",
+            "triage": "not-rerun",
+            "category": "K",
+            "reason": "over x",
+        }
+    ]
+    assert data["coverage_percent"] == 87.25
+
+
+def test_extra_sections_come_last() -> None:
+    text = render_markdown(replace(summary(many()), sections=("## Trend", "", "the end")))
+    assert text.endswith("## Trend\n\nthe end\n")

@@ -1,0 +1,80 @@
+"""The report's view past one run's timings: its failures triaged and grouped by root cause,
+the flakiness rate, the trend of comparable runs; ``reports/flaky.md``; GitHub's step summary.
+
+Used by the run's report phase and by ``combine``; no nox, no pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from noxlib import history, reports, trend, triage
+from noxlib.merge import write_atomic
+
+TIMINGS_FILE = "ci_timings.jsonl"
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the findings need from the configuration."""
+
+    reports_dir: Path
+    reports_name: str  # as the user wrote it ("reports"), for the lines that name files
+    flaky_threshold: float
+    triage_reruns: int
+    tolerate_flaky: bool
+
+
+def write_report(
+    summary: reports.RunSummary, settings: Settings, env: Mapping[str, str]
+) -> tuple[Path, reports.RunSummary]:
+    """Write ``ci_timings.md`` (with the failures, root causes, flakiness and trend),
+    ``ci_timings.jsonl``, ``flaky.md``, and under GitHub Actions the step summary. Returns the
+    .md path and the summary as written."""
+    runs = [*history.read_history(settings.reports_dir / TIMINGS_FILE)]
+    runs.append(json.loads(reports.to_json_line(summary)))
+    rate = history.flakiness(runs, settings.flaky_threshold)
+    found = [
+        *triage.render_failures(
+            summary.failures, reruns=settings.triage_reruns, tolerate=settings.tolerate_flaky
+        ),
+        *triage.render_digest(summary.failures),
+    ]
+    flakiness = flakiness_section(rate, settings.reports_name)
+    summary = replace(summary, sections=(*found, *flakiness, *trend.render_trend(runs)))
+    path = reports.write_reports(settings.reports_dir, summary)
+    write_atomic(settings.reports_dir / history.FLAKY_FILE, history.render_flaky_md(runs))
+    step_summary = env.get(STEP_SUMMARY_ENV)
+    if step_summary:
+        text = "\n".join([*reports.render_head(summary), *found, *flakiness])
+        with contextlib.suppress(OSError), open(step_summary, "a", encoding="utf-8") as out:
+            out.write(text.rstrip("\n") + "\n\n")
+    return path, summary
+
+
+def flakiness_section(rate: history.Flakiness, reports_name: str) -> list[str]:
+    """One line with the flakiness rate; the rollback line when it is above the threshold."""
+    if not rate.runs:
+        return []
+    described = rate.describe()
+    line = history.rollback_line(rate, reports_name) or f"{described[0].upper()}{described[1:]}."
+    return ["## Flakiness", "", line, ""]
+
+
+def coverage_percent(xml: Path, since: float) -> float | None:
+    """Total line coverage from a Cobertura ``xml`` written at or after ``since`` (a report
+    left by an earlier run says nothing about this one); None when unknown."""
+    try:
+        if os.stat(xml).st_mtime < since:
+            return None
+        rate = ET.parse(xml).getroot().get("line-rate")
+        return round(100.0 * float(rate), 2) if rate is not None else None
+    except (OSError, ET.ParseError, ValueError):
+        return None

@@ -1,0 +1,5 @@
+import os
+
+
+def test_exits():
+    os._exit(3)
