@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from noxlib import history, reports, trend, triage
+from noxlib import causes, history, reports, trend, triage
 from noxlib.merge import write_atomic
 
 TIMINGS_FILE = "ci_timings.jsonl"
@@ -45,7 +45,7 @@ def write_report(
         *triage.render_failures(
             summary.failures, reruns=settings.triage_reruns, tolerate=settings.tolerate_flaky
         ),
-        *triage.render_digest(summary.failures),
+        *causes.render_digest([(f.nodeid, f.cause) for f in summary.failures]),
     ]
     flakiness = flakiness_section(rate, settings.reports_name)
     summary = replace(summary, sections=(*found, *flakiness, *trend.render_trend(runs)))

@@ -6,11 +6,12 @@ import json
 import os
 from pathlib import Path
 
+from noxlib.causes import Cause
 from noxlib.findings import Settings, coverage_percent, write_report
 from noxlib.pipeline import PhaseTiming
 from noxlib.reports import RunSummary, TestResult
 from noxlib.reruns import rerun_argv, rerun_env, rerun_paths
-from noxlib.triage import FAILS_ALWAYS, PARALLEL_ONLY, Cause, Failure
+from noxlib.triage import FAILS_ALWAYS, PARALLEL_ONLY, Failure
 
 
 def summary(failures: tuple[Failure, ...]) -> RunSummary:

@@ -127,7 +127,8 @@ def test_concurrent_appends_land_whole(tmp_path: Path) -> None:
 
 
 def test_json_line_has_failures_and_coverage_when_known() -> None:
-    from noxlib.triage import Cause, Failure
+    from noxlib.causes import Cause
+    from noxlib.triage import Failure
 
     failure = Failure("t.py::test_11", "failed", "not-rerun", Cause("K", "K", "m"), "over x")
     plain = json.loads(to_json_line(summary(many())))

@@ -6,31 +6,33 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.triage import (
+from noxlib.causes import (
     COLLECTION_ERROR,
     CONNECTION_REFUSED,
     CRASHED,
-    FAILS_ALWAYS,
-    FLAKY,
     IMPORT_ERROR,
-    NOT_RERUN,
-    PARALLEL_ONLY,
     SERVER_DIED,
     TIMEOUT,
-    Failure,
-    annotate,
     cause_of,
-    choose_reruns,
-    classify,
     digest,
     exception_of,
-    from_annotated,
-    judge,
     listed_tests,
     normalise,
-    off_reason,
     project_frame,
     render_digest,
+)
+from noxlib.triage import (
+    FAILS_ALWAYS,
+    FLAKY,
+    NOT_RERUN,
+    PARALLEL_ONLY,
+    Failure,
+    annotate,
+    choose_reruns,
+    classify,
+    from_annotated,
+    judge,
+    off_reason,
     render_failures,
     tolerated,
 )
@@ -330,11 +332,11 @@ def test_the_digest_groups_counts_and_shortens_the_test_list() -> None:
         parallel=True,
         root=ROOT,
     )[0]
-    categories = digest([other, *same])
+    categories = digest([(f.nodeid, f.cause) for f in (other, *same)])
     assert [c.count for c in categories] == [5, 1]
     assert categories[0].key == "ValueError: record N at t.py:9"
     assert categories[0].message == "ValueError: record 0"
-    text = "\n".join(render_digest([other, *same]))
+    text = "\n".join(render_digest([(f.nodeid, f.cause) for f in (other, *same)]))
     assert "### 5 tests: ValueError: record N at t.py:9" in text
     assert "`t.py::r[0]`, `t.py::r[1]`, `t.py::r[2]` and 2 more" in text
     assert "### 1 test: KeyError: 'k' at t.py:3" in text
