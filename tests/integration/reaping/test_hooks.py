@@ -74,7 +74,12 @@ RUNNER = textwrap.dedent(
         "signal.signal(signal.SIGTERM, respawn)\n"
         "with open(pids, 'a') as out:\n"
         "    out.write(f'{os.getpid()}\\n')\n"
-        "print('ready', flush=True)\n"
+        # On a loaded machine the sweep may SIGKILL the parent (after its grace) before it
+        # reads this line: a closed pipe must not end the copy that is to survive.
+        "try:\n"
+        "    print('ready', flush=True)\n"
+        "except BrokenPipeError:\n"
+        "    pass\n"
         "while True:\n"
         "    time.sleep(120)\n"
     )
