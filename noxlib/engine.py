@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from noxlib.memory import Sampler
+from noxlib.merge import read_results
 from noxlib.parts import PART_DIR_ENV, SELECT_ENV, PartFiles, read_lines
 from noxlib.timeouts import banner_excerpt, main_thread_frames, thread_timeout
 
@@ -309,18 +310,6 @@ def _log_tail(path: Path, size: int = 256 * 1024) -> str:
         handle.seek(max(0, path.stat().st_size - size))
         return handle.read().decode("utf-8", "replace")
     return ""
-
-
-def read_results(path: Path) -> list[dict[str, object]]:
-    """The result lines of a part's results file; a line torn by a dead writer is skipped."""
-    found = []
-    with contextlib.suppress(FileNotFoundError), path.open("rb") as handle:
-        for raw in handle:
-            with contextlib.suppress(ValueError):
-                record = json.loads(raw)
-                if isinstance(record, dict) and "nodeid" in record:
-                    found.append(record)
-    return found
 
 
 def _stop_all(running: list[_Running], outcomes: dict[str, PartOutcome]) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from noxlib.engine import Part, read_results, run_parts
+from noxlib.engine import Part, run_parts
+from noxlib.merge import read_results
 from noxlib.parts import SELECT_ENV, file_of
 from noxlib.reaping.runs import PART_NAME_ENV
 
