@@ -8,12 +8,14 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import psutil
 import pytest
 
 NOXFILE = "import noxlib\nnoxlib.register_sessions()\n"
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 def write_project(root: Path, pyproject: str, files: dict[str, str] | None = None) -> Path:
@@ -50,6 +52,7 @@ def run_nox(
     project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """Run the real nox in ``project``; stdout and stderr together in ``.stdout``."""
+    _nox_imports_this_checkout(project)
     return subprocess.run(
         [sys.executable, "-m", "nox", *args],
         cwd=project,
@@ -60,6 +63,29 @@ def run_nox(
         timeout=timeout,
         check=False,
     )
+
+
+@cache
+def _nox_imports_this_checkout(project: Path) -> None:
+    """Stop when a nested nox would import another copy of noxlib than the one under test.
+
+    The nested nox runs in the project's folder, where this checkout is not on sys.path: it
+    imports whatever noxlib the Python has installed. An editable install of another clone would
+    silently test that clone's code."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import noxlib; print(noxlib.__file__)"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if Path(found or "?").resolve().parent != CHECKOUT / "noxlib":
+        pytest.exit(
+            f"{sys.executable} imports noxlib from {found or 'nowhere'}, not from the checkout "
+            f"under test ({CHECKOUT}). Install this checkout: "
+            f"{sys.executable} -m pip install -e '{CHECKOUT}[uv]'",
+            returncode=4,
+        )
 
 
 def alive(proc: psutil.Process) -> bool:
