@@ -46,12 +46,15 @@ FILES = {
             pass
     """,
     "tests/gui/test_c_hangs.py": """
-        import time
+        import os, pathlib, subprocess, time
 
         def test_c1():
             pass
 
         def test_c2_hangs():
+            # A child in the batch's own process group: the timeout must end the whole tree.
+            child = subprocess.Popen(["sleep", "300"])
+            pathlib.Path(os.environ["RECORD"], "child.pid").write_text(str(child.pid))
             time.sleep(120)
     """,
     "tests/gui/test_d_passes.py": """
@@ -89,8 +92,9 @@ def test_four_batches_each_get_their_status_and_the_dirty_one_is_cleaned(
     assert dirty == {"tests/gui/test_a_leaves.py"}
     assert "left 1 process running (sleep pid" in result.stdout
     assert "batch tests/gui/test_a_leaves.py passed: left 1 process running" in result.stdout
-    sleep = int((record / "sleep.pid").read_text())
-    assert not psutil.pid_exists(sleep) or not wait_gone([psutil.Process(sleep)], 10)
+    for name in ("sleep.pid", "child.pid"):
+        pid = int((record / name).read_text())
+        assert not psutil.pid_exists(pid) or not wait_gone([psutil.Process(pid)], 10), name
     # Nothing of the run is left: no process carries its id.
     run_id = str(last_run(project)["run_id"])
     assert not [p for p in psutil.process_iter() if _env(p).get("NOXLIB_RUN_ID") == run_id]
