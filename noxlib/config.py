@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from noxlib.depgroups import resolve_groups
 from noxlib.errors import ConfigError
 from noxlib.options import ENGINES
 from noxlib.parts import DEFAULT_DURATIONS_FILE, KEEP_TOGETHER
@@ -26,6 +27,9 @@ else:  # pragma: no cover - exercised only on 3.10
 
 DIST_MODES = ("load", "loadscope", "loadfile", "loadgroup", "worksteal")
 GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+# What nox accepts as a session's python and a CI matrix can install: "3.12", free-threaded
+# "3.13t", "pypy3.10".
+PYTHON_VERSION = re.compile(r"^(?:pypy)?3\.\d+t?$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)\s*$")
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
 
@@ -62,6 +66,11 @@ class Config:
     default_groups: tuple[str, ...]
     install: tuple[str, ...] = (".",)
     test_requirements: tuple[str, ...] = ()
+    # PEP 735 groups named by the dependency-groups setting, and what they resolve to.
+    dependency_groups: tuple[str, ...] = ()
+    group_requirements: tuple[str, ...] = ()
+    # Python versions of the sessions: each session becomes one per version (tests-3.12).
+    python: tuple[str, ...] = ()
     memory_per_worker: int = 2 * 2**30
     max_workers: int = 8
     dist: str = "load"
@@ -154,6 +163,11 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
         _string_list,
         'expected a list of requirements, e.g. test-requirements = ["hypothesis"]',
     ),
+    "dependency-groups": (
+        _string_list,
+        "expected a list of [dependency-groups] names (PEP 735), "
+        'e.g. dependency-groups = ["tests"]',
+    ),
     "default-groups": (_string_list, 'expected a list of group names, e.g. ["unit"]'),
     "memory-per-worker": (
         _is_size,
@@ -223,6 +237,7 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
     ),
 }
 _TABLES = ("groups", "coverage")
+_LISTS = ("python",)  # keys with a reader of their own, for a message per bad item
 _GROUP_KEYS = ("paths", "description", "markers", "batch", "batch-timeout")
 BATCH_MODES = ("file", "group")
 _COVERAGE_KEYS = ("enabled", "sessions", "source", "branch", "fail-under")
@@ -280,6 +295,30 @@ def _read_group(root: Path, name: str, table: object, problems: _Problems) -> Gr
     return Group(name, tuple(paths), description, markers, batch, timeout)
 
 
+def _read_python(value: object, problems: _Problems) -> tuple[str, ...]:
+    """The ``python`` setting: a non-empty list of distinct version strings."""
+    example = 'e.g. python = ["3.11", "3.12"]'
+    if not isinstance(value, list) or not value:
+        problems.add("python", value, f"expected a non-empty list of Python versions, {example}")
+        return ()
+    versions: list[str] = []
+    for item in value:
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            # TOML reads 3.10 as the number 3.1: only a string keeps the version.
+            problems.add("python", item, f"a number; write each version as a string, {example}")
+        elif not isinstance(item, str) or not PYTHON_VERSION.match(item):
+            problems.add(
+                "python",
+                item,
+                f'not a Python version nox can find; {example} ("3.13t" free-threaded, "pypy3.10")',
+            )
+        elif item in versions:
+            problems.add("python", item, "listed twice; list each version once")
+        else:
+            versions.append(item)
+    return tuple(versions)
+
+
 def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
     if not isinstance(table, dict):
         problems.add("coverage", table, "expected a table: [tool.noxlib.coverage]")
@@ -321,7 +360,7 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
     ``source`` is the file the table came from; every error message names it.
     """
     problems = _Problems(source)
-    known = (*_SCALARS, *_TABLES)
+    known = (*_SCALARS, *_TABLES, *_LISTS)
     for key, value in data.items():
         if key not in known:
             _unknown(problems, "", key, value, known)
@@ -347,6 +386,7 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
                 known_groups = ", ".join(raw_groups) or "none"
                 problems.add("default-groups", name, f"no such group; groups are: {known_groups}")
     coverage = _read_coverage(data.get("coverage", {}), problems)
+    python = _read_python(data["python"], problems) if "python" in data else ()
     problems.raise_if_any()
     return Config(
         root=root,
@@ -354,6 +394,8 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
         default_groups=tuple(defaults),
         install=tuple(data.get("install", (".",))),
         test_requirements=tuple(data.get("test-requirements", ())),
+        dependency_groups=tuple(data.get("dependency-groups", ())),
+        python=python,
         memory_per_worker=parse_size(data.get("memory-per-worker", "2GiB")),
         max_workers=data.get("max-workers", 8),
         dist=data.get("dist", "load"),
@@ -399,6 +441,9 @@ def load_config(root: Path) -> Config:
     if not isinstance(table, dict):
         raise ConfigError(f"tool.noxlib in {source} must be a table, not {table!r}.")
     config = parse_config(table, root, source)
+    if config.dependency_groups:
+        requirements = resolve_groups(document, config.dependency_groups, source)
+        config = replace(config, group_requirements=requirements)
     pytest_ini = document.get("tool", {}).get("pytest", {}).get("ini_options", {})
     python_files = pytest_ini.get("python_files") if isinstance(pytest_ini, dict) else None
     if isinstance(python_files, str):

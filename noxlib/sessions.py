@@ -12,7 +12,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,12 +76,16 @@ from noxlib.progress import Progress, failures_report
 from noxlib.reaping import Run, finish_run, start_run
 from noxlib.reaping.runs import PART_NAME_ENV, ensure_state_dir
 
+# patch = subprocess came in coverage 7.10 and measured subprocesses started in other folders
+# only from 7.10.3/7.10.6; the [run] core setting came in 7.9; sysmon's branch measurement on
+# Python 3.14 claimed missing branches wrongly before 7.11.1.
+COVERAGE_REQUIREMENT = "coverage>=7.11.1"
 # What every session venv gets besides the project: the runner, its plugins, and psutil for
 # noxlib's own plugin (installed with --no-deps so nox itself stays out of the venv).
 TEST_TOOLS: tuple[str, ...] = (
     "pytest",
     "pytest-xdist",
-    "coverage",
+    COVERAGE_REQUIREMENT,
     "pytest-timeout",
     "psutil",
     "tomli; python_version < '3.11'",
@@ -101,13 +105,18 @@ def _fail_loading(exc: NoxlibError) -> None:
 
 
 def register_sessions(
-    root: str | Path | None = None, *, python: str | None = None, venv_backend: str = VENV_BACKEND
+    root: str | Path | None = None,
+    *,
+    python: str | Sequence[str] | None = None,
+    venv_backend: str = VENV_BACKEND,
 ) -> Config:
-    """Register the ``tests``, ``tests-parallel``, ``ci`` and ``reap`` sessions with nox.
+    """Register the ``tests``, ``tests-parallel``, ``ci``, ``combine`` and ``reap`` sessions.
 
     ``root`` is the project folder whose pyproject.toml holds ``[tool.noxlib]``; by default the
     noxfile's folder (nox runs noxfiles from there). ``python`` and ``venv_backend`` go to
-    ``nox.session``. Returns the validated config, so a noxfile can build more sessions on it.
+    ``nox.session``; without ``python``, the ``python`` setting's versions make the test
+    sessions nox's parametrized ones (``tests-3.12``). Returns the validated config, so a
+    noxfile can build more sessions on it.
     """
     try:
         config = load_config(Path(root or Path.cwd()).resolve())
@@ -115,12 +124,15 @@ def register_sessions(
             parse_worker_setting(os.environ[WORKERS_ENV], f"the environment variable {WORKERS_ENV}")
     except NoxlibError as exc:
         _fail_loading(exc)
+    pythons = python if python is not None else list(config.python) or None
     for mode in MODES.values():
         nox.session(
-            name=mode.name, python=python, venv_backend=venv_backend, default=mode.name == "tests"
+            name=mode.name, python=pythons, venv_backend=venv_backend, default=mode.name == "tests"
         )(_session_for(mode, config))
     nox.session(name="reap", venv_backend="none", default=False)(_reap_session_for(config))
-    nox.session(name="combine", python=python, venv_backend=venv_backend, default=False)(
+    # One interpreter merges the shards of every version: combine is never parametrized.
+    single = python if isinstance(python, str) else None
+    nox.session(name="combine", python=single, venv_backend=venv_backend, default=False)(
         _combine_session_for(config)
     )
     return config
@@ -241,10 +253,16 @@ class TestRun:
         coverage data stays in the run folder."""
         write_durations(self.run.dir / "durations.json", self.durations)
         if measures_coverage(self.plan, self.config):
-            self.rcfile = cover.write_rcfile(self.config.root, self.config.coverage, self.run.dir)
+            settings = self.config.coverage
+            python = cover.venv_python(Path(self.session.bin).parent)
+            self.session.log(
+                f"noxlib: {cover.core_for_run(self.config.root, settings, python).line()}"
+            )
+            self.rcfile = cover.write_rcfile(self.config.root, settings, self.run.dir, python)
 
     def install(self) -> None:
-        self.session.install(*self.config.install, *TEST_TOOLS, *self.config.test_requirements)
+        requirements = (*self.config.group_requirements, *self.config.test_requirements)
+        self.session.install(*self.config.install, *TEST_TOOLS, *requirements)
         self.session.install("--no-deps", *self_install_args())
         self.installed = True
 
@@ -729,7 +747,7 @@ def combine(session: nox.Session, config: Config) -> None:
         if not data:
             session.log("noxlib: no shard left coverage data; no coverage to combine")
             return
-        session.install("coverage", "tomli; python_version < '3.11'")
+        session.install(COVERAGE_REQUIREMENT, "tomli; python_version < '3.11'")
         session.install("--no-deps", *self_install_args())
         rcfile = cover.write_rcfile(config.root, config.coverage, Path(session.create_tmp()))
         roots = {info.root for _, info in infos} - {str(config.root)}

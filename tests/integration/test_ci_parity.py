@@ -13,7 +13,11 @@ ROOT = Path(__file__).parents[2]
 CI_FILES = sorted(
     [*ROOT.glob("ci/*.yml"), *ROOT.glob(".github/workflows/*.yml"), ROOT / ".ci" / "run"]
 )
-NOX_SESSION = re.compile(r"\bnox\b[^\n]*?(?:-s|--session|--sessions)\s+([\w-]+)")
+NOX_SESSION = re.compile(r"\bnox\b[^\n]*?(?:-s|--session|--sessions)\s+([\w.-]+)")
+# A matrix job's Python in a session name: GitHub's expression, GitLab's variable.
+MATRIX_PYTHON = re.compile(r"\$\{\{ matrix\.python \}\}|\$PYTHON\b")
+# nox's parametrized session names: ci-3.12 runs as ci-3.12, and ci runs them all.
+PYTHON_SUFFIX = re.compile(r"-(?:pypy)?\d+\.\d+t?$")
 PYTEST_DIRECT = re.compile(r"(?:^|[\s;&|(])(?:python3?\s+-m\s+)?pytest\b(?![-\w])", re.M)
 
 
@@ -22,17 +26,36 @@ def commands(path: Path) -> str:
     return "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
 
 
+def config_pythons() -> tuple[str, ...]:
+    from noxlib.config import load_config
+
+    return load_config(ROOT).python
+
+
+def session_names(text: str) -> list[str]:
+    """The sessions ``text`` runs; a matrix job's ``ci-${{ matrix.python }}`` counts as the
+    session of each Python of the config."""
+    names = []
+    for name in NOX_SESSION.findall(MATRIX_PYTHON.sub("MATRIXPYTHON", text)):
+        if "MATRIXPYTHON" in name:
+            names += [name.replace("MATRIXPYTHON", v) for v in config_pythons()]
+        else:
+            names.append(name)
+    return names
+
+
 @pytest.fixture(scope="module")
 def registered_sessions() -> set[str]:
     # `nox -l` marks every registered session with "* " (default) or "- " (not default).
     listed = subprocess.run(
         [sys.executable, "-m", "nox", "-l"], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    return {
+    names = {
         line[2:].split(" -> ")[0].strip()
         for line in listed.stdout.splitlines()
         if line.startswith(("* ", "- "))
     }
+    return names | {PYTHON_SUFFIX.sub("", name) for name in names}
 
 
 def test_the_ci_files_exist() -> None:
@@ -48,7 +71,7 @@ def test_github_workflow_is_identical_to_the_one_in_ci() -> None:
 @pytest.mark.parametrize("path", CI_FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_ci_file_runs_only_registered_sessions(path: Path, registered_sessions: set[str]) -> None:
     text = commands(path)
-    named = NOX_SESSION.findall(text)
+    named = session_names(text)
     assert named, f"{path} runs no nox session"
     unknown = sorted(set(named) - registered_sessions)
     assert not unknown, f"{path} names sessions the noxfile does not register: {unknown}"
@@ -63,6 +86,28 @@ def test_the_checks_catch_what_they_guard(registered_sessions: set[str]) -> None
     assert NOX_SESSION.findall("python -m nox -s deploy") == ["deploy"]
     assert "deploy" not in registered_sessions
     assert {"tests", "tests-parallel", "ci", "reap", "combine"} <= registered_sessions
+    assert {"ci-3.10", "ci-3.14", "tests-parallel-3.12"} <= registered_sessions
+    assert "ci-3.9" not in registered_sessions
+    assert session_names("run: nox -s ci-${{ matrix.python }}") == [
+        f"ci-{v}" for v in config_pythons()
+    ]
+
+
+MATRIX = re.compile(r"^\s+(?:python|- PYTHON): \[([^\]]*)\]$", re.M)
+SETUP_PYTHON = re.compile(r'python-version: "(\d+\.\d+)"')
+
+
+def test_the_ci_matrix_runs_every_python_of_the_config() -> None:
+    # ci-X.Y for each version of [tool.noxlib] python: the main version's sharded job, and the
+    # matrix job for the others; no version left out, none run that the config lacks.
+    for name in ("ci/github-actions.yml", "ci/gitlab-ci.yml"):
+        text = commands(ROOT / name)
+        (matrix,) = MATRIX.findall(text)
+        others = [v.strip().strip('"') for v in matrix.split(",")]
+        main = {n.removeprefix("ci-") for n in session_names(text) if PYTHON_SUFFIX.search(n)}
+        assert sorted(main | set(others), key=lambda v: tuple(map(int, v.split(".")))) == list(
+            config_pythons()
+        ), name
 
 
 SHARD_MATRIX = re.compile(r"^\s+shard: \[([\d, ]+)\]$", re.M)

@@ -200,3 +200,76 @@ def test_bad_triage_values_are_named_with_their_fix(
     message = load_error(tmp_path, GOOD.replace("ci-timeout = 120", f"{key} = {value}"))
     assert f"tool.noxlib.{key} = " in message
     assert fix in message
+
+
+ECOSYSTEM = """
+[dependency-groups]
+test = ["pytest>=8", {include-group = "typing"}]
+typing = ["mypy"]
+
+[tool.noxlib]
+python = ["3.11", "3.12", "3.13t", "pypy3.10"]
+dependency-groups = ["test"]
+
+[tool.noxlib.groups.unit]
+paths = ["tests/unit"]
+"""
+
+
+def test_python_versions_and_dependency_groups_are_read(tmp_path: Path) -> None:
+    config = load_config(project(tmp_path, ECOSYSTEM))
+    assert config.python == ("3.11", "3.12", "3.13t", "pypy3.10")
+    assert config.dependency_groups == ("test",)
+    assert config.group_requirements == ("pytest>=8", "mypy")
+
+
+def test_without_the_settings_there_is_no_matrix_and_no_group(tmp_path: Path) -> None:
+    config = load_config(project(tmp_path, GOOD))
+    assert config.python == ()
+    assert config.group_requirements == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            "[3.10, 3.11]",
+            "tool.noxlib.python = 3.1: a number; write each version as a string, "
+            'e.g. python = ["3.11", "3.12"]',
+        ),
+        (
+            '["3.11", "python3.12"]',
+            "tool.noxlib.python = 'python3.12': not a Python version nox can find; "
+            'e.g. python = ["3.11", "3.12"]',
+        ),
+        ('["3.11", "3.11"]', "tool.noxlib.python = '3.11': listed twice; list each version once"),
+        (
+            '"3.11"',
+            "tool.noxlib.python = '3.11': expected a non-empty list of Python versions, "
+            'e.g. python = ["3.11", "3.12"]',
+        ),
+        ("[]", "tool.noxlib.python = []: expected a non-empty list"),
+    ],
+)
+def test_a_malformed_python_list_is_named_with_its_fix(
+    tmp_path: Path, value: str, expected: str
+) -> None:
+    text = ECOSYSTEM.replace('python = ["3.11", "3.12", "3.13t", "pypy3.10"]', f"python = {value}")
+    message = load_error(tmp_path, text)
+    assert expected in message
+    assert str(tmp_path / "pyproject.toml") in message
+
+
+def test_an_unknown_dependency_group_stops_loading_with_the_groups(tmp_path: Path) -> None:
+    text = ECOSYSTEM.replace('dependency-groups = ["test"]', 'dependency-groups = ["tests"]')
+    message = load_error(tmp_path, text)
+    assert "tool.noxlib.dependency-groups names 'tests'" in message
+    assert "did you mean 'test'?" in message
+    assert str(tmp_path / "pyproject.toml") in message
+
+
+def test_dependency_groups_must_be_a_list_of_names(tmp_path: Path) -> None:
+    text = ECOSYSTEM.replace('dependency-groups = ["test"]', 'dependency-groups = "test"')
+    assert "tool.noxlib.dependency-groups = 'test': expected a list of [dependency-groups]" in (
+        load_error(tmp_path, text)
+    )

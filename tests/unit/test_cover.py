@@ -9,7 +9,14 @@ import pytest
 from coverage import CoverageData
 
 from noxlib.config import CoverageSettings
-from noxlib.cover import Publish, combine_and_report, write_rcfile
+from noxlib.cover import (
+    Publish,
+    choose_core,
+    combine_and_report,
+    core_for_run,
+    venv_python,
+    write_rcfile,
+)
 
 
 def test_rcfile_merges_project_settings(tmp_path: Path) -> None:
@@ -99,3 +106,116 @@ def test_published_files_appear_whole(tmp_path: Path, monkeypatch: pytest.Monkey
     published.read()
     assert published.measured_files() == {str(tmp_path / "mod.py")}
     assert sorted(p.name for p in out.iterdir()) == ["coverage.db", "coverage.xml", "htmlcov"]
+
+
+@pytest.mark.parametrize(
+    ("python", "run", "core", "why"),
+    [
+        ((3, 11), {"branch": True}, None, "Python 3.11 has no sys.monitoring (3.12 and later)"),
+        ((3, 11), {"branch": False}, None, "Python 3.11 has no sys.monitoring"),
+        (
+            (3, 12),
+            {"branch": False},
+            "sysmon",
+            "Python 3.12 has sys.monitoring, which measures lines",
+        ),
+        (
+            (3, 13),
+            {"branch": True},
+            None,
+            "sys.monitoring measures branches only from Python 3.14, this is 3.13; "
+            "[tool.noxlib.coverage] branch = false would use sysmon here",
+        ),
+        (
+            (3, 14),
+            {"branch": True},
+            "sysmon",
+            "Python 3.14 has sys.monitoring, which measures branches",
+        ),
+        (
+            (3, 15),
+            {"branch": True, "plugins": ["x"]},
+            None,
+            "coverage plugins and dynamic contexts",
+        ),
+        ((3, 14), {"dynamic_context": "test_function"}, None, "coverage plugins and dynamic"),
+        ((3, 14), {"concurrency": ["thread", "gevent"]}, None, "concurrency = gevent needs"),
+        ((3, 14), {"concurrency": "eventlet"}, None, "concurrency = eventlet needs"),
+        ((3, 14), {"concurrency": ["thread", "multiprocessing"]}, "sysmon", "has sys.monitoring"),
+        ((3, 14), {"timid": True}, None, "timid asks for the Python tracer"),
+        (None, {}, None, "the session's Python version is unknown"),
+        ((3, 11), {"core": "pytrace"}, "pytrace", "set by [tool.coverage.run] core"),
+        ((3, 14), {"core": "ctrace", "branch": True}, "ctrace", "set by [tool.coverage.run] core"),
+    ],
+)
+def test_the_fastest_core_that_measures_the_run(
+    python: tuple[int, int] | None, run: dict[str, object], core: str | None, why: str
+) -> None:
+    choice = choose_core(python, run)
+    assert choice.core == core
+    assert why in choice.why
+
+
+def test_coverage_core_in_the_environment_wins_as_coverage_lets_it() -> None:
+    choice = choose_core((3, 11), {"core": "ctrace"}, environ_core="sysmon")
+    assert (choice.core, choice.why) == ("sysmon", "set by the environment variable COVERAGE_CORE")
+    assert choice.line() == "coverage core sysmon: set by the environment variable COVERAGE_CORE"
+    assert choose_core((3, 11), {}).line().startswith("coverage core default (ctrace): Python")
+
+
+def _rc_run(
+    tmp_path: Path, python: tuple[int, int] | None, branch: bool, project: str = ""
+) -> configparser.SectionProxy:
+    (tmp_path / "pyproject.toml").write_text(project)
+    run_dir = tmp_path / f"run-{python}-{branch}"
+    run_dir.mkdir()
+    parser = configparser.ConfigParser()
+    parser.read(write_rcfile(tmp_path, CoverageSettings(branch=branch), run_dir, python))
+    return parser["run"]
+
+
+def test_the_rcfile_asks_for_sysmon_only_where_it_measures_the_run(tmp_path: Path) -> None:
+    assert _rc_run(tmp_path, (3, 12), branch=False)["core"] == "sysmon"
+    assert _rc_run(tmp_path, (3, 14), branch=True)["core"] == "sysmon"
+    # Below 3.14 sysmon cannot measure branches: coverage would warn in every process and fall
+    # back, so noxlib leaves the core to coverage's default (ctrace) and says why.
+    assert "core" not in _rc_run(tmp_path, (3, 13), branch=True)
+    assert "core" not in _rc_run(tmp_path, (3, 11), branch=False)
+    assert "core" not in _rc_run(tmp_path, None, branch=False)
+
+
+def test_the_projects_own_core_is_kept(tmp_path: Path) -> None:
+    run = _rc_run(tmp_path, (3, 14), branch=True, project='[tool.coverage.run]\ncore = "ctrace"\n')
+    assert run["core"] == "ctrace"
+
+
+def test_core_for_run_reads_the_project_and_noxlibs_branch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COVERAGE_CORE", raising=False)
+    (tmp_path / "pyproject.toml").write_text("[tool.coverage.run]\nbranch = false\n")
+    # noxlib's branch setting is laid over the project's: branch = true by default.
+    assert core_for_run(tmp_path, CoverageSettings(), (3, 13)).core is None
+    assert core_for_run(tmp_path, CoverageSettings(branch=False), (3, 13)).core == "sysmon"
+    monkeypatch.setenv("COVERAGE_CORE", "ctrace")
+    assert core_for_run(tmp_path, CoverageSettings(branch=False), (3, 13)).core == "ctrace"
+
+
+@pytest.mark.parametrize(
+    ("cfg", "version"),
+    [
+        ("home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.12.1\n", (3, 12)),
+        ("home = /x\nimplementation = CPython\nversion_info = 3.13.0.final.0\n", (3, 13)),
+        ("home = /x\nuv = 0.9.1\nversion_info = 3.14.2\n", (3, 14)),
+        ("home = /x\nversion_info = garbage\n", None),
+    ],
+)
+def test_the_venvs_python_is_read_from_pyvenv_cfg(
+    tmp_path: Path, cfg: str, version: tuple[int, int] | None
+) -> None:
+    (tmp_path / "pyvenv.cfg").write_text(cfg)
+    assert venv_python(tmp_path) == version
+
+
+def test_a_venv_without_pyvenv_cfg_has_no_known_python(tmp_path: Path) -> None:
+    assert venv_python(tmp_path) is None
