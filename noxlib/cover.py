@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -112,7 +113,9 @@ def combine_and_report(
     data_paths: Sequence[str],
     publish: Publish,
     fail_under: float,
+    *,
     other_roots: Sequence[str] = (),
+    map_spec: Path | None = None,
 ) -> int:
     """Combine the data files under ``data_paths`` (folders or files) into one, print the
     report, publish it, and judge it. Returns 0, or 2 when the total is under the threshold
@@ -120,7 +123,9 @@ def combine_and_report(
 
     The threshold is ``fail_under`` (noxlib's setting) when above 0, else the project's own
     ``[tool.coverage.report] fail_under``. ``other_roots`` are project folders of other machines
-    whose data is combined here (CI shards): their paths are mapped onto this one.
+    whose data is combined here (CI shards): their paths are mapped onto this one. ``map_spec``
+    names a JSON file that asks for the ``--affected`` map from the combined data
+    (`write_affected_map`).
     """
     import coverage
     from coverage.exceptions import NoDataError
@@ -134,6 +139,11 @@ def combine_and_report(
         cov.combine(list(data_paths), keep=True)
         cov.save()
         _publish_data(cov, publish.data)
+        if map_spec is not None:
+            try:
+                write_affected_map(cov.get_data(), map_spec)
+            except Exception as exc:  # the map is an extra: the run's coverage still counts
+                print(f"noxlib: the --affected map was not written: {type(exc).__name__}: {exc}")
         total = cov.report(file=sys.stdout)
     except NoDataError as exc:
         return _no_data(str(exc), threshold, source)
@@ -145,6 +155,24 @@ def combine_and_report(
         )
         return 2
     return 0
+
+
+def write_affected_map(data: Any, spec_path: Path) -> None:
+    """Write the ``--affected`` map from combined coverage ``data`` recorded with one context per
+    test. ``spec_path`` is JSON from the session: ``out`` (the map file), ``root``, ``commit``,
+    ``dirty`` ({path: hash}) and ``tests_file`` (the node ids that ran to their end)."""
+    from noxlib import affected
+
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    tests = sorted(affected.read_ids(Path(spec["tests_file"])))
+    contexts = {name: data.contexts_by_lineno(name) for name in data.measured_files()}
+    cmap = affected.build_map(contexts, tests, Path(spec["root"]), spec["commit"], spec["dirty"])
+    affected.write_map(Path(spec["out"]), cmap)
+    lines = sum(len(f.by_line) for f in cmap.files.values())
+    print(
+        f"noxlib: wrote the --affected map of {len(tests)} tests over {lines} lines in "
+        f"{len(cmap.files)} files to {spec['out']} (commit {spec['commit'][:7]})"
+    )
 
 
 def _threshold(cov: Any, fail_under: float, rcfile: str) -> tuple[float, str]:
@@ -208,10 +236,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--xml", type=Path)
     parser.add_argument("--html", type=Path)
     parser.add_argument("--fail-under", type=float, default=0.0)
+    parser.add_argument("--affected-map", type=Path, help="JSON spec of the map to write")
     args = parser.parse_args(argv)
     publish = Publish(args.publish_data, args.xml, args.html)
     return combine_and_report(
-        args.rcfile, args.data, publish, args.fail_under, other_roots=args.other_root
+        args.rcfile,
+        args.data,
+        publish,
+        args.fail_under,
+        other_roots=args.other_root,
+        map_spec=args.affected_map,
     )
 
 
