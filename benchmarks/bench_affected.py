@@ -2,9 +2,10 @@
 
 Two commands, on a suite of real_suites.py (its pinned sdist, made a git repository here):
 
-  cost       ``nox -R -s ci`` with the map recorded (one coverage context per test) and without
-             (``[tool.noxlib.affected] record = false``), in alternating rounds: wall time, the
-             pytest phase, the combine-coverage phase (where the map is written), the map's size.
+  cost       ``nox -R -s ci`` with the map recorded (``[tool.noxlib.affected] record = true``: one
+             coverage context per test) and without (``record = false``), in alternating
+             rounds: wall time, the pytest phase, the combine-coverage phase (where the map is
+             written), the map's size.
   mutations  one ``nox -s ci`` writes the map. Then single-line mutations of the library (flipped
              comparisons and booleans, changed constants) are tried one at a time: a mutation
              counts when the whole suite catches it (plain pytest -x fails); for each counted
@@ -39,7 +40,7 @@ from real_suites import CACHE, SUITES, Command, nox, plain_pytest, prepare
 
 WORK = Path("/tmp/noxlib-bench-affected")
 GITIGNORE = ".bench-venv/\n.nox/\n.hypothesis/\n__pycache__/\n"
-RECORD_OFF = "\n[tool.noxlib.affected]\nrecord = false\n"
+RECORD_ON = "\n[tool.noxlib.affected]\nrecord = true\n"
 # Single-line mutations: (pattern, replacement), the first that matches a line is used.
 OPERATORS = (
     (r" == ", " != "),
@@ -74,6 +75,11 @@ def repository(name: str) -> Path:
         git(dest, "init", "-q")
         git(dest, "add", "-A")
         git(dest, "commit", "-qm", f"{name} {SUITES[name].version} with noxlib's table")
+    pyproject = dest / "pyproject.toml"
+    if RECORD_ON not in pyproject.read_text(encoding="utf-8"):
+        with pyproject.open("a", encoding="utf-8") as out:
+            out.write(RECORD_ON)
+        git(dest, "commit", "-qam", "record the --affected map")
     return dest
 
 
@@ -117,7 +123,8 @@ def cost(name: str, rounds: int) -> None:
         for i in range(rounds):
             order = ["map", "no map"] if i % 2 == 0 else ["no map", "map"]
             for label in order:
-                pyproject.write_text(committed + (RECORD_OFF if label == "no map" else ""))
+                off = committed.replace(RECORD_ON, RECORD_ON.replace("true", "false"))
+                pyproject.write_text(off if label == "no map" else committed)
                 done = run(nox(name, dest, "-R", "-s", "ci"))
                 phases = last_phases(dest)
                 row = (done.seconds, phases["pytest"], phases["combine-coverage"])

@@ -686,7 +686,7 @@ def _map_base(
     session: nox.Session, config: Config, plan: Plan, rcfile: Path | None
 ) -> tuple[str, dict[str, str]] | None:
     """The commit (and dirty files) of the ``--affected`` map this run records, or None: only
-    ``ci`` records it, under coverage, with ``affected.record`` on, in a git checkout."""
+    ``ci`` records it, under coverage, with ``affected.record = true``, in a git checkout."""
     if not (plan.mode.ci and rcfile and config.affected.record):
         return None
     try:
