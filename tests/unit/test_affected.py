@@ -270,10 +270,13 @@ def test_the_settings_table(tmp_path: Path) -> None:
     (tmp_path / "tests").mkdir()
     table = {
         "groups": {"unit": {"paths": ["tests"]}},
-        "affected": {"record": False, "map-file": "ci/map.json", "ignore": ["docs/**"]},
+        "affected": {"map-file": "ci/map.json", "ignore": ["docs/**"]},
     }
+    default = parse_config({"groups": table["groups"]}, tmp_path, tmp_path / "pyproject.toml")
+    assert default.affected.record is False  # opt-in: the map costs ci about a fifth
+    table["affected"]["record"] = True
     config = parse_config(table, tmp_path, tmp_path / "pyproject.toml")
-    assert config.affected.record is False
+    assert config.affected.record is True
     assert config.map_path == tmp_path / "ci" / "map.json"
     assert config.affected.ignore == ("docs/**",)
     bad = {"groups": {"unit": {"paths": ["tests"]}}, "affected": {"record": "yes", "ignor": []}}
