@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from noxlib.affected import DEFAULT_MAP_FILE
 from noxlib.depgroups import resolve_groups
 from noxlib.errors import ConfigError
 from noxlib.options import ENGINES
@@ -58,6 +59,15 @@ class CoverageSettings:
 
 
 @dataclass(frozen=True)
+class AffectedSettings:
+    """The map ``--affected`` selects from; see docs/testing.md#only-what-a-change-affects."""
+
+    record: bool = False  # opt-in: writing the map costs a ci run about a fifth more
+    map_file: str = DEFAULT_MAP_FILE
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything noxlib reads from ``[tool.noxlib]``, with defaults filled in."""
 
@@ -82,6 +92,7 @@ class Config:
     reap_grace: float = 1.0
     report_all_tests: int = 50
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
+    affected: AffectedSettings = field(default_factory=AffectedSettings)
     # pytest's python_files, from [tool.pytest.ini_options]: which files a file batch runs.
     python_files: tuple[str, ...] = ("test_*.py", "*_test.py")
     # Triage of failures and the flakiness signal; see docs/testing.md#triage.
@@ -104,6 +115,10 @@ class Config:
     @property
     def durations_path(self) -> Path:
         return self.root / self.durations_file
+
+    @property
+    def map_path(self) -> Path:
+        return self.root / self.affected.map_file
 
 
 class _Problems:
@@ -236,12 +251,13 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
         "flaky-threshold",
     ),
 }
-_TABLES = ("groups", "coverage")
+_TABLES = ("groups", "coverage", "affected")
 _LISTS = ("python",)  # keys with a reader of their own, for a message per bad item
 _GROUP_KEYS = ("paths", "description", "markers", "batch", "batch-timeout")
 BATCH_MODES = ("file", "group")
 _COVERAGE_KEYS = ("enabled", "sessions", "source", "branch", "fail-under")
 _SESSION_NAMES = ("tests", "tests-parallel", "ci")
+_AFFECTED_KEYS = ("record", "map-file", "ignore")
 
 
 def _unknown(
@@ -354,6 +370,40 @@ def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
     )
 
 
+def _read_affected(table: object, problems: _Problems) -> AffectedSettings:
+    if not isinstance(table, dict):
+        problems.add("affected", table, "expected a table: [tool.noxlib.affected]")
+        return AffectedSettings()
+    for k in table:
+        if k not in _AFFECTED_KEYS:
+            _unknown(problems, "affected.", k, table[k], _AFFECTED_KEYS)
+    before = len(problems.messages)
+    record = table.get("record", False)
+    if not isinstance(record, bool):
+        problems.add(
+            "affected.record",
+            record,
+            "expected true or false: whether the ci session records the map --affected uses",
+        )
+    map_file = table.get("map-file", DEFAULT_MAP_FILE)
+    if not (isinstance(map_file, str) and map_file.strip()):
+        problems.add(
+            "affected.map-file",
+            map_file,
+            f'expected a file path relative to the project, e.g. "{DEFAULT_MAP_FILE}"',
+        )
+    ignore = table.get("ignore", [])
+    if not _string_list(ignore):
+        problems.add(
+            "affected.ignore",
+            ignore,
+            'expected a list of globs of files no test reads, e.g. ["docs/**", "*.md"]',
+        )
+    if len(problems.messages) > before:
+        return AffectedSettings()
+    return AffectedSettings(record=record, map_file=map_file, ignore=tuple(ignore))
+
+
 def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
     """Validate the ``[tool.noxlib]`` table ``data`` of the project at ``root``.
 
@@ -387,6 +437,7 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
                 problems.add("default-groups", name, f"no such group; groups are: {known_groups}")
     coverage = _read_coverage(data.get("coverage", {}), problems)
     python = _read_python(data["python"], problems) if "python" in data else ()
+    affected = _read_affected(data.get("affected", {}), problems)
     problems.raise_if_any()
     return Config(
         root=root,
@@ -407,6 +458,7 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
         reap_grace=float(data.get("reap-grace", 1.0)),
         report_all_tests=data.get("report-all-tests", 50),
         coverage=coverage,
+        affected=affected,
         triage=data.get("triage", True),
         triage_max=data.get("triage-max", 50),
         triage_reruns=data.get("triage-reruns", 2),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -77,17 +78,21 @@ class CoreChoice:
 
 
 def choose_core(
-    python: tuple[int, int] | None, run: Mapping[str, object], environ_core: str | None = None
+    python: tuple[int, int] | None,
+    run: Mapping[str, object],
+    environ_core: str | None = None,
+    test_contexts: bool = False,
 ) -> CoreChoice:
     """Coverage's fastest core that can measure what ``run`` (the rc file's ``[run]``) asks
     for on the session's ``python``: sysmon where sys.monitoring can do it all, else coverage's
     default. A core the user chose is kept: ``environ_core`` (COVERAGE_CORE, which coverage
-    lets win over any rc file), then the project's ``[tool.coverage.run] core``."""
+    lets win over any rc file), then the project's ``[tool.coverage.run] core``.
+    ``test_contexts``: the run switches coverage's context per test (the ``--affected`` map)."""
     if environ_core:
         return CoreChoice(environ_core, "set by the environment variable COVERAGE_CORE")
     if run.get("core"):
         return CoreChoice(str(run["core"]), "set by [tool.coverage.run] core")
-    obstacle = sysmon_obstacle(python, run)
+    obstacle = sysmon_obstacle(python, run, test_contexts)
     if obstacle:
         return CoreChoice(None, obstacle)
     assert python is not None  # no obstacle: the version is known
@@ -97,7 +102,9 @@ def choose_core(
     )
 
 
-def sysmon_obstacle(python: tuple[int, int] | None, run: Mapping[str, object]) -> str | None:
+def sysmon_obstacle(
+    python: tuple[int, int] | None, run: Mapping[str, object], test_contexts: bool = False
+) -> str | None:
     """Why coverage's sysmon core cannot measure ``run`` on ``python``, or None. The same
     conditions as coverage's own (coverage/core.py), said so that the user can act on them."""
     if run.get("timid"):
@@ -112,6 +119,10 @@ def sysmon_obstacle(python: tuple[int, int] | None, run: Mapping[str, object]) -
             f"sys.monitoring measures branches only from Python 3.14, this is {version}; "
             "[tool.noxlib.coverage] branch = false would use sysmon here (line coverage only)"
         )
+    if test_contexts:
+        # sys.monitoring stops reporting a line once it has been seen, so every test after the
+        # first to run a line would be missing from the map, and --affected would skip it.
+        return "the --affected map switches coverage's context per test, which needs a tracer"
     return _needs_a_tracer(run)
 
 
@@ -144,11 +155,14 @@ def venv_python(venv: Path) -> tuple[int, int] | None:
 
 
 def core_for_run(
-    root: Path, settings: CoverageSettings, python: tuple[int, int] | None
+    root: Path,
+    settings: CoverageSettings,
+    python: tuple[int, int] | None,
+    test_contexts: bool = False,
 ) -> CoreChoice:
     """The core a run of the project at ``root`` on ``python`` measures with, and why."""
     run = run_settings(root, settings, Path())["run"]
-    return choose_core(python, run, os.environ.get("COVERAGE_CORE"))
+    return choose_core(python, run, os.environ.get("COVERAGE_CORE"), test_contexts)
 
 
 def run_settings(
@@ -156,6 +170,7 @@ def run_settings(
     settings: CoverageSettings,
     data_dir: Path,
     python: tuple[int, int] | None = None,
+    test_contexts: bool = False,
 ) -> dict[str, dict[str, object]]:
     """The project's ``[tool.coverage]`` with what a parallel-safe run needs laid on top.
 
@@ -182,21 +197,26 @@ def run_settings(
     if settings.source:
         run["source"] = list(settings.source)
     if python is not None:
-        core = choose_core(python, run).core
+        core = choose_core(python, run, test_contexts=test_contexts).core
         if core:
             run["core"] = core
     return sections
 
 
 def write_rcfile(
-    root: Path, settings: CoverageSettings, run_dir: Path, python: tuple[int, int] | None = None
+    root: Path,
+    settings: CoverageSettings,
+    run_dir: Path,
+    python: tuple[int, int] | None = None,
+    test_contexts: bool = False,
 ) -> Path:
     """Write the run's coverage rc file into ``run_dir`` and return its path; the data files
     go to ``run_dir/coverage/``. ``python`` is the version of the venv that measures."""
     data_dir = run_dir / "coverage"
     data_dir.mkdir(exist_ok=True)
     path = run_dir / "coveragerc"
-    path.write_text(render_rc(run_settings(root, settings, data_dir, python)), encoding="utf-8")
+    sections = run_settings(root, settings, data_dir, python, test_contexts)
+    path.write_text(render_rc(sections), encoding="utf-8")
     return path
 
 
@@ -214,7 +234,9 @@ def combine_and_report(
     data_paths: Sequence[str],
     publish: Publish,
     fail_under: float,
+    *,
     other_roots: Sequence[str] = (),
+    map_spec: Path | None = None,
 ) -> int:
     """Combine the data files under ``data_paths`` (folders or files) into one, print the
     report, publish it, and judge it. Returns 0, or 2 when the total is under the threshold
@@ -222,7 +244,9 @@ def combine_and_report(
 
     The threshold is ``fail_under`` (noxlib's setting) when above 0, else the project's own
     ``[tool.coverage.report] fail_under``. ``other_roots`` are project folders of other machines
-    whose data is combined here (CI shards): their paths are mapped onto this one.
+    whose data is combined here (CI shards): their paths are mapped onto this one. ``map_spec``
+    names a JSON file that asks for the ``--affected`` map from the combined data
+    (`write_affected_map`).
     """
     import coverage
     from coverage.exceptions import NoDataError
@@ -236,6 +260,11 @@ def combine_and_report(
         cov.combine(list(data_paths), keep=True)
         cov.save()
         _publish_data(cov, publish.data)
+        if map_spec is not None:
+            try:
+                write_affected_map(cov.get_data(), map_spec)
+            except Exception as exc:  # the map is an extra: the run's coverage still counts
+                print(f"noxlib: the --affected map was not written: {type(exc).__name__}: {exc}")
         total = cov.report(file=sys.stdout)
     except NoDataError as exc:
         return _no_data(str(exc), threshold, source)
@@ -247,6 +276,24 @@ def combine_and_report(
         )
         return 2
     return 0
+
+
+def write_affected_map(data: Any, spec_path: Path) -> None:
+    """Write the ``--affected`` map from combined coverage ``data`` recorded with one context per
+    test. ``spec_path`` is JSON from the session: ``out`` (the map file), ``root``, ``commit``,
+    ``dirty`` ({path: hash}) and ``tests_file`` (the node ids that ran to their end)."""
+    from noxlib import affected
+
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    tests = sorted(affected.read_ids(Path(spec["tests_file"])))
+    contexts = {name: data.contexts_by_lineno(name) for name in data.measured_files()}
+    cmap = affected.build_map(contexts, tests, Path(spec["root"]), spec["commit"], spec["dirty"])
+    affected.write_map(Path(spec["out"]), cmap)
+    lines = sum(len(f.by_line) for f in cmap.files.values())
+    print(
+        f"noxlib: wrote the --affected map of {len(tests)} tests over {lines} lines in "
+        f"{len(cmap.files)} files to {spec['out']} (commit {spec['commit'][:7]})"
+    )
 
 
 def _threshold(cov: Any, fail_under: float, rcfile: str) -> tuple[float, str]:
@@ -310,10 +357,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--xml", type=Path)
     parser.add_argument("--html", type=Path)
     parser.add_argument("--fail-under", type=float, default=0.0)
+    parser.add_argument("--affected-map", type=Path, help="JSON spec of the map to write")
     args = parser.parse_args(argv)
     publish = Publish(args.publish_data, args.xml, args.html)
     return combine_and_report(
-        args.rcfile, args.data, publish, args.fail_under, other_roots=args.other_root
+        args.rcfile,
+        args.data,
+        publish,
+        args.fail_under,
+        other_roots=args.other_root,
+        map_spec=args.affected_map,
     )
 
 

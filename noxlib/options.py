@@ -41,6 +41,12 @@ OPTIONS = (
         "--resume",
         "rerun only the batches that did not pass in the last run of this session and groups",
     ),
+    Option(
+        "--affected",
+        "run only the tests that can see what changed since the map's commit (git diff, "
+        "uncommitted and untracked files); every test when the map cannot tell. tests and "
+        "tests-parallel only: ci always runs everything",
+    ),
     Option("--coverage", "measure coverage in this run, whatever the session"),
     Option("--no-coverage", "do not measure coverage in this run, not even in ci"),
     Option("--no-triage", "do not rerun failed tests serially to classify them in this run"),
@@ -60,6 +66,7 @@ class Options:
     help: bool = False
     given: tuple[str, ...] = field(default=())
     no_triage: bool = False
+    affected: bool = False
 
 
 def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
@@ -108,6 +115,7 @@ def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
         help="--noxlib-help" in values,
         given=tuple(values),
         no_triage="--no-triage" in values,
+        affected="--affected" in values,
     )
     return options, tuple(words[index:])
 

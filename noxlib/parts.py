@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass
 from pathlib import Path
 
+from noxlib.affected import CONTEXTS_ENV, FIRST_ENV, SKIP_ENV
 from noxlib.errors import UsageError
 
 # pytest-split's file name and format (a JSON object from node id to seconds): a project coming
@@ -357,7 +358,20 @@ class PartFiles:
 
 
 # What only a part's own pytest process reads; children of it must not inherit it.
-PART_ONLY = (PART_DIR_ENV, SHARDS_ENV, DURATIONS_ENV, KEEP_TOGETHER_ENV, SELECT_ENV, BATCH_ENV)
+# (A pytest that a test starts must not leave out, reorder or re-context its own tests.)
+PART_ONLY = (
+    PART_DIR_ENV,
+    SHARDS_ENV,
+    DURATIONS_ENV,
+    KEEP_TOGETHER_ENV,
+    SELECT_ENV,
+    BATCH_ENV,
+    CONTEXTS_ENV,
+    SKIP_ENV,
+    FIRST_ENV,
+)
+# What a part's process hands on to its xdist workers (they run its tests).
+WORKER_SETTINGS = (CONTEXTS_ENV, SKIP_ENV, FIRST_ENV)
 
 
 def take_part_env(environ: MutableMapping[str, str]) -> dict[str, str]:

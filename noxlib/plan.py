@@ -324,6 +324,13 @@ def make_plan(
     recorded ``durations`` of the project's tests and the recorded ``flakiness`` rate."""
     workers = resolve_workers(env, mode, config, machine, flakiness)
     groups, options, rest = split_posargs(posargs, config)
+    if options.affected and mode.ci:
+        raise UsageError(
+            f"--affected (after --) asks session {mode.name} to run only some tests, and "
+            f"{mode.name} never selects: it runs every test, so that a wrong selection cannot "
+            "hide a failure. Use nox -s tests -- --affected or nox -s tests-parallel -- "
+            "--affected for the quick local run."
+        )
     explicit_paths = any(not w.startswith("-") for w in rest[:1])
     if not groups and not explicit_paths:
         groups = tuple(config.groups[name] for name in config.default_groups)

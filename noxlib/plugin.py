@@ -258,18 +258,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:  # an xdist worker: its controller records and selects
-        # It runs the tests, though: the controller names the part folder for its timer notes.
+        # It runs the tests, though: the controller names the part folder for its timer notes,
+        # and hands on what the run leaves out, runs first and records as contexts.
         worker_part = workerinput.get(WORKER_PART_KEY)
         if worker_part:
             _note_timers(config, PartFiles(Path(worker_part)))
+        _order_and_contexts(config, workerinput.get(WORKER_SETTINGS_KEY, {}))
         return
-    from noxlib.parts import BATCH_ENV, PART_DIR_ENV, take_part_env
+    from noxlib.parts import BATCH_ENV, PART_DIR_ENV, WORKER_SETTINGS, take_part_env
     from noxlib.reaping.runs import PART_NAME_ENV
 
     # This process's part, and no child's: a pytest that a test starts must not pick a shard
     # or write into this part's results.
     own = take_part_env(os.environ)
     config.stash[_BATCH_KEY] = bool(own.get(BATCH_ENV))
+    settings = {key: own[key] for key in WORKER_SETTINGS if key in own}
+    _order_and_contexts(config, settings)
     part_dir = own.get(PART_DIR_ENV)
     if not part_dir:
         return
@@ -279,7 +283,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(PartSelector(part, own), "noxlib-part")
     _note_timers(config, part)
     if config.pluginmanager.hasplugin("xdist"):  # its hook exists only when xdist is loaded
-        config.pluginmanager.register(WorkerPart(part_dir), "noxlib-worker-part")
+        config.pluginmanager.register(WorkerPart(part_dir, settings), "noxlib-worker-part")
     worker = os.environ.get(WORKER_ENV)
     if worker:
         identity = ShardIdentity(worker, os.environ.get(RUN_ID_ENV, ""))
@@ -288,17 +292,90 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 WORKER_PART_KEY = "noxlib_part_dir"
+WORKER_SETTINGS_KEY = "noxlib_run_settings"
 
 
 class WorkerPart:
-    """On an xdist controller: tells each worker its part's folder (the part variables are
-    taken out of the environment, so that no child process writes into the part)."""
+    """On an xdist controller: tells each worker its part's folder and the run's settings for
+    the tests (the part variables are taken out of the environment, so that no child process
+    writes into the part)."""
 
-    def __init__(self, part_dir: str) -> None:
+    def __init__(self, part_dir: str, settings: Mapping[str, str]) -> None:
         self.part_dir = part_dir
+        self.settings = dict(settings)
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[WORKER_PART_KEY] = self.part_dir
+        node.workerinput[WORKER_SETTINGS_KEY] = self.settings
+
+
+# --- --affected: leave out what a change cannot reach, last failures first, the map's contexts
+
+
+class RunOrder:
+    """Leaves out the tests ``--affected`` found the change cannot reach, and puts the tests
+    that failed in the last run of the session first.
+
+    Every process that collects applies the same lists to the same items, so shards plan from
+    the same tests, and xdist workers agree on their collection. It runs before the shard
+    selector (trylast), which keeps the order it finds.
+    """
+
+    def __init__(self, skip: set[str], first: set[str]) -> None:
+        self.skip = skip
+        self.first = first
+
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        from noxlib.affected import run_first
+
+        if self.skip:
+            dropped = [item for item in items if item.nodeid in self.skip]
+            if dropped:
+                config.hook.pytest_deselected(items=dropped)
+                items[:] = [item for item in items if item.nodeid not in self.skip]
+        if self.first:
+            order = run_first([item.nodeid for item in items], self.first)
+            items[:] = [items[i] for i in order]
+
+
+class TestContexts:
+    """Records each test as a coverage context named by its node id (setup, call and teardown),
+    from which the ``ci`` session builds the ``--affected`` map. Lines run outside any test
+    (import time, collection) keep coverage's empty context."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, cov: Any) -> None:
+        self.cov = cov
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
+        self.cov.switch_context(item.nodeid)
+
+
+def _order_and_contexts(config: pytest.Config, settings: Mapping[str, str]) -> None:
+    from noxlib.affected import CONTEXTS_ENV, FIRST_ENV, SKIP_ENV, read_ids
+
+    skip = read_ids(Path(settings[SKIP_ENV])) if settings.get(SKIP_ENV) else set()
+    first = read_ids(Path(settings[FIRST_ENV])) if settings.get(FIRST_ENV) else set()
+    if skip or first:
+        config.pluginmanager.register(RunOrder(skip, first), "noxlib-run-order")
+    if settings.get(CONTEXTS_ENV):
+        cov = _running_coverage()
+        if cov is not None:
+            config.pluginmanager.register(TestContexts(cov), "noxlib-test-contexts")
+
+
+def _running_coverage() -> Any:
+    """The coverage measuring this process (``coverage run``, or its subprocess patch in an
+    xdist worker), or None."""
+    try:
+        import coverage
+    except ImportError:
+        return None
+    return coverage.Coverage.current()
 
 
 def _note_timers(config: pytest.Config, part: PartFiles) -> None:

@@ -19,11 +19,12 @@ from pathlib import Path
 import nox
 import nox.command
 
-from noxlib import cover, findings, history, reaping, reports, reruns, triage
+from noxlib import affected, cover, findings, history, reaping, reports, reruns, triage
 from noxlib.batches import BatchCheck, batch_check, previous_batches, server_events
 from noxlib.config import Config, load_config
 from noxlib.engine import Part, PartOutcome, run_parts
 from noxlib.errors import NoxlibError, UsageError
+from noxlib.gitdiff import GitError
 from noxlib.memory import Sampler
 from noxlib.merge import (
     JUNIT_FILE,
@@ -67,6 +68,7 @@ from noxlib.plan import (
     batches,
     current_machine,
     groups_for_plugin,
+    known_durations,
     make_plan,
     measures_coverage,
     parse_worker_setting,
@@ -214,6 +216,8 @@ class TestRun:
         plan: Plan,
         run: Run,
         durations: Mapping[str, float],
+        *,
+        order: affected.TestOrder | None = None,
     ) -> None:
         self.session = session
         self.config = config
@@ -238,6 +242,10 @@ class TestRun:
         self.failures: list[triage.Failure] = []
         self.tolerated = False  # every failure parallel-only or flaky, and tolerate-flaky set
         self.started_wall = time.time()
+        # --affected's selection and last run's failures first; the map this run records.
+        self.order = order or affected.TestOrder()
+        self.order_env: dict[str, str] = {}
+        self.map_base: tuple[str, dict[str, str]] | None = None
 
     # pre phases
     def reap_stale(self) -> None:
@@ -253,12 +261,14 @@ class TestRun:
         coverage data stays in the run folder."""
         write_durations(self.run.dir / "durations.json", self.durations)
         if measures_coverage(self.plan, self.config):
-            settings = self.config.coverage
+            root, settings = self.config.root, self.config.coverage
             python = cover.venv_python(Path(self.session.bin).parent)
-            self.session.log(
-                f"noxlib: {cover.core_for_run(self.config.root, settings, python).line()}"
-            )
-            self.rcfile = cover.write_rcfile(self.config.root, settings, self.run.dir, python)
+            contexts = self.plan.mode.ci and self.config.affected.record
+            core = cover.core_for_run(root, settings, python, contexts)
+            self.session.log(f"noxlib: {core.line()}")
+            self.rcfile = cover.write_rcfile(root, settings, self.run.dir, python, contexts)
+        self.order_env = self.order.env(self.run.dir)
+        self.map_base = _map_base(self.session, self.config, self.plan, self.rcfile)
 
     def install(self) -> None:
         requirements = (*self.config.group_requirements, *self.config.test_requirements)
@@ -356,6 +366,9 @@ class TestRun:
             env["CI"] = "true"
         if self.rcfile:
             env["COVERAGE_RCFILE"] = str(self.rcfile)
+        env.update(self.order_env)
+        if self.map_base:
+            env[affected.CONTEXTS_ENV] = "1"
         return env
 
     def skip_passed_batches(self) -> None:
@@ -557,6 +570,13 @@ class TestRun:
         if self.plan.mode.ci:
             args += ["--xml", str(reports_dir / "coverage.xml")]
             args += ["--html", str(reports_dir / "htmlcov")]
+        if self.map_base and self.status != "interrupted":
+            # An interrupted test's lines are cut short: no map rather than a wrong one.
+            results = ((str(r.get("nodeid")), str(r.get("outcome"))) for r in self.results)
+            spec = affected.write_map_spec(
+                self.run.dir, self.config.map_path, self.config.root, self.map_base, results
+            )
+            args += ["--affected-map", str(spec)]
         run_cover(self.session, self.config, self.rcfile, args)
 
     def report(self) -> None:
@@ -680,6 +700,35 @@ def _findings_settings(config: Config) -> findings.Settings:
     )
 
 
+def _map_base(
+    session: nox.Session, config: Config, plan: Plan, rcfile: Path | None
+) -> tuple[str, dict[str, str]] | None:
+    """The commit (and dirty files) of the ``--affected`` map this run records, or None: only
+    ``ci`` records it, under coverage, with ``affected.record = true``, in a git checkout."""
+    if not (plan.mode.ci and rcfile and config.affected.record):
+        return None
+    try:
+        return affected.map_base(config.root)
+    except GitError as exc:
+        session.log(f"noxlib: no --affected map from this run: git cannot name its commit ({exc})")
+        return None
+
+
+def _affected_selection(config: Config, plan: Plan) -> affected.Selection | None:
+    """``--affected``: which tests the change since the map's commit can reach; None without
+    it. Raises UsageError for a map that cannot be read."""
+    if not plan.options.affected:
+        return None
+    own = [config.durations_file, config.affected.map_file, config.reports_dir.rstrip("/") + "/"]
+    rules = affected.rules_for(own, config.affected.ignore, config.python_files)
+    return affected.select_since_map(config.root, config.map_path, rules)
+
+
+def _selection_line(selection: affected.Selection, plan: Plan, config: Config) -> str:
+    known = known_durations(dict.fromkeys(selection.tests, 0.0), plan.paths(config.root), None)
+    return f"noxlib: {selection.line(known)}"
+
+
 def run_cover(session: nox.Session, config: Config, rcfile: Path, args: list[str]) -> None:
     """``python -m noxlib.cover`` in the session venv (where coverage is), judged against the
     project's thresholds."""
@@ -693,9 +742,9 @@ def run_tests(session: nox.Session, config: Config, mode: str = "tests") -> None
     The building block behind the registered sessions: a noxfile can call it from its own
     session (e.g. with another python) and get the same plan, phases, reaping and reports.
     """
-    rate = history.flakiness(
-        history.read_history(config.reports_path / findings.TIMINGS_FILE), config.flaky_threshold
-    )
+    past = history.read_history(config.reports_path / findings.TIMINGS_FILE)
+    rate = history.flakiness(past, config.flaky_threshold)
+    machine = current_machine()
     try:
         durations = read_durations(config.durations_path)
         plan = make_plan(
@@ -703,20 +752,39 @@ def run_tests(session: nox.Session, config: Config, mode: str = "tests") -> None
             session.posargs,
             os.environ,
             config,
-            current_machine(),
+            machine,
             durations=durations,
             flakiness=rate,
         )
+        selection = _affected_selection(config, plan)
+        if selection is not None and selection.skip:
+            # Plan from the tests that will run: auto must not start shards for five tests.
+            chosen = {k: v for k, v in durations.items() if k not in selection.skip}
+            plan = make_plan(
+                MODES[mode],
+                session.posargs,
+                os.environ,
+                config,
+                machine,
+                durations=chosen,
+                flakiness=rate,
+            )
     except UsageError as exc:
         session.error(str(exc))
     if plan.options.help:
         session.log(help_text())
         return
     session.log(banner(plan, config))
+    if selection is not None:
+        session.log(_selection_line(selection, plan, config))
+    first = tuple(affected.last_failures(past, mode))
+    if first:
+        session.log(f"noxlib: the {len(first)} test(s) that failed in the last {mode} run go first")
     rollback = history.rollback_line(rate, config.reports_dir)
     if rollback:
         session.log(f"noxlib: {rollback}")
-    TestRun(session, config, plan, start_run(config.state_dir), durations).execute()
+    order = affected.TestOrder(selection.skip if selection else frozenset(), first)
+    TestRun(session, config, plan, start_run(config.state_dir), durations, order=order).execute()
 
 
 def combine(session: nox.Session, config: Config) -> None:

@@ -219,3 +219,16 @@ def test_the_venvs_python_is_read_from_pyvenv_cfg(
 
 def test_a_venv_without_pyvenv_cfg_has_no_known_python(tmp_path: Path) -> None:
     assert venv_python(tmp_path) is None
+
+
+def test_the_affected_maps_per_test_contexts_keep_the_tracer(tmp_path: Path) -> None:
+    # sys.monitoring reports a line once: every later test that ran it would miss the map.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    settings = CoverageSettings(branch=False)
+    parser = configparser.ConfigParser()
+    parser.read(write_rcfile(tmp_path, settings, run_dir, (3, 14), test_contexts=True))
+    assert "core" not in parser["run"]
+    choice = core_for_run(tmp_path, settings, (3, 14), test_contexts=True)
+    assert choice.core is None
+    assert "--affected map switches coverage's context per test" in choice.why

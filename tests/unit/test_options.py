@@ -148,6 +148,7 @@ def test_help_lists_every_option_with_its_help() -> None:
         "--engine",
         "--batch",
         "--resume",
+        "--affected",
         "--coverage",
         "--no-coverage",
         "--no-triage",

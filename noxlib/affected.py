@@ -1,0 +1,651 @@
+"""``--affected``: the map from source lines to the tests that ran them, and the selection.
+
+Pure mechanics (json, ast, hashlib): neither nox nor pytest nor coverage is imported here.
+``cover.py`` feeds ``build_map`` with coverage's contexts inside the session venv; the nox side
+asks ``gitdiff`` what changed and ``select`` which known tests cannot see the change; the
+pytest plugin leaves those out and puts last run's failures first (``run_first``).
+
+Every rule leans one way: when in doubt a test runs. A skipped test that would have failed
+hides a bug until CI; an extra test costs seconds.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import fnmatch
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from noxlib.errors import UsageError
+from noxlib.gitdiff import FileChange, Hunk, short
+
+DEFAULT_MAP_FILE = ".test_affected"
+MAP_FORMAT = "noxlib-affected-map"
+MAP_VERSION = 1
+# Set by the session in a run that records the map: each test becomes a coverage context.
+CONTEXTS_ENV = "NOXLIB_TEST_CONTEXTS"
+# A file of node ids the run leaves out (--affected), and one of node ids to run first.
+SKIP_ENV = "NOXLIB_SKIP_FILE"
+FIRST_ENV = "NOXLIB_FIRST_FILE"
+# Outcomes of a test that ran to its end: its recorded lines are all the lines it runs. A test
+# that errored, timed out or crashed is left out of the map, so it always runs.
+COMPLETE_OUTCOMES = frozenset({"passed", "failed", "skipped", "xfailed", "xpassed"})
+# Outcomes that put a test first in the next run of its session.
+FAILING_OUTCOMES = frozenset({"failed", "error", "timeout", "crashed"})
+# Files whose change no line of the map can show: each one runs every test.
+CONFIG_FILES = frozenset(
+    {
+        "pyproject.toml",
+        "setup.cfg",
+        "setup.py",
+        "tox.ini",
+        "pytest.ini",
+        "noxfile.py",
+        ".coveragerc",
+        "MANIFEST.in",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FileLines:
+    """What the map knows of one source file: for each line, the indexes of the tests that ran
+    it; and the lines that ran outside any test (import time, subprocesses, threads started
+    before the first test)."""
+
+    by_line: Mapping[int, frozenset[int]]
+    outside: frozenset[int] = frozenset()
+
+    def touched_by(self) -> set[int]:
+        """Every test that ran any line of the file."""
+        return set().union(*self.by_line.values()) if self.by_line else set()
+
+
+@dataclass(frozen=True)
+class CoverageMap:
+    """Source lines -> tests, made at ``commit``. ``dirty`` holds the files that differed from
+    the commit when the map was made, with a hash of their text then: their line numbers are
+    not the commit's, so a later change to them runs every test that touched them."""
+
+    commit: str
+    tests: tuple[str, ...]
+    files: Mapping[str, FileLines]
+    dirty: Mapping[str, str] = field(default_factory=dict)
+
+    def test_files(self) -> set[str]:
+        return {file_of(t) for t in self.tests}
+
+
+def file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def text_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+# --- making the map (called in the session venv, from coverage's data) ------------------------
+
+
+def build_map(
+    contexts: Mapping[str, Mapping[int, Iterable[str]]],
+    tests: Sequence[str],
+    root: Path,
+    commit: str,
+    dirty: Mapping[str, str] | None = None,
+) -> CoverageMap:
+    """The map from ``contexts``: for each measured file (absolute path), each line's coverage
+    contexts (``CoverageData.contexts_by_lineno``). ``tests`` are the node ids of the tests
+    that ran to their end; a context that names none of them (the empty one of import time,
+    a subprocess, a test that crashed) makes its lines "outside". Files outside ``root`` are
+    left out: a change there is not the project's."""
+    index = {nodeid: i for i, nodeid in enumerate(tests)}
+    files: dict[str, FileLines] = {}
+    for filename, by_line in contexts.items():
+        path = _relative(filename, root)
+        if path is None:
+            continue
+        lines: dict[int, frozenset[int]] = {}
+        outside: set[int] = set()
+        for line, names in by_line.items():
+            ids = {i for name in names if (i := _test_index(name, index)) is not None}
+            if ids:
+                lines[line] = frozenset(ids)
+            if any(_test_index(name, index) is None for name in names):
+                outside.add(line)
+        files[path] = FileLines(lines, frozenset(outside))
+    return CoverageMap(commit, tuple(tests), files, dict(dirty or {}))
+
+
+def _test_index(context: str, index: Mapping[str, int]) -> int | None:
+    # A static context set in [tool.coverage.run] comes first: "static|tests/t.py::test_x".
+    if context in index:
+        return index[context]
+    _, bar, rest = context.partition("|")
+    return index.get(rest) if bar else None
+
+
+def _relative(filename: str, root: Path) -> str | None:
+    try:
+        return Path(filename).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return None
+
+
+def map_json(cmap: CoverageMap) -> dict[str, object]:
+    """The map as compact JSON: each test once, each distinct set of tests once, and each file's
+    lines as a flat ``[line, set, line, set, ...]`` list."""
+    sets: dict[frozenset[int], int] = {}
+    files: dict[str, dict[str, list[int]]] = {}
+    for path, lines in sorted(cmap.files.items()):
+        flat: list[int] = []
+        for line, ids in sorted(lines.by_line.items()):
+            flat += [line, sets.setdefault(ids, len(sets))]
+        files[path] = {"lines": flat, "outside": sorted(lines.outside)}
+    return {
+        "format": MAP_FORMAT,
+        "version": MAP_VERSION,
+        "commit": cmap.commit,
+        "dirty": dict(sorted(cmap.dirty.items())),
+        "tests": list(cmap.tests),
+        "sets": [sorted(ids) for ids in sets],
+        "files": files,
+    }
+
+
+def write_map(path: Path, cmap: CoverageMap) -> None:
+    """Replace the map file at ``path`` atomically: a run that reads it sees old or new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(map_json(cmap), separators=(",", ":"))
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text + "\n")
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+
+
+def read_map(path: Path) -> CoverageMap | None:
+    """The map at ``path``; None when there is none. Raises UsageError naming the file, what is
+    wrong and the fix when it cannot be read: a garbled map must never narrow a run."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _bad_map(path, f"it cannot be read ({exc})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise _bad_map(path, f"it is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != MAP_FORMAT:
+        raise _bad_map(path, f'it is not a noxlib map (no "format": "{MAP_FORMAT}")')
+    if data.get("version") != MAP_VERSION:
+        raise _bad_map(
+            path, f"it has version {data.get('version')!r}; this noxlib reads {MAP_VERSION}"
+        )
+    try:
+        return _parse_map(data)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise _bad_map(path, f"its content is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _parse_map(data: Mapping[str, object]) -> CoverageMap:
+    tests = [str(t) for t in _list(data["tests"])]
+    sets = [frozenset(_index(i, len(tests)) for i in _list(s)) for s in _list(data["sets"])]
+    files: dict[str, FileLines] = {}
+    raw_files = data["files"]
+    if not isinstance(raw_files, dict):
+        raise TypeError("files is not an object")
+    for path, entry in raw_files.items():
+        flat = _ints(entry["lines"])
+        if len(flat) % 2:
+            raise ValueError(f"{path}: lines has an odd length")
+        by_line = {flat[i]: sets[_index(flat[i + 1], len(sets))] for i in range(0, len(flat), 2)}
+        files[str(path)] = FileLines(by_line, frozenset(_ints(entry["outside"])))
+    dirty = data.get("dirty", {})
+    if not isinstance(dirty, dict):
+        raise TypeError("dirty is not an object")
+    return CoverageMap(
+        str(data["commit"]), tuple(tests), files, {str(k): str(v) for k, v in dirty.items()}
+    )
+
+
+def _list(value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, found {type(value).__name__}")
+    return value
+
+
+def _ints(value: object) -> list[int]:
+    found = _list(value)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in found):
+        raise TypeError("expected a list of line numbers")
+    return [int(str(v)) for v in found]
+
+
+def _index(value: object, size: int) -> int:
+    if not isinstance(value, int) or not 0 <= value < size:
+        raise IndexError(f"{value!r} is not an index below {size}")
+    return value
+
+
+def _bad_map(path: Path, why: str) -> UsageError:
+    return UsageError(
+        f"The map file {path} (tool.noxlib.affected.map-file) cannot be used by --affected: {why}. "
+        "Delete it and run nox -s ci to write a new one, or run without --affected."
+    )
+
+
+# --- choosing the tests --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What ``--affected`` runs: every test (``everything`` says why), or all but ``skip``, the
+    known tests that cannot see the change. ``changed`` are the changed files considered."""
+
+    skip: frozenset[str]
+    everything: str | None
+    changed: tuple[str, ...] = ()
+    new_test_files: tuple[str, ...] = ()
+    commit: str | None = None
+    tests: tuple[str, ...] = ()  # every test the map knows
+
+    def line(self, known: Collection[str]) -> str:
+        """The banner's line, counting the ``known`` tests of this run (the map's tests under
+        the run's paths)."""
+        where = f"map from {short(self.commit)}" if self.commit else "no map"
+        if self.everything is not None:
+            return f"--affected: every test, because {self.everything} ({where})"
+        selected = sum(1 for t in known if t not in self.skip)
+        what = [_plural(len(self.changed), "changed file")]
+        if self.new_test_files:
+            what.append(_plural(len(self.new_test_files), "new test file") + " run whole")
+        return f"--affected: {selected:,} of {len(known):,} tests ({'; '.join(what)}; {where})"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def run_everything(why: str, commit: str | None = None) -> Selection:
+    """A selection of every test, with the reason (the map cannot answer for the change)."""
+    return Selection(frozenset(), why, commit=commit)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What decides a changed file's fate besides the map: ``ignored`` globs (noxlib's own
+    files and the project's ``ignore`` setting) and ``test_file`` (pytest's python_files)."""
+
+    ignored: tuple[str, ...] = ()
+    test_patterns: tuple[str, ...] = ("test_*.py", "*_test.py")
+
+    def ignores(self, path: str) -> bool:
+        pure = PurePosixPath(path)
+        return any(_glob(pure, pattern) for pattern in self.ignored)
+
+    def is_test_file(self, path: str) -> bool:
+        name = PurePosixPath(path).name
+        return any(fnmatch.fnmatch(name, pattern) for pattern in self.test_patterns)
+
+
+def _glob(path: PurePosixPath, pattern: str) -> bool:
+    # "docs/**" or "docs/" means the folder and everything in it; else fnmatch on the whole
+    # path, or on the name alone when the pattern has no slash ("*.md").
+    folder = pattern.rstrip("*").rstrip("/") if pattern.endswith(("/", "/**")) else None
+    if folder is not None:
+        return str(path) == folder or str(path).startswith(folder + "/")
+    if "/" not in pattern:
+        return fnmatch.fnmatch(path.name, pattern)
+    return fnmatch.fnmatch(str(path), pattern)
+
+
+def select(
+    cmap: CoverageMap,
+    changes: Sequence[FileChange],
+    old_text: Callable[[str], str | None],
+    current_hash: Callable[[str], str | None],
+    rules: Rules,
+) -> Selection:
+    """The tests that can see ``changes`` (made since ``cmap.commit``).
+
+    ``old_text(path)`` is a file's text at the map's commit and ``current_hash(path)`` the hash
+    of its text now (None when gone). Returns every test, with the reason, when a change is one
+    the map cannot see.
+    """
+    considered = [c for c in changes if not rules.ignores(c.path)]
+    affected: set[int] = set()
+    whole_files: set[str] = set()
+    new_test_files: list[str] = []
+    test_files = cmap.test_files()
+    for change in considered:
+        why = _beyond_the_map(change, cmap, rules, test_files)
+        if why:
+            return run_everything(why, cmap.commit)
+        if change.path in test_files or rules.is_test_file(change.path):
+            whole_files.add(change.path)
+            if change.path not in test_files:
+                new_test_files.append(change.path)
+        lines = cmap.files.get(change.path)
+        if lines is None:
+            continue
+        if change.path in cmap.dirty:
+            if current_hash(change.path) != cmap.dirty[change.path]:
+                affected |= _whole_file(change.path, lines)
+            continue
+        found = _tests_of_hunks(change, lines, old_text(change.path))
+        if isinstance(found, str):
+            return run_everything(found, cmap.commit)
+        affected |= found
+    keep = {cmap.tests[i] for i in affected}
+    skip = {t for t in cmap.tests if t not in keep and file_of(t) not in whole_files}
+    return Selection(
+        frozenset(skip),
+        None,
+        tuple(c.path for c in considered),
+        tuple(new_test_files),
+        cmap.commit,
+        cmap.tests,
+    )
+
+
+def _beyond_the_map(
+    change: FileChange, cmap: CoverageMap, rules: Rules, test_files: Collection[str]
+) -> str | None:
+    """Why ``change`` runs every test, or None when the map can answer for it."""
+    name = PurePosixPath(change.path).name
+    if name == "conftest.py":
+        return f"conftest.py changed ({change.path})"
+    if name in CONFIG_FILES:
+        return f"configuration changed ({change.path})"
+    if change.status == "deleted":
+        return f"a file was deleted ({change.path})"
+    if not change.path.endswith(".py"):
+        return (
+            f"a file that is not Python changed ({change.path}): tests may read it "
+            "(add it to tool.noxlib.affected.ignore if none does)"
+        )
+    known = change.path in cmap.files or change.path in test_files
+    if change.status == "modified" and not known and not rules.is_test_file(change.path):
+        return (
+            f"{change.path} changed and the map has no line of it (coverage did not measure "
+            "it; add it to tool.noxlib.affected.ignore if no test imports it)"
+        )
+    return None
+
+
+def _whole_file(path: str, lines: FileLines) -> set[int]:
+    return lines.touched_by()
+
+
+def _tests_of_hunks(change: FileChange, lines: FileLines, old: str | None) -> set[int] | str:
+    """The tests that ran the old lines a modified file's hunks replaced, or the reason to run
+    every test. A new (added or untracked) file has no old lines: whoever runs it imports it
+    from a file that changed too."""
+    if change.status != "modified" or not change.hunks:
+        return set()
+    if old is None:
+        return _whole_file(change.path, lines)
+    try:
+        statements = Statements(ast.parse(old))
+    except (SyntaxError, ValueError):
+        return _whole_file(change.path, lines)  # the old text did not parse: no spans to use
+    found: set[int] = set()
+    outside = False
+    for hunk in change.hunks:
+        for first, last in statements.spans_of(hunk):
+            for line in range(first, last + 1):
+                found |= lines.by_line.get(line, frozenset())
+                outside = outside or line in lines.outside
+    if outside:
+        # A line that ran at import time (or outside any test) changed: every test that used
+        # the module may see it, and a module no test ran may break every import of it.
+        touched = lines.touched_by()
+        if not touched:
+            return (
+                f"{change.path} changed in lines that ran outside any test (at import time or "
+                "in a subprocess) and no test ran its code"
+            )
+        found |= touched
+    return found
+
+
+class Statements:
+    """The statements of one old file by line span, to map a changed line to the lines
+    coverage records for it: a statement is recorded at its first line, however many lines
+    it spans."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.spans: list[tuple[int, int, ast.stmt]] = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.stmt):
+                first = min([node.lineno, *(d.lineno for d in _decorators(node))])
+                self.spans.append((first, node.end_lineno or node.lineno, node))
+
+    def spans_of(self, hunk: Hunk) -> list[tuple[int, int]]:
+        """Line spans whose recorded tests see ``hunk``: for replaced lines, the innermost
+        statement of each; for an insertion, the statements on either side of it."""
+        if hunk.count == 0:
+            wanted = [hunk.start, hunk.start + 1]
+        else:
+            wanted = list(range(hunk.start, hunk.start + hunk.count))
+        found: list[tuple[int, int]] = []
+        for line in wanted:
+            found += self.span_of(line)
+        return found
+
+    def span_of(self, line: int) -> list[tuple[int, int]]:
+        inner = self.innermost(line)
+        if inner is None:
+            # A blank or comment line between statements: replacing it may add code, which
+            # runs where its neighbours run.
+            return [s for s in (self.before(line), self.after(line)) if s is not None]
+        first, last, node = inner
+        if _has_body(node) and _in_header(node, line):
+            # A def, class, if, for, ... header: who runs its body sees the change.
+            return [(first, last)]
+        if _has_body(node):
+            # A line inside a compound statement but in none of its body statements (an else:
+            # line, a blank line in a body): the statements on either side of it.
+            return [s for s in (self.before(line), self.after(line)) if s is not None]
+        return [(first, last)]
+
+    def innermost(self, line: int) -> tuple[int, int, ast.stmt] | None:
+        holding = [s for s in self.spans if s[0] <= line <= s[1]]
+        return min(holding, key=lambda s: s[1] - s[0]) if holding else None
+
+    def before(self, line: int) -> tuple[int, int] | None:
+        ending = [(s[0], s[1]) for s in self.spans if s[1] < line and not _has_body(s[2])]
+        return max(ending, key=lambda s: (s[1], s[0])) if ending else None
+
+    def after(self, line: int) -> tuple[int, int] | None:
+        starting = [(s[0], s[0]) for s in self.spans if s[0] > line]
+        return min(starting) if starting else None
+
+
+def _decorators(node: ast.stmt) -> list[ast.expr]:
+    return list(getattr(node, "decorator_list", []))
+
+
+def _has_body(node: ast.stmt) -> bool:
+    return bool(getattr(node, "body", None))
+
+
+def _in_header(node: ast.stmt, line: int) -> bool:
+    """Whether ``line`` is in the statement's own lines, before its first body statement."""
+    body: list[ast.stmt] = getattr(node, "body", [])
+    return line < body[0].lineno if body else True
+
+
+# --- order: last run's failures first -------------------------------------------------------
+
+
+def last_failures(history: Sequence[Mapping[str, object]], session: str) -> list[str]:
+    """The node ids that failed (failed, error, timeout, crashed) in the last recorded run of
+    ``session``; [] when it passed or never ran."""
+    for run in reversed(history):
+        if run.get("session") != session:
+            continue
+        failures = run.get("failures")
+        if not isinstance(failures, list):
+            return []
+        return [
+            str(f["nodeid"])
+            for f in failures
+            if isinstance(f, dict)
+            and "nodeid" in f
+            and f.get("status", "failed") in FAILING_OUTCOMES
+        ]
+    return []
+
+
+def run_first(nodeids: Sequence[str], first: Collection[str]) -> list[int]:
+    """The order (indexes into ``nodeids``) that runs the ``first`` tests before the rest, each
+    part keeping its order. A file in ``first`` (a collection error's id) brings all its tests."""
+    wanted = set(first)
+    early = [i for i, n in enumerate(nodeids) if n in wanted or file_of(n) in wanted]
+    chosen = set(early)
+    return early + [i for i in range(len(nodeids)) if i not in chosen]
+
+
+def write_ids(path: Path, nodeids: Iterable[str]) -> Path:
+    path.write_text("".join(f"{n}\n" for n in nodeids), encoding="utf-8")
+    return path
+
+
+def read_ids(path: Path) -> set[str]:
+    try:
+        return {line for line in path.read_text(encoding="utf-8").splitlines() if line}
+    except FileNotFoundError:
+        return set()
+
+
+# --- what a session does with all this (the nox side calls these; nox stays out) ----------
+
+# Never a reason to run tests: caches and what noxlib and coverage write themselves.
+ALWAYS_IGNORED = (
+    ".noxlib/",
+    ".nox/",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    "*.pyc",
+    ".coverage",
+    ".coverage.*",
+    "*.egg-info/*",
+)
+
+
+def rules_for(
+    own_files: Sequence[str], ignore: Sequence[str], test_patterns: Sequence[str]
+) -> Rules:
+    """The rules of a project: noxlib's ``own_files`` (durations, map, reports folder) and the
+    ``ignore`` setting are no change to the tests; ``test_patterns`` are pytest's python_files."""
+    return Rules((*ALWAYS_IGNORED, *own_files, *ignore), tuple(test_patterns))
+
+
+def select_since_map(root: Path, map_path: Path, rules: Rules) -> Selection:
+    """What ``--affected`` runs in the project at ``root``: the map at ``map_path`` against
+    ``git diff`` since its commit, plus untracked files. Raises UsageError for a map that
+    cannot be read; every other doubt runs every test, and says why."""
+    from noxlib import gitdiff
+
+    cmap = read_map(map_path)
+    if cmap is None:
+        return run_everything(
+            f"there is no map at {map_path} yet (nox -s ci writes it; or fetch CI's)"
+        )
+    try:
+        gitdiff.head_commit(root)
+    except gitdiff.GitError as exc:
+        return run_everything(f"git cannot tell what changed here ({exc})", cmap.commit)
+    if not gitdiff.has_commit(root, cmap.commit):
+        return run_everything(
+            f"git cannot diff against the map's commit {short(cmap.commit)}: this clone does "
+            "not have it (fetch it, or run nox -s ci for a new map)",
+            cmap.commit,
+        )
+    try:
+        changes = gitdiff.changes_since(root, cmap.commit)
+    except gitdiff.GitError as exc:
+        return run_everything(f"git diff against the map's commit failed ({exc})", cmap.commit)
+    return select(
+        cmap,
+        changes,
+        lambda path: gitdiff.old_text(root, cmap.commit, path),
+        lambda path: file_hash(root / path),
+        rules,
+    )
+
+
+def file_hash(path: Path) -> str | None:
+    try:
+        return text_hash(path.read_bytes())
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class TestOrder:
+    """What the pytest processes of one run leave out and run first, handed over in files."""
+
+    __test__ = False  # not a pytest test class
+
+    skip: frozenset[str] = frozenset()
+    first: tuple[str, ...] = ()
+
+    def env(self, folder: Path) -> dict[str, str]:
+        """Write the lists into ``folder`` and return the variables that name them."""
+        env: dict[str, str] = {}
+        if self.skip:
+            env[SKIP_ENV] = str(write_ids(folder / "affected-skip.txt", sorted(self.skip)))
+        if self.first:
+            env[FIRST_ENV] = str(write_ids(folder / "run-first.txt", self.first))
+        return env
+
+
+def map_base(root: Path) -> tuple[str, dict[str, str]]:
+    """The commit a map made now is made at, and the hashes of the Python files that differ
+    from it (their lines are not the commit's). Raises gitdiff.GitError outside git."""
+    from noxlib import gitdiff
+
+    commit = gitdiff.head_commit(root)
+    dirty = {
+        path: digest
+        for path in gitdiff.dirty_paths(root)
+        if path.endswith(".py") and (digest := file_hash(root / path)) is not None
+    }
+    return commit, dirty
+
+
+def write_map_spec(
+    folder: Path,
+    out: Path,
+    root: Path,
+    base: tuple[str, dict[str, str]],
+    results: Iterable[tuple[str, str]],
+) -> Path:
+    """The request for ``python -m noxlib.cover --affected-map``: where the map goes, the
+    commit and dirty files of ``base``, and the tests of ``results`` ((node id, outcome)
+    pairs) that ran to their end."""
+    tests = write_ids(
+        folder / "map-tests.txt",
+        sorted({nodeid for nodeid, outcome in results if outcome in COMPLETE_OUTCOMES}),
+    )
+    commit, dirty = base
+    spec = {"out": str(out), "root": str(root), "commit": commit, "dirty": dirty}
+    spec["tests_file"] = str(tests)
+    path = folder / "affected-map.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    return path

@@ -1,0 +1,1 @@
+"""Shapes: a small package with a module per concern."""
