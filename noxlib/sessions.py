@@ -382,10 +382,10 @@ class TestRun:
             return
         groups = [g.name for g in self.plan.groups]
         history = self.config.reports_path / "ci_timings.jsonl"
-        found = previous_batches(history, self.plan.mode.name, groups)
+        found = previous_batches(history, self.session.name, groups)
         if found is None:
             say(
-                f"noxlib: --resume: no earlier batched run of session {self.plan.mode.name} "
+                f"noxlib: --resume: no earlier batched run of session {self.session.name} "
                 f"with groups {', '.join(groups)}; running every batch"
             )
             return
@@ -548,7 +548,7 @@ class TestRun:
         plans = [selected_event(f).get("plans") for f in files]
         first = next((p for p in plans if isinstance(p, list) and p), [""])
         return RunInfo(
-            session=self.plan.mode.name,
+            session=self.session.name,  # nox's name: tests-3.12 keeps its own history
             groups=tuple(g.name for g in self.plan.groups),
             shard=str(self.plan.shard) if self.plan.shard else None,
             plan=str(first[0]) if self.plan.shard else "",
@@ -581,7 +581,7 @@ class TestRun:
 
     def report(self) -> None:
         summary = reports.RunSummary(
-            session=self.plan.mode.name,
+            session=self.session.name,  # nox's name: tests-3.12 keeps its own history
             run_id=self.run.run_id,
             groups=tuple(g.name for g in self.plan.groups),
             mode="parallel" if self.plan.parallel else "serial",
@@ -777,9 +777,10 @@ def run_tests(session: nox.Session, config: Config, mode: str = "tests") -> None
     session.log(banner(plan, config))
     if selection is not None:
         session.log(_selection_line(selection, plan, config))
-    first = tuple(affected.last_failures(past, mode))
+    first = tuple(affected.last_failures(past, session.name))
     if first:
-        session.log(f"noxlib: the {len(first)} test(s) that failed in the last {mode} run go first")
+        name, count = session.name, len(first)
+        session.log(f"noxlib: the {count} test(s) that failed in the last {name} run go first")
     rollback = history.rollback_line(rate, config.reports_dir)
     if rollback:
         session.log(f"noxlib: {rollback}")

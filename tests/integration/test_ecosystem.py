@@ -3,6 +3,7 @@ installed into the session venv, and ``python = [...]`` as nox's parametrized se
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -74,6 +75,9 @@ def test_dependency_groups_are_installed_with_their_includes(project: Path, tmp_
         assert "noxlib: coverage core sysmon: Python" in result.stdout
     else:
         assert "noxlib: coverage core default (ctrace): " in result.stdout
+    # Each Python keeps its own history: the run is recorded under nox's own session name.
+    history = (project / "reports" / "ci_timings.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["session"] == f"tests-{HERE}"
 
 
 def test_an_unknown_include_group_stops_before_any_venv(project: Path) -> None:
