@@ -38,6 +38,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# noxlib's own sessions are parametrized by its python list: time this Python's ci session only.
+CI_SESSION = "ci-{}.{}".format(*sys.version_info[:2])
+CI_VENV = CI_SESSION.replace(".", "-")
 
 PYPROJECT = """
 [tool.noxlib]
@@ -116,12 +119,12 @@ def plain(venv: str, *args: str, path: str = "tests") -> Callable[[Path], float]
 def configs(suite: str) -> dict[str, Callable[[Path], float]]:
     if suite == "tpch":
         return {
-            "plain `pytest`": plain("ci", path="tests/tpch"),
-            "plain `pytest -n 2`": plain("ci", "-n", "2", path="tests/tpch"),
-            "`nox -s ci -- tpch` (auto)": nox("-R", "-s", "ci", "--", "tpch"),
-            "shards": nox("-R", "-s", "ci", "--", "tpch", "--engine", "shards"),
-            "xdist": nox("-R", "-s", "ci", "--", "tpch", "--engine", "xdist"),
-            "PYTEST_WORKERS=1": nox("-R", "-s", "ci", "--", "tpch", PYTEST_WORKERS="1"),
+            "plain `pytest`": plain(CI_VENV, path="tests/tpch"),
+            "plain `pytest -n 2`": plain(CI_VENV, "-n", "2", path="tests/tpch"),
+            "`nox -s ci -- tpch` (auto)": nox("-R", "-s", CI_SESSION, "--", "tpch"),
+            "shards": nox("-R", "-s", CI_SESSION, "--", "tpch", "--engine", "shards"),
+            "xdist": nox("-R", "-s", CI_SESSION, "--", "tpch", "--engine", "xdist"),
+            "PYTEST_WORKERS=1": nox("-R", "-s", CI_SESSION, "--", "tpch", PYTEST_WORKERS="1"),
         }
     found = {
         "plain `pytest`": plain("tests-parallel"),
@@ -140,7 +143,7 @@ def prepare(base: Path, suite: str) -> Path:
     if suite == "tpch":
         project = base / "tpch"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(project)], check=True)
-        warm = ["-s", "ci", "--", "tpch"]
+        warm = ["-s", CI_SESSION, "--", "tpch"]
     else:
         project = make_suite(base, suite)
         warm = ["-s", "tests-parallel", "--", "--engine", "shards"]
