@@ -44,6 +44,10 @@ def nox_env(**extra: str) -> dict[str, str]:
     nox process (noxlib's nox side) is then measured by the outer run."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOXLIB_", "PYTEST_"))}
     env.pop("CI", None)
+    # nox's own session selectors (.ci/run sets NOXPYTHON for noxlib's matrix) would pick
+    # among the nested project's sessions too.
+    for name in ("NOXPYTHON", "NOXEXTRAPYTHON", "NOXFORCEPYTHON", "NOXSESSION"):
+        env.pop(name, None)
     env.update(extra)
     return env
 
