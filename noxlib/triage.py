@@ -109,7 +109,7 @@ def classify(reruns: Sequence[str], parallel: bool) -> str:
         return FAILS_ALWAYS
     if not any(failed):
         return PARALLEL_ONLY if parallel else FLAKY
-    return FAILS_ALWAYS
+    return FLAKY
 
 
 def judge(
