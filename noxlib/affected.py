@@ -12,17 +12,15 @@ hides a bug until CI; an extra test costs seconds.
 from __future__ import annotations
 
 import ast
-import contextlib
 import fnmatch
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from noxlib.errors import UsageError
+from noxlib.files import write_atomic
 from noxlib.gitdiff import FileChange, Hunk, short
 
 DEFAULT_MAP_FILE = ".test_affected"
@@ -161,17 +159,7 @@ def map_json(cmap: CoverageMap) -> dict[str, object]:
 
 def write_map(path: Path, cmap: CoverageMap) -> None:
     """Replace the map file at ``path`` atomically: a run that reads it sees old or new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(map_json(cmap), separators=(",", ":"))
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text + "\n")
-        os.replace(partial, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
-        raise
+    write_atomic(path, json.dumps(map_json(cmap), separators=(",", ":")) + "\n")
 
 
 def read_map(path: Path) -> CoverageMap | None:

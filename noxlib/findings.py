@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from noxlib import causes, history, reports, trend, triage
-from noxlib.merge import write_atomic
+from noxlib.files import write_atomic
 
 TIMINGS_FILE = "ci_timings.jsonl"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"

@@ -9,15 +9,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from noxlib.errors import UsageError
+from noxlib.files import write_atomic
 from noxlib.parts import (
     PartFiles,
     merge_durations,
@@ -221,20 +220,6 @@ def merge_junit(files: Iterable[Path], results: Iterable[Result], out: Path) -> 
     root.append(suite)
     write_atomic(out, ET.tostring(root, encoding="unicode", xml_declaration=True))
     return len(cases)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` at once: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(partial, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
-        raise
 
 
 def write_results(path: Path, results: Iterable[Result]) -> None:

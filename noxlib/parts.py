@@ -13,16 +13,15 @@ import hashlib
 import heapq
 import json
 import math
-import os
 import re
 import statistics
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from noxlib.affected import CONTEXTS_ENV, FIRST_ENV, SKIP_ENV
 from noxlib.errors import UsageError
+from noxlib.files import write_atomic
 
 # pytest-split's file name and format (a JSON object from node id to seconds): a project coming
 # from pytest-split keeps its file and its figures.
@@ -84,17 +83,8 @@ def _bad_durations(path: Path, why: str) -> UsageError:
 
 def write_durations(path: Path, durations: Mapping[str, float]) -> None:
     """Replace the durations file at ``path`` atomically (a concurrent reader sees old or new)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({k: round(v, 4) for k, v in sorted(durations.items())}, indent=1)
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text + "\n")
-        os.replace(partial, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
-        raise
+    write_atomic(path, text + "\n")
 
 
 def merge_durations(

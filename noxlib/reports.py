@@ -17,8 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from noxlib.files import write_atomic
 from noxlib.memory import human
-from noxlib.merge import PartRow, Result, write_atomic
+from noxlib.merge import PartRow, Result
 from noxlib.parts import STATUSES
 from noxlib.pipeline import PhaseTiming
 from noxlib.triage import Failure
