@@ -6,6 +6,7 @@ Every decision lives in a plain module below (config, plan, runs, reaping, cover
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -747,27 +748,15 @@ def run_tests(session: nox.Session, config: Config, mode: str = "tests") -> None
     machine = current_machine()
     try:
         durations = read_durations(config.durations_path)
-        plan = make_plan(
-            MODES[mode],
-            session.posargs,
-            os.environ,
-            config,
-            machine,
-            durations=durations,
-            flakiness=rate,
+        plan_from = functools.partial(
+            make_plan, MODES[mode], session.posargs, os.environ, config, machine, flakiness=rate
         )
+        plan = plan_from(durations=durations)
         selection = _affected_selection(config, plan)
         if selection is not None and selection.skip:
             # Plan from the tests that will run: auto must not start shards for five tests.
-            chosen = {k: v for k, v in durations.items() if k not in selection.skip}
-            plan = make_plan(
-                MODES[mode],
-                session.posargs,
-                os.environ,
-                config,
-                machine,
-                durations=chosen,
-                flakiness=rate,
+            plan = plan_from(
+                durations={k: v for k, v in durations.items() if k not in selection.skip}
             )
     except UsageError as exc:
         session.error(str(exc))
