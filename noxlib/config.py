@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from noxlib.affected import DEFAULT_MAP_FILE
 from noxlib.depgroups import resolve_groups
@@ -273,12 +273,9 @@ def _read_group(root: Path, name: str, table: object, problems: _Problems) -> Gr
     if not GROUP_NAME.match(name):
         problems.add(key, name, "group names start with a letter and use letters, digits, - or _")
         return None
-    if not isinstance(table, dict):
-        problems.add(key, table, f'expected a table: [tool.noxlib.groups.{name}] paths = ["tests"]')
+    example = f'[tool.noxlib.groups.{name}] paths = ["tests"]'
+    if not _checked_table(table, problems, key, _GROUP_KEYS, example):
         return None
-    for k in table:
-        if k not in _GROUP_KEYS:
-            _unknown(problems, f"{key}.", k, table[k], _GROUP_KEYS)
     paths = table.get("paths")
     if not _string_list(paths) or not paths:
         problems.add(
@@ -335,13 +332,23 @@ def _read_python(value: object, problems: _Problems) -> tuple[str, ...]:
     return tuple(versions)
 
 
-def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
+def _checked_table(
+    table: object, problems: _Problems, key: str, known: tuple[str, ...], example: str
+) -> TypeGuard[dict[str, Any]]:
+    """True when ``table`` (at ``key``) is a table; each key it has that is not ``known`` is a
+    problem of its own, with the close name."""
     if not isinstance(table, dict):
-        problems.add("coverage", table, "expected a table: [tool.noxlib.coverage]")
-        return CoverageSettings()
+        problems.add(key, table, f"expected a table: {example}")
+        return False
     for k in table:
-        if k not in _COVERAGE_KEYS:
-            _unknown(problems, "coverage.", k, table[k], _COVERAGE_KEYS)
+        if k not in known:
+            _unknown(problems, f"{key}.", k, table[k], known)
+    return True
+
+
+def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
+    if not _checked_table(table, problems, "coverage", _COVERAGE_KEYS, "[tool.noxlib.coverage]"):
+        return CoverageSettings()
     settings = CoverageSettings()
     for k in ("enabled", "branch"):
         if k in table and not isinstance(table[k], bool):
@@ -371,12 +378,8 @@ def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
 
 
 def _read_affected(table: object, problems: _Problems) -> AffectedSettings:
-    if not isinstance(table, dict):
-        problems.add("affected", table, "expected a table: [tool.noxlib.affected]")
+    if not _checked_table(table, problems, "affected", _AFFECTED_KEYS, "[tool.noxlib.affected]"):
         return AffectedSettings()
-    for k in table:
-        if k not in _AFFECTED_KEYS:
-            _unknown(problems, "affected.", k, table[k], _AFFECTED_KEYS)
     before = len(problems.messages)
     record = table.get("record", False)
     if not isinstance(record, bool):
