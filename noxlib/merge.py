@@ -78,20 +78,26 @@ def selected_event(files: PartFiles) -> dict[str, object]:
 
 
 def collected(parts: Sequence[PartFiles]) -> tuple[list[str], list[str]]:
-    """What the run collected before any selection (node ids, files), from the first part that
-    says; every part of a run collects the same."""
-    for files in parts:
-        for event in files.events():
+    """What the run collected before any selection (node ids, files): every part's, together.
+    (Parts collect the same, or, split by file, each its own files.)"""
+    ids: dict[str, None] = {}
+    files: dict[str, None] = {}
+    for part in parts:
+        for event in part.events():
             if event.get("event") == "collected":
-                found = event.get("files", [])
-                return read_lines(files.collected), [str(f) for f in found]  # type: ignore[attr-defined]
-    return [], []
+                ids.update(dict.fromkeys(read_lines(part.collected)))
+                files.update(dict.fromkeys(str(f) for f in event.get("files", [])))  # type: ignore[attr-defined]
+                break
+    return list(ids), list(files)
 
 
 def disagreeing_parts(parts: Sequence[PartFiles]) -> list[str]:
-    """Parts whose collection differs from the first part's: their plans do not fit together."""
+    """Parts whose collection differs from the first part's: their plans do not fit together.
+    Parts that split by file collect only their own files, so they are not compared."""
     digests = {}
     for files in parts:
+        if selected_event(files).get("how") == "files":
+            continue
         for event in files.events():
             if event.get("event") == "collected":
                 digests[files.dir.name] = event.get("digest")

@@ -341,6 +341,24 @@ def make_plan(
     return replace(plan, engine=choose_engine(requested, workers, known, rest, config.dist))
 
 
+# pytest options that leave tests out: a plan of whole files from the durations would balance
+# tests that do not run.
+_SELECTING_OPTIONS = ("-k", "-m", "--deselect", "--lf", "--last-failed", "--sw", "--stepwise")
+
+
+def may_split_by_file(plan: Plan) -> bool:
+    """Whether shards may collect only their own files: the run collects its groups' paths
+    whole (no paths of the user's, no markers, no option that leaves tests out), so the
+    durations of those paths predict what each file costs."""
+    if plan.explicit_paths or marker_expression(plan.groups):
+        return False
+    return not any(
+        arg == option or arg.startswith(option + ("=" if option.startswith("--") else ""))
+        for arg in plan.user_args
+        for option in _SELECTING_OPTIONS
+    )
+
+
 def group_marker(name: str) -> str:
     """The marker the plugin puts on items under a group's paths (markers are identifiers)."""
     return "noxlib_group_" + name.replace("-", "_")

@@ -29,6 +29,7 @@ WORKER_ENV = "PYTEST_XDIST_WORKER"
 _LOADED = time.monotonic()
 
 if TYPE_CHECKING:
+    from noxlib.byfile import FileShare
     from noxlib.parts import PartFiles
     from noxlib.servers import Server, ServerManager
 
@@ -148,9 +149,12 @@ class PartSelector:
     dead process was running, and what is left to run.
     """
 
-    def __init__(self, part: PartFiles, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, part: PartFiles, env: Mapping[str, str], files: FileShare | None = None
+    ) -> None:
         self.part = part
         self.env = env
+        self.files = files
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
@@ -159,6 +163,10 @@ class PartSelector:
         from noxlib import parts
 
         keep, event = parts.choose(self.part, [item.nodeid for item in items], self.env)
+        if self.files is not None:  # what it collected is already its share, or the CI shard's
+            event["how"] = "files" if event["how"] == "all" else "files, then shard"
+            later = event.get("plans")
+            event["plans"] = [*self.files.plans, *(later if isinstance(later, list) else [])]
         kept = [item for item in items if item.nodeid in keep]
         dropped = [item for item in items if item.nodeid not in keep]
         if dropped:
@@ -168,6 +176,24 @@ class PartSelector:
 
     def pytest_sessionfinish(self, exitstatus: int) -> None:
         self.part.event({"event": "finished", "exitstatus": int(exitstatus)})
+
+
+class FileFilter:
+    """In a shard that splits by file: pytest collects only this shard's files (directories,
+    conftest.py and __init__.py are collected everywhere)."""
+
+    def __init__(self, share: FileShare) -> None:
+        self.share = share
+
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        if collection_path.is_dir():
+            return None
+        try:
+            path = collection_path.relative_to(config.rootpath).as_posix()
+        except ValueError:
+            return None  # outside the rootdir: not a file of the plan
+        # None, not False: False would overrule the user's own --ignore and collect_ignore.
+        return None if self.share.collects(path) else True
 
 
 class TimerNotes:
@@ -265,7 +291,13 @@ def pytest_configure(config: pytest.Config) -> None:
             _note_timers(config, PartFiles(Path(worker_part)))
         _order_and_contexts(config, workerinput.get(WORKER_SETTINGS_KEY, {}))
         return
-    from noxlib.parts import BATCH_ENV, PART_DIR_ENV, WORKER_SETTINGS, take_part_env
+    from noxlib.parts import (
+        BATCH_ENV,
+        FILE_SHARE_ENV,
+        PART_DIR_ENV,
+        WORKER_SETTINGS,
+        take_part_env,
+    )
     from noxlib.reaping.runs import PART_NAME_ENV
 
     # This process's part, and no child's: a pytest that a test starts must not pick a shard
@@ -280,7 +312,13 @@ def pytest_configure(config: pytest.Config) -> None:
     part = PartFiles(Path(part_dir))
     name = os.environ.get(PART_NAME_ENV, "")
     config.pluginmanager.register(ResultsRecorder(part.results, name, part), "noxlib-results")
-    config.pluginmanager.register(PartSelector(part, own), "noxlib-part")
+    files = None
+    if own.get(FILE_SHARE_ENV):
+        from noxlib.byfile import FileShare
+
+        files = FileShare.read(Path(own[FILE_SHARE_ENV]))
+        config.pluginmanager.register(FileFilter(files), "noxlib-file-filter")
+    config.pluginmanager.register(PartSelector(part, own, files), "noxlib-part")
     _note_timers(config, part)
     if config.pluginmanager.hasplugin("xdist"):  # its hook exists only when xdist is loaded
         config.pluginmanager.register(WorkerPart(part_dir, settings), "noxlib-worker-part")

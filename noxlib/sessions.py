@@ -22,6 +22,7 @@ import nox.command
 
 from noxlib import affected, cover, findings, history, reaping, reports, reruns, triage
 from noxlib.batches import BatchCheck, batch_check, previous_batches, server_events
+from noxlib.byfile import FileShare, split_by_file
 from noxlib.config import Config, load_config
 from noxlib.engine import Part, PartOutcome, run_parts
 from noxlib.errors import NoxlibError, UsageError
@@ -48,6 +49,7 @@ from noxlib.options import help_text
 from noxlib.parts import (
     BATCH_ENV,
     DURATIONS_ENV,
+    FILE_SHARE_ENV,
     KEEP_TOGETHER_ENV,
     SHARDS_ENV,
     WORKER_COUNT_ENV,
@@ -71,6 +73,7 @@ from noxlib.plan import (
     groups_for_plugin,
     known_durations,
     make_plan,
+    may_split_by_file,
     measures_coverage,
     parse_worker_setting,
     pytest_args,
@@ -320,10 +323,28 @@ class TestRun:
         if self.plan.engine.name != "shards":
             return [self.part(self.plan.engine.name, self.plan.engine.name, env, passthrough=True)]
         count = self.plan.workers.count
+        split = self.split_by_file(count)
         return [
-            self.part(f"shard-{k}", f"shard-{k}", env, shard=(k, count))
+            self.part(f"shard-{k}", f"shard-{k}", env, shard=(k, count), by_file=split)
             for k in range(1, count + 1)
         ]
+
+    def split_by_file(self, count: int) -> tuple[list[FileShare], bool] | None:
+        """Each shard's files, when the run may and whole files balance well enough; None when
+        every shard collects everything and keeps its share of the tests."""
+        if not may_split_by_file(self.plan):
+            return None
+        scope = known_durations(self.durations, self.plan.paths(self.config.root), None)
+        scope = {k: v for k, v in scope.items() if k not in self.order.skip}
+        levels = [self.plan.shard] if self.plan.shard else []
+        split = split_by_file(scope, levels, count, self.config.keep_together)
+        if split is not None:
+            local = "split by test" if split[1] else "split by file"
+            self.session.log(
+                f"noxlib: shards collect only their own files (durations of {len(scope)} tests; "
+                f"the local level {local})"
+            )
+        return split
 
     def part(
         self,
@@ -334,6 +355,7 @@ class TestRun:
         passthrough: bool = False,
         shard: tuple[int, int] | None = None,
         batch: Batch | None = None,
+        by_file: tuple[list[FileShare], bool] | None = None,
     ) -> Part:
         folder = self.run.dir / "parts" / folder_name
         args = pytest_args(self.plan, self.config, PartFiles(folder).junit, batch)
@@ -347,6 +369,13 @@ class TestRun:
         if shard is not None:
             index, count = shard
             levels.append(f"{index}/{count}")
+            if by_file is not None:
+                shares, local_by_test = by_file
+                share_file = self.run.dir / f"files-{index}.json"
+                shares[index - 1].write(share_file)
+                part_env[FILE_SHARE_ENV] = str(share_file)
+                # The CI shard's files are collected already: what is left is the local split.
+                levels = levels[-1:] if local_by_test else []
             # As xdist names its workers: suites give each its own database or folder.
             part_env.update({WORKER_ENV: f"gw{index - 1}", WORKER_COUNT_ENV: str(count)})
         if levels:

@@ -203,3 +203,87 @@ def test_a_shared_server_is_shared_by_the_shards_of_a_run(
     pids = {name.split("-")[1] for name in (p.name for p in record.iterdir())}
     assert len(list(record.iterdir())) == 2
     assert len(pids) == 1  # both shard processes used the one server
+
+
+# --- shards that collect only their own files --------------------------------------------------
+
+BY_FILE_PYPROJECT = """
+[tool.noxlib]
+install = []
+engine = "shards"
+
+[tool.noxlib.groups.unit]
+paths = ["tests"]
+"""
+
+# Every pytest process notes the files it collected: the proof that each collected only its own.
+COLLECTION_NOTE = """
+import json, os
+from pathlib import Path
+
+def pytest_collection_finish(session):
+    files = sorted({item.nodeid.split("::")[0] for item in session.items})
+    note = Path(__file__).parents[1] / "collected.jsonl"
+    with note.open("a") as out:
+        out.write(json.dumps({"pid": os.getpid(), "files": files}) + "\\n")
+"""
+
+KNOWN_FILES = [f"tests/test_m{k}.py" for k in range(8)]  # 4 per CI machine, 2 per shard
+TESTS = len(KNOWN_FILES) * 5 + 1
+
+
+def by_file_project(make_project: object, name: str) -> Path:
+    body = "".join(f"def test_{t}():\n    pass\n\n" for t in range(5))
+    files = {path: body for path in KNOWN_FILES}
+    files["tests/conftest.py"] = COLLECTION_NOTE
+    # A test file the durations do not know yet: exactly one shard must collect it.
+    files["tests/test_new.py"] = "def test_new():\n    pass\n"
+    project = make_project(BY_FILE_PYPROJECT, files, name)  # type: ignore[operator]
+    durations = {f"{path}::test_{t}": 0.01 for path in KNOWN_FILES for t in range(5)}
+    (project / ".test_durations").write_text(json.dumps(durations))
+    return project
+
+
+def collection_notes(project: Path) -> list[list[str]]:
+    lines = (project / "collected.jsonl").read_text().splitlines()
+    notes = [json.loads(line) for line in lines]
+    assert len({note["pid"] for note in notes}) == len(notes)  # one note per process
+    return [note["files"] for note in notes]
+
+
+def test_shards_collect_only_their_own_files_and_run_what_one_process_runs(
+    make_project: object,
+) -> None:
+    project = by_file_project(make_project, "byfile")
+    parallel = run_nox(project, "-s", "tests-parallel", env=nox_env(PYTEST_WORKERS="2"))
+    assert parallel.returncode == 0, parallel.stdout
+    assert "shards collect only their own files" in parallel.stdout
+    notes = collection_notes(project)
+    assert len(notes) == 2
+    every = [path for files in notes for path in files]
+    assert sorted(every) == sorted([*KNOWN_FILES, "tests/test_new.py"])  # each file once
+    assert all(len(files) < len(KNOWN_FILES) for files in notes)
+    by_file = counts(project / "reports")
+
+    (project / "collected.jsonl").unlink()
+    serial = run_nox(project, "-s", "tests")
+    assert serial.returncode == 0, serial.stdout
+    assert collection_notes(project) == [sorted([*KNOWN_FILES, "tests/test_new.py"])]
+    assert counts(project / "reports") == by_file
+    assert by_file["passed"] == TESTS
+
+
+def test_ci_machines_and_their_shards_collect_every_file_once(make_project: object) -> None:
+    every: list[str] = []
+    results: list[str] = []
+    for k in (1, 2):
+        project = by_file_project(make_project, f"machine{k}")
+        env = nox_env(PYTEST_WORKERS="2", NOXLIB_SHARD=f"{k}/2")
+        result = run_nox(project, "-s", "tests-parallel", env=env)
+        assert result.returncode == 0, result.stdout
+        assert "shards collect only their own files" in result.stdout
+        every += [path for files in collection_notes(project) for path in files]
+        lines = (project / "reports" / "results.jsonl").read_text().splitlines()
+        results += [json.loads(line)["nodeid"] for line in lines]
+    assert sorted(every) == sorted([*KNOWN_FILES, "tests/test_new.py"])
+    assert len(results) == len(set(results)) == TESTS

@@ -19,6 +19,7 @@ from noxlib.plan import (
     known_durations,
     make_plan,
     marker_expression,
+    may_split_by_file,
     measures_coverage,
     parse_worker_setting,
     pytest_args,
@@ -309,3 +310,27 @@ def test_auto_rollback_leaves_explicit_counts_and_low_rates_alone(config: Config
     assert make_plan(MODES["ci"], [], {}, rolled, BIG, flakiness=low).workers.count == 2
     # Opt-in: without auto-rollback a high rate only speaks in the banner (sessions.py).
     assert make_plan(MODES["ci"], [], {}, config, BIG, flakiness=HIGH).workers.count == 2
+
+
+@pytest.mark.parametrize(
+    ("posargs", "allowed"),
+    [
+        ([], False),  # the default group, unit, has markers
+        (["tpch"], True),
+        (["tpch", "-x", "-v", "--tb=short"], True),
+        (["tpch", "-k", "q01"], False),
+        (["tpch", "-kq01"], False),
+        (["tpch", "-m", "slow"], False),
+        (["tpch", "--deselect", "tests/tpch/test_q.py::t"], False),
+        (["tpch", "--lf"], False),
+        (["tpch", "--last-failed"], False),
+        (["tpch", "--sw"], False),
+        (["tests/unit/test_x.py"], False),  # the user's paths are collected by every process
+        (["unit"], False),  # a group with markers: the durations include deselected tests
+    ],
+)
+def test_shards_split_by_file_only_when_they_collect_their_groups_whole(
+    config: Config, posargs: list[str], allowed: bool
+) -> None:
+    plan = make_plan(MODES["tests-parallel"], posargs, {}, config, BIG)
+    assert may_split_by_file(plan) is allowed

@@ -1,0 +1,148 @@
+"""Shards that collect only their own files.
+
+A shard that collects the whole suite to keep its share pays the whole collection: on a suite of
+30,000 small tests that is about a sixth of each shard's time. When whole files balance the
+shards about as well as single tests do, the plan is made per file from the durations file, and
+each shard process collects only its files (``pytest_ignore_collect``).
+
+Pure mechanics, like the planner it builds on. Every shard computes nothing here: the nox side
+writes each shard's ``FileShare`` to a file, and the shard's pytest reads it. A file the
+durations do not know (a new test file) is placed by a hash of its path, so exactly one shard
+collects it without the shards talking to each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from noxlib.files import write_atomic
+from noxlib.parts import Shard, ShardSpec, file_of, plan_digest, plan_shards
+
+# Whole files are used while the busiest shard of the per-file plan is predicted to take at most
+# this much longer than the busiest shard of the per-test plan.
+BALANCE_SLACK = 1.05
+# The files pytest must collect in every process: they are not test modules of one shard.
+SHARED_FILES = ("conftest.py", "__init__.py")
+
+
+@dataclass(frozen=True)
+class FileShare:
+    """The files one shard collects.
+
+    ``own``: the known files the plan gave this shard; ``known``: every file the plan placed;
+    ``positions``: this shard's place at each level split by file (outer first), which decides
+    where a file the plan does not know goes; ``plans``: the fingerprints of those levels' plans.
+    """
+
+    own: frozenset[str]
+    known: frozenset[str]
+    positions: tuple[ShardSpec, ...]
+    plans: tuple[str, ...]
+
+    def collects(self, path: str) -> bool:
+        """Whether this shard collects ``path`` (relative to pytest's rootdir, with ``/``)."""
+        if path.rsplit("/", 1)[-1] in SHARED_FILES:
+            return True
+        if path in self.known:
+            return path in self.own
+        return all(
+            _bucket(path, depth, spec.total) == spec.index - 1
+            for depth, spec in enumerate(self.positions)
+        )
+
+    def write(self, path: Path) -> None:
+        record = {
+            "own": sorted(self.own),
+            "known": sorted(self.known),
+            "positions": [str(p) for p in self.positions],
+            "plans": list(self.plans),
+        }
+        write_atomic(path, json.dumps(record) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> FileShare:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        positions = []
+        for text in record["positions"]:
+            index, total = text.split("/")
+            positions.append(ShardSpec(int(index), int(total)))
+        return cls(
+            frozenset(record["own"]),
+            frozenset(record["known"]),
+            tuple(positions),
+            tuple(record["plans"]),
+        )
+
+
+def _bucket(path: str, depth: int, total: int) -> int:
+    # A stable hash (not Python's salted hash()): every process and machine agrees.
+    digest = hashlib.sha256(f"{depth}\0{path}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % total
+
+
+def _busiest(plan: Sequence[Shard]) -> float:
+    return max(shard.predicted for shard in plan)
+
+
+def split_by_file(
+    durations: Mapping[str, float],
+    levels: Sequence[ShardSpec],
+    count: int,
+    keep_together: str = "none",
+) -> tuple[list[FileShare], bool] | None:
+    """The files of each of ``count`` local shards, within the CI shard named by ``levels``
+    (outer first, may be empty), planned from ``durations`` (the tests the run will collect).
+
+    Every level named by ``levels`` must split by file, or none does: machines of one CI matrix
+    decide alike from the same durations. The local level splits by file too when whole files
+    stay within BALANCE_SLACK of single tests (or of ``keep_together``'s units); otherwise every
+    local shard collects the CI shard's files and they split them by test. Returns the shares,
+    one per local shard, and whether the local level is left to split by test; None when
+    nothing splits by file (every shard collects everything).
+    """
+    tests = sorted(durations)
+    known = frozenset(file_of(t) for t in tests)
+    outer: list[ShardSpec] = []
+    plans: list[str] = []
+    for level in levels:
+        chosen = _file_plan(tests, durations, level.total, keep_together)
+        if chosen is None:
+            return None
+        plans.append(plan_digest(chosen))
+        outer.append(level)
+        tests = list(chosen[level.index - 1].tests)
+    local = _file_plan(tests, durations, count, keep_together) if count > 1 else None
+    if local is None:
+        if not outer:
+            return None
+        share = FileShare(frozenset(map(file_of, tests)), known, tuple(outer), tuple(plans))
+        return [share] * count, count > 1
+    digest = plan_digest(local)
+    shares = [
+        FileShare(
+            frozenset(map(file_of, shard.tests)),
+            known,
+            (*outer, ShardSpec(shard.index + 1, count)),
+            (*plans, digest),
+        )
+        for shard in local
+    ]
+    return shares, False
+
+
+def _file_plan(
+    tests: Sequence[str], durations: Mapping[str, float], count: int, keep_together: str
+) -> list[Shard] | None:
+    """The per-file plan of ``tests`` over ``count`` shards, or None when it would leave a shard
+    without a file or balance worse than BALANCE_SLACK times the per-test plan."""
+    if len({file_of(t) for t in tests}) < count:
+        return None
+    by_file = plan_shards(tests, durations, count, "module")
+    by_test = plan_shards(tests, durations, count, keep_together)
+    if _busiest(by_file) > BALANCE_SLACK * _busiest(by_test):
+        return None
+    return by_file
