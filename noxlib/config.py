@@ -86,6 +86,8 @@ class Config:
     dist: str = "load"
     engine: str = "auto"
     keep_together: str = "none"
+    # After collection, pytest's objects leave the garbage collector's rounds (gc.freeze).
+    gc_freeze: bool = True
     durations_file: str = DEFAULT_DURATIONS_FILE
     reports_dir: str = "reports"
     ci_timeout: float = 600.0
@@ -203,6 +205,11 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
     "keep-together": (
         lambda v: v in KEEP_TOGETHER,
         f"expected one of {', '.join(KEEP_TOGETHER)}: what a shard never splits",
+    ),
+    "gc-freeze": (
+        lambda v: isinstance(v, bool),
+        "expected true or false: whether the collected tests leave the garbage collector's "
+        "rounds once collection is done (false for suites that test garbage collection itself)",
     ),
     "durations-file": (
         lambda v: isinstance(v, str) and bool(v.strip()),
@@ -455,6 +462,7 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
         dist=data.get("dist", "load"),
         engine=data.get("engine", "auto"),
         keep_together=data.get("keep-together", "none"),
+        gc_freeze=data.get("gc-freeze", True),
         durations_file=data.get("durations-file", DEFAULT_DURATIONS_FILE),
         reports_dir=data.get("reports-dir", "reports"),
         ci_timeout=float(data.get("ci-timeout", 600.0)),

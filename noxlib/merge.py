@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -149,7 +150,8 @@ def update_durations(
             measured_durations(results),
             collected=collected_ids,
             full_files=whole_files,
-            existing_file=lambda rel: (root / rel).exists(),
+            # Once per file, not once per test.
+            existing_file=functools.cache(lambda rel: (root / rel).exists()),
         )
         write_durations(path, merged)
     return len(merged)

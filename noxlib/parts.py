@@ -247,6 +247,8 @@ def select_share(
 # --- one part's folder: what its pytest process and the engine tell each other ----------------
 
 PART_DIR_ENV = "NOXLIB_PART_DIR"
+# "1": gc.freeze() once the tests are collected (tool.noxlib.gc-freeze; "0" to keep gc as is).
+GC_FREEZE_ENV = "NOXLIB_GC_FREEZE"
 # "K/N" levels, global first ("2/3 1/2": local shard 1 of 2 within CI shard 2 of 3).
 SHARDS_ENV = "NOXLIB_SHARDS"
 DURATIONS_ENV = "NOXLIB_DURATIONS"

@@ -50,6 +50,7 @@ from noxlib.parts import (
     BATCH_ENV,
     DURATIONS_ENV,
     FILE_SHARE_ENV,
+    GC_FREEZE_ENV,
     KEEP_TOGETHER_ENV,
     SHARDS_ENV,
     WORKER_COUNT_ENV,
@@ -392,6 +393,7 @@ class TestRun:
         env[GROUPS_ENV] = groups_for_plugin(self.plan.groups, self.config.root)
         env["NOXLIB_SESSION"] = self.plan.mode.name
         env[DURATIONS_ENV] = str(self.run.dir / "durations.json")
+        env[GC_FREEZE_ENV] = "1" if self.config.gc_freeze else "0"
         if self.plan.mode.ci:
             env["CI"] = "true"
         if self.rcfile:
@@ -452,8 +454,10 @@ class TestRun:
                 if outcome.problem:
                     self.session.log(f"noxlib: {outcome.part.name}: {outcome.problem}")
             return
-        results = merged_results(part.files.results for part in self.parts)
-        text = failures_report(results, width=shutil.get_terminal_size().columns)
+        # Kept for the merge phase: on a suite of tens of thousands of tests, reading the
+        # results again costs a noticeable part of a second.
+        self.results = merged_results(part.files.results for part in self.parts)
+        text = failures_report(self.results, width=shutil.get_terminal_size().columns)
         if text:
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -485,7 +489,7 @@ class TestRun:
     def merge(self) -> None:
         """One run from its parts: results, JUnit XML, durations, the run's description."""
         files = [part.files for part in self.parts]
-        self.results = merged_results(f.results for f in files)
+        self.results = self.results or merged_results(f.results for f in files)
         self.rows = [_part_row(outcome) for outcome in self.outcomes]
         differ = disagreeing_parts(files)
         if differ:

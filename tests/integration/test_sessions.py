@@ -319,3 +319,33 @@ def test_two_runs_in_one_checkout_keep_their_own_results(project: Path) -> None:
     assert "src/mylib/__init__.py" in outputs[0]
     assert (project / "reports" / "coverage.db").is_file()
     assert not list(project.glob(".coverage*"))
+
+
+GC_PYPROJECT = """
+[tool.noxlib]
+install = []
+{setting}
+
+[tool.noxlib.groups.unit]
+paths = ["tests"]
+"""
+
+GC_TEST = """
+import gc
+from pathlib import Path
+
+def test_note_frozen_objects():
+    Path(__file__).parents[1].joinpath("frozen.txt").write_text(str(gc.get_freeze_count()))
+"""
+
+
+@pytest.mark.parametrize(("setting", "frozen"), [("", True), ("gc-freeze = false", False)])
+def test_collected_tests_leave_the_garbage_collectors_rounds_unless_turned_off(
+    make_project: object, setting: str, frozen: bool
+) -> None:
+    pyproject = GC_PYPROJECT.format(setting=setting)
+    project = make_project(pyproject, {"tests/test_gc.py": GC_TEST})  # type: ignore[operator]
+    result = run_nox(project, "-s", "tests")
+    assert result.returncode == 0, result.stdout
+    count = int((project / "frozen.txt").read_text())
+    assert (count > 0) is frozen

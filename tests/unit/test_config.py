@@ -192,6 +192,7 @@ def test_the_triage_keys_and_their_defaults(tmp_path: Path) -> None:
         ("flaky-threshold", "120", "percentage from 0 to 100"),
         ("flaky-threshold", "nan", "percentage from 0 to 100"),
         ("auto-rollback", '"on"', "expected true or false"),
+        ("gc-freeze", '"no"', "expected true or false"),
     ],
 )
 def test_bad_triage_values_are_named_with_their_fix(
