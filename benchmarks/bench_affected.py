@@ -13,10 +13,17 @@ Two commands, on a suite of real_suites.py (its pinned sdist, made a git reposit
              selected and the wall time, and at the end the misses, the median share selected,
              and the median --affected wall time against the full ``nox -R -s tests``.
 
+  change     the time goal: after a one-function change that breaks nothing (a comment added
+             to the first line of a function's body that the suite runs), the wall time of
+             ``nox -R -s tests -- --affected`` against the full ``nox -R -s tests``, the full
+             runs interleaved with the --affected ones (before the first change, then after
+             every few). Prints each change's selection and time, then the medians and ratio.
+
 Usage, with an interpreter that has noxlib installed:
 
   python benchmarks/bench_affected.py cost [SUITE] [--rounds 2]
   python benchmarks/bench_affected.py mutations [SUITE] [--want 25] [--tries 120]
+  python benchmarks/bench_affected.py change [SUITE] [--want 10]
 """
 
 from __future__ import annotations
@@ -284,18 +291,106 @@ def summary(name: str, rows: Sequence[Row], tried: int, full_seconds: float) -> 
     return 1 if missed else 0
 
 
+# -- change ----------------------------------------------------------------------------------
+
+CHANGED = "  # changed by bench_affected\n"
+
+
+def first_body_lines(name: str, dest: Path, seed: int = 7) -> list[tuple[Path, int]]:
+    """(file, line) of the first one-line statement of each function of the library, shuffled."""
+    found = []
+    for path in library_files(name, dest):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = [n for n in node.body if not _is_docstring(n)]
+                if body and body[0].lineno == body[0].end_lineno:
+                    found.append((path, body[0].lineno))
+    random.Random(seed).shuffle(found)
+    return found
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+
+
+def change(name: str, want: int) -> int:
+    dest = repository(name)
+    git(dest, "checkout", "-q", "--", ".")
+    if not (dest / ".test_affected").is_file():
+        mapped = run(nox(name, dest, "-s", "ci"))
+        print(f"map: nox -s ci exit {mapped.returncode} in {mapped.seconds:.1f} s", flush=True)
+    run(nox(name, dest, "-s", "tests", "--install-only"))
+    full: list[float] = []
+
+    def full_run() -> None:
+        whole = run(nox(name, dest, "-R", "-s", "tests"))
+        full.append(whole.seconds)
+        print(f"full nox -R -s tests: exit {whole.returncode}, {whole.seconds:.1f} s", flush=True)
+
+    picked: list[tuple[float, float]] = []  # (share selected, seconds)
+    full_run()
+    for path, line in first_body_lines(name, dest):
+        if len(picked) >= want:
+            break
+        row = try_change(name, dest, path, line)
+        if row is not None:
+            picked.append(row)
+            if len(picked) % FULL_EVERY == 0:
+                full_run()
+    full_run()
+    if not picked:
+        return 1
+    share = statistics.median(p[0] for p in picked)
+    seconds = statistics.median(p[1] for p in picked)
+    full_median = statistics.median(full)
+    print(f"\n{name} {SUITES[name].version}: {len(picked)} one-function changes")
+    print(f"share selected: median {share:.1%}, max {max(p[0] for p in picked):.1%}")
+    print(f"full run: median {full_median:.1f} s of {len(full)}")
+    print(f"--affected: median {seconds:.1f} s = {seconds / full_median:.2f} x the full run")
+    return 0
+
+
+FULL_EVERY = 4  # a full run after every this many --affected runs: both see the same load
+
+
+def try_change(name: str, dest: Path, path: Path, line: int) -> tuple[float, float] | None:
+    """(share selected, wall seconds) of ``--affected`` after changing ``line`` of ``path``;
+    None when no test runs the line (nothing to measure) or the run did not pass."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    lines[line - 1] = lines[line - 1].rstrip("\n") + CHANGED
+    path.write_text("".join(lines), encoding="utf-8")
+    try:
+        chosen = run(nox(name, dest, "-R", "-s", "tests", options=("--affected",)))
+    finally:
+        path.write_text(text, encoding="utf-8")
+    match = BANNER.search(chosen.output)
+    if match is None or match.group(3) or chosen.returncode != 0:
+        print(f"{path.name}:{line}: not counted (exit {chosen.returncode})", flush=True)
+        return None
+    selected, total = (int(match.group(k).replace(",", "")) for k in (1, 2))
+    if selected == 0:
+        print(f"{path.name}:{line}: no test runs this line, not counted", flush=True)
+        return None
+    print(f"{path.name}:{line}: {selected} of {total} tests, {chosen.seconds:.1f} s", flush=True)
+    return selected / total, chosen.seconds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("cost", "mutations"))
+    parser.add_argument("command", choices=("cost", "mutations", "change"))
     parser.add_argument("name", nargs="?", default="attrs", choices=sorted(SUITES))
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--want", type=int, default=25)
+    parser.add_argument("--want", type=int, help="mutations: 25; change: 10")
     parser.add_argument("--tries", type=int, default=120)
     args = parser.parse_args(argv)
     if args.command == "cost":
         cost(args.name, args.rounds)
         return 0
-    return mutations(args.name, args.want, args.tries)
+    if args.command == "change":
+        return change(args.name, args.want or 10)
+    return mutations(args.name, args.want or 25, args.tries)
 
 
 if __name__ == "__main__":
