@@ -22,15 +22,11 @@ from pathlib import Path, PurePosixPath
 from noxlib.errors import UsageError
 from noxlib.files import write_atomic
 from noxlib.gitdiff import FileChange, Hunk, short
+from noxlib.parts import FIRST_ENV, SKIP_ENV, file_of
 
 DEFAULT_MAP_FILE = ".test_affected"
 MAP_FORMAT = "noxlib-affected-map"
 MAP_VERSION = 1
-# Set by the session in a run that records the map: each test becomes a coverage context.
-CONTEXTS_ENV = "NOXLIB_TEST_CONTEXTS"
-# A file of node ids the run leaves out (--affected), and one of node ids to run first.
-SKIP_ENV = "NOXLIB_SKIP_FILE"
-FIRST_ENV = "NOXLIB_FIRST_FILE"
 # Outcomes of a test that ran to its end: its recorded lines are all the lines it runs. A test
 # that errored, timed out or crashed is left out of the map, so it always runs.
 COMPLETE_OUTCOMES = frozenset({"passed", "failed", "skipped", "xfailed", "xpassed"})
@@ -78,10 +74,6 @@ class CoverageMap:
 
     def test_files(self) -> set[str]:
         return {file_of(t) for t in self.tests}
-
-
-def file_of(nodeid: str) -> str:
-    return nodeid.split("::", 1)[0]
 
 
 def text_hash(data: bytes) -> str:

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass
 from pathlib import Path
 
-from noxlib.affected import CONTEXTS_ENV, FIRST_ENV, SKIP_ENV
 from noxlib.errors import UsageError
 from noxlib.files import write_atomic
 
@@ -247,6 +246,11 @@ def select_share(
 # --- one part's folder: what its pytest process and the engine tell each other ----------------
 
 PART_DIR_ENV = "NOXLIB_PART_DIR"
+# Set in a run that records the --affected map: each test becomes a coverage context.
+CONTEXTS_ENV = "NOXLIB_TEST_CONTEXTS"
+# A file of node ids the run leaves out (--affected), and one of node ids to run first.
+SKIP_ENV = "NOXLIB_SKIP_FILE"
+FIRST_ENV = "NOXLIB_FIRST_FILE"
 # "1": gc.freeze() once the tests are collected (tool.noxlib.gc-freeze; "0" to keep gc as is).
 GC_FREEZE_ENV = "NOXLIB_GC_FREEZE"
 # "K/N" levels, global first ("2/3 1/2": local shard 1 of 2 within CI shard 2 of 3).

@@ -48,6 +48,7 @@ from noxlib.merge import (
 from noxlib.options import help_text
 from noxlib.parts import (
     BATCH_ENV,
+    CONTEXTS_ENV,
     DURATIONS_ENV,
     FILE_SHARE_ENV,
     GC_FREEZE_ENV,
@@ -400,7 +401,7 @@ class TestRun:
             env["COVERAGE_RCFILE"] = str(self.rcfile)
         env.update(self.order_env)
         if self.map_base:
-            env[affected.CONTEXTS_ENV] = "1"
+            env[CONTEXTS_ENV] = "1"
         return env
 
     def skip_passed_batches(self) -> None:
