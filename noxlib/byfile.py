@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from noxlib.files import write_atomic
-from noxlib.parts import Shard, ShardSpec, file_of, plan_digest, plan_shards
+from noxlib.parts import Shard, ShardSpec, file_of, plan_digest, plan_shards, prices
 
 # Whole files are used while the busiest shard of the per-file plan is predicted to take at most
-# this much longer than the busiest shard of the per-test plan.
+# this much longer than the best a per-test plan could do.
 BALANCE_SLACK = 1.05
 # The files pytest must collect in every process: they are not test modules of one shard.
 SHARED_FILES = ("conftest.py", "__init__.py")
@@ -99,8 +99,9 @@ def split_by_file(
 
     Every level named by ``levels`` must split by file, or none does: machines of one CI matrix
     decide alike from the same durations. The local level splits by file too when whole files
-    stay within BALANCE_SLACK of single tests (or of ``keep_together``'s units); otherwise every
-    local shard collects the CI shard's files and they split them by test. Returns the shares,
+    stay within BALANCE_SLACK of the best split by test (always when ``keep_together`` is
+    "module": that plan is per file anyway); otherwise every local shard collects the CI
+    shard's files and they split them by test. Returns the shares,
     one per local shard, and whether the local level is left to split by test; None when
     nothing splits by file (every shard collects everything).
     """
@@ -138,11 +139,16 @@ def _file_plan(
     tests: Sequence[str], durations: Mapping[str, float], count: int, keep_together: str
 ) -> list[Shard] | None:
     """The per-file plan of ``tests`` over ``count`` shards, or None when it would leave a shard
-    without a file or balance worse than BALANCE_SLACK times the per-test plan."""
+    without a file or balance worse than BALANCE_SLACK times what splitting finer could reach.
+
+    Finer means single tests, whose best plan is at least max(longest test, total / count):
+    that bound is the yardstick (planning by test as well would cost as much again). Kept
+    together by module, the per-file plan is the plan."""
     if len({file_of(t) for t in tests}) < count:
         return None
     by_file = plan_shards(tests, durations, count, "module")
-    by_test = plan_shards(tests, durations, count, keep_together)
-    if _busiest(by_file) > BALANCE_SLACK * _busiest(by_test):
-        return None
-    return by_file
+    if keep_together == "module":
+        return by_file
+    cost = prices(tests, durations)
+    bound = max(max(cost.values()), sum(cost.values()) / count)
+    return by_file if _busiest(by_file) <= BALANCE_SLACK * bound else None

@@ -52,6 +52,15 @@ def test_one_big_file_among_small_ones_keeps_splitting_by_test() -> None:
     assert split_by_file(durations, [], 2) is None
 
 
+def test_kept_together_by_module_the_plan_is_per_file_however_it_balances() -> None:
+    durations = {**suite(3, 10), **{f"tests/test_big.py::test_{i}": 1.0 for i in range(50)}}
+    split = split_by_file(durations, [], 2, keep_together="module")
+    assert split is not None
+    shares, local_by_test = split
+    assert not local_by_test
+    assert {"tests/test_big.py"} in [set(s.own) for s in shares]
+
+
 def test_fewer_files_than_shards_or_no_durations_keeps_splitting_by_test() -> None:
     assert split_by_file(suite(1, 100), [], 2) is None
     assert split_by_file({}, [], 2) is None
