@@ -150,5 +150,6 @@ def _file_plan(
     if keep_together == "module":
         return by_file
     cost = prices(tests, durations)
-    bound = max(max(cost.values()), sum(cost.values()) / count)
+    longest, total = max(cost.values()), sum(cost.values())
+    bound = max(longest, total / count)
     return by_file if _busiest(by_file) <= BALANCE_SLACK * bound else None
