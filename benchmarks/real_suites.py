@@ -3,8 +3,8 @@
 prepare(name, dest) extracts a pinned sdist (downloaded once into a cache) to ``dest``, adds
 noxlib's one-line noxfile and a ``[tool.noxlib]`` table, and makes ``dest/.bench-venv``: the
 plain venv a user would otherwise run ``pytest`` in (the project, its test dependencies,
-pytest and pytest-xdist). check(name, dest) runs plain ``pytest`` there and ``nox -s tests``
-and compares their outcome counts. time_command() and rounds() time whole commands in
+pytest and pytest-xdist). check(name, dest) runs plain ``pytest`` there, ``nox -s tests`` and
+``nox -s tests-parallel``, and compares their outcome counts. time_command() and rounds() time whole commands in
 interleaved rounds, for this script's ``time`` command and for other benchmark scripts.
 
 Usage, with an interpreter that has noxlib installed (``pip install -e '.[uv]'``):
@@ -366,26 +366,34 @@ def logged(command: Command, log: Path) -> subprocess.CompletedProcess[str]:
 
 
 def check(name: str, dest: Path, nox_python: str = sys.executable) -> bool:
-    """Plain pytest and ``nox -s tests`` on the prepared suite: same outcome counts?"""
+    """Plain pytest, ``nox -s tests`` and then ``nox -s tests-parallel`` (which plans from the
+    durations the serial run recorded) on the prepared suite: same outcome counts?"""
     reports = dest / "reports"
     plain = logged(plain_pytest(name, dest), reports / "plain-pytest.log")
-    jsonl = reports / "ci_timings.jsonl"
-    runs_before = jsonl.read_text().count("\n") if jsonl.exists() else 0
-    noxed = logged(nox(name, dest, "-s", "tests", nox_python=nox_python), reports / "nox.log")
-    if not jsonl.exists() or jsonl.read_text().count("\n") == runs_before:
-        raise RuntimeError(f"nox -s tests exited {noxed.returncode} without a report: {reports}")
-    rows = {
-        f"plain pytest (exit {plain.returncode})": pytest_counts(plain.stdout),
-        f"nox -s tests (exit {noxed.returncode})": noxlib_counts(dest),
-    }
+    rows = {f"plain pytest (exit {plain.returncode})": pytest_counts(plain.stdout)}
+    for session in ("tests", "tests-parallel"):
+        command = nox(name, dest, "-s", session, nox_python=nox_python)
+        done = noxlib_run(dest, command, reports / f"nox-{session}.log")
+        by_file = " by file" if "shards collect only their own files" in done.stdout else ""
+        rows[f"nox -s {session}{by_file} (exit {done.returncode})"] = noxlib_counts(dest)
     suite = SUITES[name]
     print(f"\n{suite.name} {suite.version}: outcome counts (logs in {reports})")
-    print(f"{'':28}" + "".join(f"{k:>9}" for k in OUTCOMES))
+    print(f"{'':42}" + "".join(f"{k:>9}" for k in OUTCOMES))
     for label, counts in rows.items():
-        print(f"{label:28}" + "".join(f"{counts[k]:>9}" for k in OUTCOMES))
+        print(f"{label:42}" + "".join(f"{counts[k]:>9}" for k in OUTCOMES))
     same = len({tuple(c.values()) for c in rows.values()}) == 1
     print("identical" if same else "DIFFERENT")
     return same
+
+
+def noxlib_run(dest: Path, command: Command, log: Path) -> subprocess.CompletedProcess[str]:
+    """``command``, a nox run that must add a line to reports/ci_timings.jsonl."""
+    jsonl = dest / "reports" / "ci_timings.jsonl"
+    runs_before = jsonl.read_text().count("\n") if jsonl.exists() else 0
+    done = logged(command, log)
+    if not jsonl.exists() or jsonl.read_text().count("\n") == runs_before:
+        raise RuntimeError(f"{' '.join(command.argv)} exited {done.returncode} without a report")
+    return done
 
 
 # -- command line ------------------------------------------------------------------------------
