@@ -4,8 +4,9 @@ prepare(name, dest) extracts a pinned sdist (downloaded once into a cache) to ``
 noxlib's one-line noxfile and a ``[tool.noxlib]`` table, and makes ``dest/.bench-venv``: the
 plain venv a user would otherwise run ``pytest`` in (the project, its test dependencies,
 pytest and pytest-xdist). check(name, dest) runs plain ``pytest`` there, ``nox -s tests`` and
-``nox -s tests-parallel``, and compares their outcome counts. time_command() and rounds() time whole commands in
-interleaved rounds, for this script's ``time`` command and for other benchmark scripts.
+``nox -s tests-parallel``, and compares their outcome counts. time_command() and rounds() time
+whole commands in interleaved rounds, for this script's ``time`` command and for other
+benchmark scripts.
 
 Usage, with an interpreter that has noxlib installed (``pip install -e '.[uv]'``):
 
