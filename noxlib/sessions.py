@@ -269,7 +269,7 @@ class TestRun:
         if measures_coverage(self.plan, self.config):
             root, settings = self.config.root, self.config.coverage
             python = cover.venv_python(Path(self.session.bin).parent)
-            contexts = self.plan.mode.ci and self.config.affected.record
+            contexts = _records_map(self.plan, self.config)
             core = cover.core_for_run(root, settings, python, contexts)
             self.session.log(f"noxlib: {core.line()}")
             self.rcfile = cover.write_rcfile(root, settings, self.run.dir, python, contexts)
@@ -735,12 +735,18 @@ def _findings_settings(config: Config) -> findings.Settings:
     )
 
 
+def _records_map(plan: Plan, config: Config) -> bool:
+    """Whether this run records the ``--affected`` map: only ``ci`` does, with
+    ``affected.record = true`` (and under coverage, in a git checkout: see _map_base)."""
+    return plan.mode.ci and config.affected.record
+
+
 def _map_base(
     session: nox.Session, config: Config, plan: Plan, rcfile: Path | None
 ) -> tuple[str, dict[str, str]] | None:
-    """The commit (and dirty files) of the ``--affected`` map this run records, or None: only
-    ``ci`` records it, under coverage, with ``affected.record = true``, in a git checkout."""
-    if not (plan.mode.ci and rcfile and config.affected.record):
+    """The commit (and dirty files) of the ``--affected`` map this run records, or None: it
+    records one when _records_map says so, under coverage, in a git checkout."""
+    if not (rcfile and _records_map(plan, config)):
         return None
     try:
         return affected.map_base(config.root)
