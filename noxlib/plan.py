@@ -341,9 +341,10 @@ def make_plan(
     return replace(plan, engine=choose_engine(requested, workers, known, rest, config.dist))
 
 
-# pytest options that leave tests out: a plan of whole files from the durations would balance
-# tests that do not run.
-_SELECTING_OPTIONS = ("-k", "-m", "--deselect", "--lf", "--last-failed", "--sw", "--stepwise")
+# pytest options that leave out tests the durations cannot name: a plan of whole files from
+# the durations would balance tests that do not run. (--deselect names its tests: see
+# deselected.)
+_SELECTING_OPTIONS = ("-k", "-m", "--lf", "--last-failed", "--sw", "--stepwise")
 
 
 def may_split_by_file(plan: Plan) -> bool:
@@ -357,6 +358,18 @@ def may_split_by_file(plan: Plan) -> bool:
         for arg in plan.user_args
         for option in _SELECTING_OPTIONS
     )
+
+
+def deselected(user_args: Sequence[str]) -> tuple[str, ...]:
+    """The node id prefixes of the user's ``--deselect`` options (``--deselect X`` or
+    ``--deselect=X``)."""
+    found = []
+    for index, arg in enumerate(user_args):
+        if arg == "--deselect" and index + 1 < len(user_args):
+            found.append(user_args[index + 1])
+        elif arg.startswith("--deselect="):
+            found.append(arg.split("=", 1)[1])
+    return tuple(found)
 
 
 def group_marker(name: str) -> str:

@@ -72,6 +72,7 @@ from noxlib.plan import (
     banner,
     batches,
     current_machine,
+    deselected,
     groups_for_plugin,
     known_durations,
     make_plan,
@@ -337,7 +338,12 @@ class TestRun:
         if not may_split_by_file(self.plan):
             return None
         scope = known_durations(self.durations, self.plan.paths(self.config.root), None)
-        scope = {k: v for k, v in scope.items() if k not in self.order.skip}
+        left_out = deselected(self.plan.user_args)
+        scope = {
+            k: v
+            for k, v in scope.items()
+            if k not in self.order.skip and not k.startswith(left_out)
+        }
         levels = [self.plan.shard] if self.plan.shard else []
         split = split_by_file(scope, levels, count, self.config.keep_together)
         if split is not None:

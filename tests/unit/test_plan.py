@@ -16,6 +16,7 @@ from noxlib.plan import (
     Engine,
     Machine,
     banner,
+    deselected,
     known_durations,
     make_plan,
     marker_expression,
@@ -321,7 +322,7 @@ def test_auto_rollback_leaves_explicit_counts_and_low_rates_alone(config: Config
         (["tpch", "-k", "q01"], False),
         (["tpch", "-kq01"], False),
         (["tpch", "-m", "slow"], False),
-        (["tpch", "--deselect", "tests/tpch/test_q.py::t"], False),
+        (["tpch", "--deselect", "tests/tpch/test_q.py::t"], True),  # named: left out of the plan
         (["tpch", "--lf"], False),
         (["tpch", "--last-failed"], False),
         (["tpch", "--sw"], False),
@@ -334,3 +335,9 @@ def test_shards_split_by_file_only_when_they_collect_their_groups_whole(
 ) -> None:
     plan = make_plan(MODES["tests-parallel"], posargs, {}, config, BIG)
     assert may_split_by_file(plan) is allowed
+
+
+def test_deselected_prefixes_in_both_spellings() -> None:
+    args = ["-x", "--deselect", "tests/a.py::t1", "--deselect=tests/b.py", "-v"]
+    assert deselected(args) == ("tests/a.py::t1", "tests/b.py")
+    assert deselected(["--deselect"]) == ()
