@@ -375,7 +375,8 @@ def check(name: str, dest: Path, nox_python: str = sys.executable) -> bool:
     for session in ("tests", "tests-parallel"):
         command = nox(name, dest, "-s", session, nox_python=nox_python)
         done = noxlib_run(dest, command, reports / f"nox-{session}.log")
-        by_file = " by file" if "shards collect only their own files" in done.stdout else ""
+        said = done.stdout + done.stderr  # nox logs to stderr
+        by_file = " by file" if "shards collect only their own files" in said else ""
         rows[f"nox -s {session}{by_file} (exit {done.returncode})"] = noxlib_counts(dest)
     suite = SUITES[name]
     print(f"\n{suite.name} {suite.version}: outcome counts (logs in {reports})")
