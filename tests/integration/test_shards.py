@@ -275,15 +275,20 @@ def test_shards_collect_only_their_own_files_and_run_what_one_process_runs(
 
 def test_ci_machines_and_their_shards_collect_every_file_once(make_project: object) -> None:
     every: list[str] = []
-    results: list[str] = []
+    folders: list[str] = []
     for k in (1, 2):
         project = by_file_project(make_project, f"machine{k}")
         env = nox_env(PYTEST_WORKERS="2", NOXLIB_SHARD=f"{k}/2")
-        result = run_nox(project, "-s", "tests-parallel", env=env)
+        result = run_nox(project, "-s", "ci", env=env)
         assert result.returncode == 0, result.stdout
         assert "shards collect only their own files" in result.stdout
         every += [path for files in collection_notes(project) for path in files]
-        lines = (project / "reports" / "results.jsonl").read_text().splitlines()
-        results += [json.loads(line)["nodeid"] for line in lines]
+        folders.append(str(project / "reports"))
     assert sorted(every) == sorted([*KNOWN_FILES, "tests/test_new.py"])
-    assert len(results) == len(set(results)) == TESTS
+    # The machines planned alike (combine checks the plans' fingerprints): one whole run.
+    combiner = by_file_project(make_project, "combiner")
+    result = run_nox(combiner, "-s", "combine", "--", *folders)
+    assert result.returncode == 0, result.stdout
+    cases = junit_cases(combiner / "reports")
+    assert len(cases) == len(set(cases)) == TESTS
+    assert counts(combiner / "reports")["passed"] == TESTS
