@@ -284,9 +284,6 @@ class TestRun:
         self.installed = True
 
     def pytest(self) -> None:
-        if _install_only(self.session):
-            self.session.log("noxlib: --install-only: no test runs")
-            return
         self.skip_passed_batches()
         self.parts = self.make_parts()
         for part in self.parts:
@@ -666,6 +663,15 @@ class TestRun:
         return self.tolerated and not others
 
     def execute(self) -> None:
+        if _install_only(self.session):
+            # nox --install-only: the venv and its packages, and no run, so no report either
+            # (a report line would count as a run of no tests in the history).
+            try:
+                self.install()
+                self.session.log("noxlib: --install-only: installed; no test runs")
+            finally:
+                finish_run(self.run, self.session.log)
+            return
         try:
             self.pipeline.execute(
                 (

@@ -349,3 +349,12 @@ def test_collected_tests_leave_the_garbage_collectors_rounds_unless_turned_off(
     assert result.returncode == 0, result.stdout
     count = int((project / "frozen.txt").read_text())
     assert (count > 0) is frozen
+
+
+def test_install_only_installs_and_leaves_no_report(project: Path) -> None:
+    result = run_nox(project, "-s", "tests", "--install-only")
+    assert result.returncode == 0, result.stdout
+    assert "--install-only: installed; no test runs" in result.stdout
+    assert (project / ".nox" / "tests" / "bin" / "pytest").exists()
+    # No run happened: no history line, which would count as a run of no tests.
+    assert not (project / "reports" / "ci_timings.jsonl").exists()
