@@ -116,14 +116,23 @@ def merge_durations(
 def prices(tests: Sequence[str], durations: Mapping[str, float]) -> dict[str, float]:
     """What each test is expected to cost: its recorded seconds; for a test never recorded, the
     median of its file's recorded tests, else the median of all recorded tests, else 1 s."""
+    price = pricer(durations)
+    return {t: price(t) for t in tests}
+
+
+def pricer(durations: Mapping[str, float]) -> Callable[[str], float]:
+    """The price of any node id, as ``prices`` gives it, from ``durations``."""
     by_file: dict[str, list[float]] = {}
     for nodeid, seconds in durations.items():
         by_file.setdefault(file_of(nodeid), []).append(seconds)
     overall = statistics.median(durations.values()) if durations else UNKNOWN_SECONDS
     file_medians = {path: statistics.median(values) for path, values in by_file.items()}
-    return {
-        t: durations[t] if t in durations else file_medians.get(file_of(t), overall) for t in tests
-    }
+
+    def price(nodeid: str) -> float:
+        found = durations.get(nodeid)
+        return found if found is not None else file_medians.get(file_of(nodeid), overall)
+
+    return price
 
 
 def unit_of(nodeid: str, keep_together: str) -> str:

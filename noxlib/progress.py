@@ -54,17 +54,30 @@ class _Tail:
         return lines
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What the parts selected, as far as they have said: tests, and their predicted seconds
+    (0 when nothing was recorded)."""
+
+    tests: int = 0
+    seconds: float = 0.0
+
+
 @dataclass
 class Progress:
     """Counts the results of ``parts`` as they land and draws the progress line on ``write``.
 
-    ``tty`` redraws one line in place; otherwise a line every LOG_EVERY_SECONDS.
+    ``tty`` redraws one line in place; otherwise a line every LOG_EVERY_SECONDS. ``price`` (a
+    test's predicted seconds, as the shards priced it) makes the ETA one of time, not of test
+    count: with one test of a minute among many of milliseconds, counting tests misleads.
     """
 
     parts: Sequence[PartFiles]
     write: Callable[[str], object]
     tty: bool
+    price: Callable[[str], float] | None = None
     counts: Counter[str] = field(default_factory=Counter)
+    done_seconds: float = 0.0  # the predicted seconds of the tests done so far
     _tails: list[_Tail] = field(default_factory=list)
     _last_drawn: float = -1e9
     _width: int = 0
@@ -74,18 +87,21 @@ class Progress:
         if not self.tty:
             self._last_drawn = 0.0  # a log's first line comes after LOG_EVERY_SECONDS
 
-    def expected(self) -> int:
-        """How many tests the parts selected, as far as they have said."""
-        total = 0
+    def expected(self) -> Expected:
+        tests, seconds = 0, 0.0
         for files in self.parts:
             selected = [e for e in files.events() if e.get("event") == "selected"]
             if selected:
-                total += int(str(selected[0].get("count", 0)))
-        return total
+                tests += int(str(selected[0].get("count", 0)))
+                seconds += float(str(selected[0].get("predicted", 0.0)))
+        return Expected(tests, seconds)
 
     def tick(self, elapsed: float) -> None:
         for tail in self._tails:
-            self.counts.update(str(line.get("outcome")) for line in tail.new_lines())
+            for result in tail.new_lines():
+                self.counts[str(result.get("outcome"))] += 1
+                if self.price is not None:
+                    self.done_seconds += self.price(str(result.get("nodeid")))
         every = REDRAW_EVERY_SECONDS if self.tty else LOG_EVERY_SECONDS
         if elapsed - self._last_drawn < every:
             return
@@ -98,14 +114,21 @@ class Progress:
         else:
             self.write(line + "\n")
 
-    def line(self, elapsed: float, expected: int) -> str:
+    def line(self, elapsed: float, expected: Expected) -> str:
         done = sum(self.counts.values())
         shown = ", ".join(f"{self.counts[s]} {s}" for s in STATUSES if self.counts[s])
         eta = ""
-        if 0 < done < expected:
-            eta = f", ETA {clock(elapsed * (expected - done) / done)}"
-        of = f"/{expected}" if expected else ""
+        if 0 < done < expected.tests:
+            eta = f", ETA {clock(self.remaining(elapsed, done, expected))}"
+        of = f"/{expected.tests}" if expected.tests else ""
         return f"noxlib: {done}{of} tests ({shown or 'none finished yet'}), {clock(elapsed)}{eta}"
+
+    def remaining(self, elapsed: float, done: int, expected: Expected) -> float:
+        """Seconds left: by the recorded time of what is done and what is left, when the
+        durations know the run; else by the count of tests."""
+        if 0 < self.done_seconds < expected.seconds:
+            return elapsed * (expected.seconds - self.done_seconds) / self.done_seconds
+        return elapsed * (expected.tests - done) / done
 
     def close(self) -> None:
         """End the progress line so the next output starts on a line of its own."""

@@ -57,6 +57,7 @@ from noxlib.parts import (
     WORKER_COUNT_ENV,
     WORKER_ENV,
     PartFiles,
+    pricer,
     read_durations,
     write_durations,
 )
@@ -292,7 +293,10 @@ class TestRun:
         progress = None
         if not all(part.passthrough for part in self.parts):
             files = [part.files for part in self.parts]
-            progress = Progress(files, sys.stdout.write, tty=sys.stdout.isatty())
+            tty = sys.stdout.isatty()
+            # Priced as the shards price their share: the ETA is one of predicted time.
+            price = pricer(self.durations) if self.durations else None
+            progress = Progress(files, sys.stdout.write, tty=tty, price=price)
         try:
             self.outcomes = run_parts(
                 self.parts,
