@@ -207,15 +207,6 @@ def test_a_shared_server_is_shared_by_the_shards_of_a_run(
 
 # --- shards that collect only their own files --------------------------------------------------
 
-BY_FILE_PYPROJECT = """
-[tool.noxlib]
-install = []
-engine = "shards"
-
-[tool.noxlib.groups.unit]
-paths = ["tests"]
-"""
-
 # Every pytest process notes the files it collected: the proof that each collected only its own.
 COLLECTION_NOTE = """
 import json, os
@@ -238,7 +229,7 @@ def by_file_project(make_project: object, name: str) -> Path:
     files["tests/conftest.py"] = COLLECTION_NOTE
     # A test file the durations do not know yet: exactly one shard must collect it.
     files["tests/test_new.py"] = "def test_new():\n    pass\n"
-    project = make_project(BY_FILE_PYPROJECT, files, name)  # type: ignore[operator]
+    project = make_project(SHARED_PYPROJECT, files, name)  # engine shards, group unit  # type: ignore[operator]
     durations = {f"{path}::test_{t}": 0.01 for path in KNOWN_FILES for t in range(5)}
     (project / ".test_durations").write_text(json.dumps(durations))
     return project
