@@ -229,7 +229,7 @@ def by_file_project(make_project: object, name: str) -> Path:
     files["tests/conftest.py"] = COLLECTION_NOTE
     # A test file the durations do not know yet: exactly one shard must collect it.
     files["tests/test_new.py"] = "def test_new():\n    pass\n"
-    project = make_project(SHARED_PYPROJECT, files, name)  # engine shards, group unit  # type: ignore[operator]
+    project = make_project(SHARED_PYPROJECT, files, name)  # type: ignore[operator]
     durations = {f"{path}::test_{t}": 0.01 for path in KNOWN_FILES for t in range(5)}
     (project / ".test_durations").write_text(json.dumps(durations))
     return project
