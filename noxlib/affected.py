@@ -19,10 +19,11 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from noxlib.durations import file_of
 from noxlib.errors import UsageError
 from noxlib.files import write_atomic
 from noxlib.gitdiff import FileChange, Hunk, short
-from noxlib.parts import FIRST_ENV, SKIP_ENV, file_of
+from noxlib.parts import FIRST_ENV, SKIP_ENV
 
 DEFAULT_MAP_FILE = ".test_affected"
 MAP_FORMAT = "noxlib-affected-map"

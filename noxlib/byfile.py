@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from noxlib.durations import file_of
 from noxlib.files import write_atomic
-from noxlib.parts import Shard, ShardSpec, file_of, plan_digest, plan_shards, prices
+from noxlib.parts import Shard, ShardSpec, plan_digest, plan_shards, prices
 
 # Whole files are used while the busiest shard of the per-file plan is predicted to take at most
 # this much longer than the best a per-test plan could do.

@@ -17,9 +17,10 @@ from typing import Any, TypeGuard
 
 from noxlib.affected import DEFAULT_MAP_FILE
 from noxlib.depgroups import resolve_groups
+from noxlib.durations import DEFAULT_DURATIONS_FILE
 from noxlib.errors import ConfigError
 from noxlib.options import ENGINES
-from noxlib.parts import DEFAULT_DURATIONS_FILE, KEEP_TOGETHER
+from noxlib.parts import KEEP_TOGETHER
 
 if sys.version_info >= (3, 11):
     import tomllib

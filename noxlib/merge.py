@@ -16,14 +16,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from noxlib.durations import merge_durations, read_durations, write_durations
 from noxlib.errors import UsageError
 from noxlib.files import write_atomic
 from noxlib.parts import (
     PartFiles,
-    merge_durations,
-    read_durations,
     read_lines,
-    write_durations,
 )
 
 Result = dict[str, object]

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from noxlib.durations import file_of
 from noxlib.engine import Part, run_parts
 from noxlib.merge import read_results
-from noxlib.parts import SELECT_ENV, file_of
+from noxlib.parts import SELECT_ENV
 from noxlib.reaping.runs import PART_NAME_ENV
 
 # Variables that would make a rerun measure coverage into the run's data.

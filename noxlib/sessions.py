@@ -24,6 +24,7 @@ from noxlib import affected, cover, findings, history, reaping, reports, reruns,
 from noxlib.batches import BatchCheck, batch_check, previous_batches, server_events
 from noxlib.byfile import FileShare, split_by_file
 from noxlib.config import Config, load_config
+from noxlib.durations import read_durations, write_durations
 from noxlib.engine import Part, PartOutcome, run_parts
 from noxlib.errors import NoxlibError, UsageError
 from noxlib.gitdiff import GitError
@@ -58,8 +59,6 @@ from noxlib.parts import (
     WORKER_ENV,
     PartFiles,
     pricer,
-    read_durations,
-    write_durations,
 )
 from noxlib.pipeline import Pipeline
 from noxlib.plan import (

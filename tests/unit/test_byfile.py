@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from noxlib.byfile import BALANCE_SLACK, FileShare, split_by_file
-from noxlib.parts import ShardSpec, file_of
+from noxlib.durations import file_of
+from noxlib.parts import ShardSpec
 
 
 def suite(files: int, tests: int, seconds: float = 0.01) -> dict[str, float]:

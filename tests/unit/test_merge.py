@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from noxlib.durations import read_durations, write_durations
 from noxlib.errors import UsageError
 from noxlib.merge import (
     PartRow,
@@ -31,7 +32,6 @@ from noxlib.merge import (
     write_results,
     write_run_info,
 )
-from noxlib.parts import read_durations, write_durations
 from tests.conftest import nox_env
 
 # --- results ----------------------------------------------------------------------------------
