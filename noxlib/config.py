@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from noxlib.affected import DEFAULT_MAP_FILE
+from noxlib.coveragemap import DEFAULT_MAP_FILE
 from noxlib.depgroups import resolve_groups
 from noxlib.durations import DEFAULT_DURATIONS_FILE
 from noxlib.errors import ConfigError

@@ -282,13 +282,14 @@ def write_affected_map(data: Any, spec_path: Path) -> None:
     """Write the ``--affected`` map from combined coverage ``data`` recorded with one context per
     test. ``spec_path`` is JSON from the session: ``out`` (the map file), ``root``, ``commit``,
     ``dirty`` ({path: hash}) and ``tests_file`` (the node ids that ran to their end)."""
-    from noxlib import affected
+    from noxlib import coveragemap
 
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    tests = sorted(affected.read_ids(Path(spec["tests_file"])))
+    tests = sorted(coveragemap.read_ids(Path(spec["tests_file"])))
     contexts = {name: data.contexts_by_lineno(name) for name in data.measured_files()}
-    cmap = affected.build_map(contexts, tests, Path(spec["root"]), spec["commit"], spec["dirty"])
-    affected.write_map(Path(spec["out"]), cmap)
+    root, commit, dirty = Path(spec["root"]), spec["commit"], spec["dirty"]
+    cmap = coveragemap.build_map(contexts, tests, root, commit, dirty)
+    coveragemap.write_map(Path(spec["out"]), cmap)
     lines = sum(len(f.by_line) for f in cmap.files.values())
     print(
         f"noxlib: wrote the --affected map of {len(tests)} tests over {lines} lines in "

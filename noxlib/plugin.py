@@ -394,7 +394,7 @@ class TestContexts:
 
 
 def _order_and_contexts(config: pytest.Config, settings: Mapping[str, str]) -> None:
-    from noxlib.affected import read_ids
+    from noxlib.coveragemap import read_ids
     from noxlib.parts import CONTEXTS_ENV, FIRST_ENV, SKIP_ENV
 
     skip = read_ids(Path(settings[SKIP_ENV])) if settings.get(SKIP_ENV) else set()

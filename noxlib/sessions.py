@@ -20,7 +20,7 @@ from pathlib import Path
 import nox
 import nox.command
 
-from noxlib import affected, cover, findings, history, reaping, reports, reruns, triage
+from noxlib import affected, cover, coveragemap, findings, history, reaping, reports, reruns, triage
 from noxlib.batches import BatchCheck, batch_check, previous_batches, server_events
 from noxlib.byfile import FileShare, split_by_file
 from noxlib.config import Config, load_config
@@ -614,7 +614,7 @@ class TestRun:
         if self.map_base and self.status != "interrupted":
             # An interrupted test's lines are cut short: no map rather than a wrong one.
             results = ((str(r.get("nodeid")), str(r.get("outcome"))) for r in self.results)
-            spec = affected.write_map_spec(
+            spec = coveragemap.write_map_spec(
                 self.run.dir, self.config.map_path, self.config.root, self.map_base, results
             )
             args += ["--affected-map", str(spec)]
@@ -764,7 +764,7 @@ def _map_base(
     if not (rcfile and _records_map(plan, config)):
         return None
     try:
-        return affected.map_base(config.root)
+        return coveragemap.map_base(config.root)
     except GitError as exc:
         session.log(f"noxlib: no --affected map from this run: git cannot name its commit ({exc})")
         return None

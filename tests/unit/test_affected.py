@@ -1,17 +1,17 @@
-"""The --affected mechanics without nox or pytest: the map, its file, the selection rules,
-the diff parser, failures first."""
+"""The --affected mechanics without nox or pytest: the selection rules, the diff parser,
+failures first (the map and its file: test_coveragemap.py)."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from noxlib import affected
-from noxlib.affected import CoverageMap, FileLines, Rules, Selection, select
+from noxlib.affected import Rules, Selection, select
 from noxlib.config import parse_config
+from noxlib.coveragemap import CoverageMap, FileLines
 from noxlib.errors import ConfigError, UsageError
 from noxlib.gitdiff import FileChange, Hunk, parse_hunks, parse_name_status
 from noxlib.options import parse_options
@@ -152,47 +152,6 @@ def test_a_file_dirty_when_the_map_was_made_runs_all_its_tests_once_changed() ->
     other = select(cmap, [change], lambda p: OLD, lambda p: "hash-now", Rules())
     assert set(TESTS) - same.skip == set()
     assert set(TESTS) - other.skip == {TESTS[0], TESTS[1]}
-
-
-def test_the_map_file_round_trips_compactly(tmp_path: Path) -> None:
-    contexts = {
-        str(tmp_path / "m.py"): {5: ["", TESTS[0]], 9: [TESTS[1]], 10: ["static|" + TESTS[1]]},
-        "/elsewhere/site.py": {1: [TESTS[0]]},
-    }
-    cmap = affected.build_map(contexts, TESTS, tmp_path, "abc123", {"m.py": "h"})
-    path = tmp_path / ".test_affected"
-    affected.write_map(path, cmap)
-    data = json.loads(path.read_text())
-    assert data["tests"] == list(TESTS)
-    assert data["files"]["m.py"] == {"lines": [5, 0, 9, 1, 10, 1], "outside": [5]}
-    assert list(data["files"]) == ["m.py"]  # a file outside the project is left out
-    assert affected.read_map(path) == cmap
-    assert affected.read_map(tmp_path / "none") is None
-
-
-@pytest.mark.parametrize(
-    ("text", "why"),
-    [
-        ("{", "it is not valid JSON"),
-        ("[]", "it is not a noxlib map"),
-        ('{"format": "noxlib-affected-map", "version": 9}', "it has version 9"),
-        ('{"format": "noxlib-affected-map", "version": 1}', "its content is malformed"),
-        (
-            '{"format": "noxlib-affected-map", "version": 1, "commit": "a", "tests": ["t"], '
-            '"sets": [[5]], "files": {}}',
-            "its content is malformed (IndexError: 5 is not an index below 1)",
-        ),
-    ],
-)
-def test_a_bad_map_file_is_an_error_that_names_it(tmp_path: Path, text: str, why: str) -> None:
-    path = tmp_path / ".test_affected"
-    path.write_text(text)
-    with pytest.raises(UsageError) as caught:
-        affected.read_map(path)
-    message = str(caught.value)
-    assert message.startswith(f"The map file {path} (tool.noxlib.affected.map-file)")
-    assert why in message
-    assert "Delete it and run nox -s ci to write a new one" in message
 
 
 def test_failures_of_the_last_run_of_the_session_go_first() -> None:

@@ -1,0 +1,259 @@
+"""The ``--affected`` map: which tests ran each source line, made from coverage's contexts.
+
+Pure mechanics (json, hashlib): ``cover.py`` calls ``build_map`` inside the session venv with
+coverage's per-test contexts; the map is stored beside the durations file with the commit it
+was made at (and the files that differed from it), and ``affected.py`` selects from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from noxlib.durations import file_of
+from noxlib.errors import UsageError
+from noxlib.files import write_atomic
+
+DEFAULT_MAP_FILE = ".test_affected"
+MAP_FORMAT = "noxlib-affected-map"
+MAP_VERSION = 1
+# Outcomes of a test that ran to its end: its recorded lines are all the lines it runs. A test
+# that errored, timed out or crashed is left out of the map, so it always runs.
+COMPLETE_OUTCOMES = frozenset({"passed", "failed", "skipped", "xfailed", "xpassed"})
+
+
+@dataclass(frozen=True)
+class FileLines:
+    """What the map knows of one source file: for each line, the indexes of the tests that ran
+    it; and the lines that ran outside any test (import time, subprocesses, threads started
+    before the first test)."""
+
+    by_line: Mapping[int, frozenset[int]]
+    outside: frozenset[int] = frozenset()
+
+    def touched_by(self) -> set[int]:
+        """Every test that ran any line of the file."""
+        return set().union(*self.by_line.values()) if self.by_line else set()
+
+
+@dataclass(frozen=True)
+class CoverageMap:
+    """Source lines -> tests, made at ``commit``. ``dirty`` holds the files that differed from
+    the commit when the map was made, with a hash of their text then: their line numbers are
+    not the commit's, so a later change to them runs every test that touched them."""
+
+    commit: str
+    tests: tuple[str, ...]
+    files: Mapping[str, FileLines]
+    dirty: Mapping[str, str] = field(default_factory=dict)
+
+    def test_files(self) -> set[str]:
+        return {file_of(t) for t in self.tests}
+
+
+def text_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+# --- making the map (called in the session venv, from coverage's data) ------------------------
+
+
+def build_map(
+    contexts: Mapping[str, Mapping[int, Iterable[str]]],
+    tests: Sequence[str],
+    root: Path,
+    commit: str,
+    dirty: Mapping[str, str] | None = None,
+) -> CoverageMap:
+    """The map from ``contexts``: for each measured file (absolute path), each line's coverage
+    contexts (``CoverageData.contexts_by_lineno``). ``tests`` are the node ids of the tests
+    that ran to their end; a context that names none of them (the empty one of import time,
+    a subprocess, a test that crashed) makes its lines "outside". Files outside ``root`` are
+    left out: a change there is not the project's."""
+    index = {nodeid: i for i, nodeid in enumerate(tests)}
+    files: dict[str, FileLines] = {}
+    for filename, by_line in contexts.items():
+        path = _relative(filename, root)
+        if path is None:
+            continue
+        lines: dict[int, frozenset[int]] = {}
+        outside: set[int] = set()
+        for line, names in by_line.items():
+            ids = {i for name in names if (i := _test_index(name, index)) is not None}
+            if ids:
+                lines[line] = frozenset(ids)
+            if any(_test_index(name, index) is None for name in names):
+                outside.add(line)
+        files[path] = FileLines(lines, frozenset(outside))
+    return CoverageMap(commit, tuple(tests), files, dict(dirty or {}))
+
+
+def _test_index(context: str, index: Mapping[str, int]) -> int | None:
+    # A static context set in [tool.coverage.run] comes first: "static|tests/t.py::test_x".
+    if context in index:
+        return index[context]
+    _, bar, rest = context.partition("|")
+    return index.get(rest) if bar else None
+
+
+def _relative(filename: str, root: Path) -> str | None:
+    try:
+        return Path(filename).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return None
+
+
+def map_json(cmap: CoverageMap) -> dict[str, object]:
+    """The map as compact JSON: each test once, each distinct set of tests once, and each file's
+    lines as a flat ``[line, set, line, set, ...]`` list."""
+    sets: dict[frozenset[int], int] = {}
+    files: dict[str, dict[str, list[int]]] = {}
+    for path, lines in sorted(cmap.files.items()):
+        flat: list[int] = []
+        for line, ids in sorted(lines.by_line.items()):
+            flat += [line, sets.setdefault(ids, len(sets))]
+        files[path] = {"lines": flat, "outside": sorted(lines.outside)}
+    return {
+        "format": MAP_FORMAT,
+        "version": MAP_VERSION,
+        "commit": cmap.commit,
+        "dirty": dict(sorted(cmap.dirty.items())),
+        "tests": list(cmap.tests),
+        "sets": [sorted(ids) for ids in sets],
+        "files": files,
+    }
+
+
+def write_map(path: Path, cmap: CoverageMap) -> None:
+    """Replace the map file at ``path`` atomically: a run that reads it sees old or new."""
+    write_atomic(path, json.dumps(map_json(cmap), separators=(",", ":")) + "\n")
+
+
+def read_map(path: Path) -> CoverageMap | None:
+    """The map at ``path``; None when there is none. Raises UsageError naming the file, what is
+    wrong and the fix when it cannot be read: a garbled map must never narrow a run."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _bad_map(path, f"it cannot be read ({exc})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise _bad_map(path, f"it is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != MAP_FORMAT:
+        raise _bad_map(path, f'it is not a noxlib map (no "format": "{MAP_FORMAT}")')
+    if data.get("version") != MAP_VERSION:
+        raise _bad_map(
+            path, f"it has version {data.get('version')!r}; this noxlib reads {MAP_VERSION}"
+        )
+    try:
+        return _parse_map(data)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise _bad_map(path, f"its content is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _parse_map(data: Mapping[str, object]) -> CoverageMap:
+    tests = [str(t) for t in _list(data["tests"])]
+    sets = [frozenset(_index(i, len(tests)) for i in _list(s)) for s in _list(data["sets"])]
+    files: dict[str, FileLines] = {}
+    raw_files = data["files"]
+    if not isinstance(raw_files, dict):
+        raise TypeError("files is not an object")
+    for path, entry in raw_files.items():
+        flat = _ints(entry["lines"])
+        if len(flat) % 2:
+            raise ValueError(f"{path}: lines has an odd length")
+        by_line = {flat[i]: sets[_index(flat[i + 1], len(sets))] for i in range(0, len(flat), 2)}
+        files[str(path)] = FileLines(by_line, frozenset(_ints(entry["outside"])))
+    dirty = data.get("dirty", {})
+    if not isinstance(dirty, dict):
+        raise TypeError("dirty is not an object")
+    return CoverageMap(
+        str(data["commit"]), tuple(tests), files, {str(k): str(v) for k, v in dirty.items()}
+    )
+
+
+def _list(value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, found {type(value).__name__}")
+    return value
+
+
+def _ints(value: object) -> list[int]:
+    found = _list(value)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in found):
+        raise TypeError("expected a list of line numbers")
+    return [int(str(v)) for v in found]
+
+
+def _index(value: object, size: int) -> int:
+    if not isinstance(value, int) or not 0 <= value < size:
+        raise IndexError(f"{value!r} is not an index below {size}")
+    return value
+
+
+def _bad_map(path: Path, why: str) -> UsageError:
+    return UsageError(
+        f"The map file {path} (tool.noxlib.affected.map-file) cannot be used by --affected: {why}. "
+        "Delete it and run nox -s ci to write a new one, or run without --affected."
+    )
+
+
+def write_ids(path: Path, nodeids: Iterable[str]) -> Path:
+    path.write_text("".join(f"{n}\n" for n in nodeids), encoding="utf-8")
+    return path
+
+
+def read_ids(path: Path) -> set[str]:
+    try:
+        return {line for line in path.read_text(encoding="utf-8").splitlines() if line}
+    except FileNotFoundError:
+        return set()
+
+
+def file_hash(path: Path) -> str | None:
+    try:
+        return text_hash(path.read_bytes())
+    except OSError:
+        return None
+
+
+def map_base(root: Path) -> tuple[str, dict[str, str]]:
+    """The commit a map made now is made at, and the hashes of the Python files that differ
+    from it (their lines are not the commit's). Raises gitdiff.GitError outside git."""
+    from noxlib import gitdiff
+
+    commit = gitdiff.head_commit(root)
+    dirty = {
+        path: digest
+        for path in gitdiff.dirty_paths(root)
+        if path.endswith(".py") and (digest := file_hash(root / path)) is not None
+    }
+    return commit, dirty
+
+
+def write_map_spec(
+    folder: Path,
+    out: Path,
+    root: Path,
+    base: tuple[str, dict[str, str]],
+    results: Iterable[tuple[str, str]],
+) -> Path:
+    """The request for ``python -m noxlib.cover --affected-map``: where the map goes, the
+    commit and dirty files of ``base``, and the tests of ``results`` ((node id, outcome)
+    pairs) that ran to their end."""
+    tests = write_ids(
+        folder / "map-tests.txt",
+        sorted({nodeid for nodeid, outcome in results if outcome in COMPLETE_OUTCOMES}),
+    )
+    commit, dirty = base
+    spec = {"out": str(out), "root": str(root), "commit": commit, "dirty": dirty}
+    spec["tests_file"] = str(tests)
+    path = folder / "affected-map.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    return path
