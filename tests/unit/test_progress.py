@@ -48,7 +48,9 @@ def test_the_eta_is_of_predicted_time_when_one_long_test_is_left(tmp_path: Path)
 
 
 def test_unknown_tests_are_priced_as_the_shards_price_them(tmp_path: Path) -> None:
-    durations = {"t.py::known": 2.0}
-    parts = [part(tmp_path / "a", 3, 6.0, ["t.py::new1"])]  # priced at its file's median, 2 s
+    durations = {"t.py::known": 2.0, "u.py::other": 10.0}
+    # new1 is priced at its file's median, 2 s (not the overall median, 6 s, nor 0): 2 of the
+    # 14 s selected took 20 s, so 12 s more take 120 s. By count, 1 of 3: 40 s.
+    parts = [part(tmp_path / "a", 3, 14.0, ["t.py::new1"])]
     line = drawn(Progress(parts, print, tty=False, price=pricer(durations)), elapsed=20.0)
-    assert line.endswith(f"ETA {clock(40.0)}")  # 2 s of 6 took 20 s: 4 s more take 40 s
+    assert line.endswith(f"ETA {clock(120.0)}")
