@@ -81,9 +81,13 @@ def collected(parts: Sequence[PartFiles]) -> tuple[list[str], list[str]]:
     (Parts collect the same, or, split by file, each its own files.)"""
     ids: dict[str, None] = {}
     files: dict[str, None] = {}
+    read: set[object] = set()  # digests of collections read: parts that agree are read once
     for part in parts:
         for event in part.events():
             if event.get("event") == "collected":
+                if event.get("digest") in read:
+                    break
+                read.add(event.get("digest"))
                 ids.update(dict.fromkeys(read_lines(part.collected)))
                 files.update(dict.fromkeys(str(f) for f in event.get("files", [])))  # type: ignore[attr-defined]
                 break
