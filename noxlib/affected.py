@@ -21,10 +21,10 @@ from noxlib.coveragemap import (
     FileLines,
     file_hash,
     read_map,
-    write_ids,
 )
 from noxlib.durations import file_of
 from noxlib.gitdiff import FileChange, Hunk, short
+from noxlib.idfile import write_ids
 from noxlib.parts import FIRST_ENV, SKIP_ENV
 
 # Outcomes that put a test first in the next run of its session.
@@ -388,7 +388,7 @@ class TestOrder:
         """Write the lists into ``folder`` and return the variables that name them."""
         env: dict[str, str] = {}
         if self.skip:
-            env[SKIP_ENV] = str(write_ids(folder / "affected-skip.txt", sorted(self.skip)))
+            env[SKIP_ENV] = str(write_ids(folder / "affected-skip.jsonl", sorted(self.skip)))
         if self.first:
-            env[FIRST_ENV] = str(write_ids(folder / "run-first.txt", self.first))
+            env[FIRST_ENV] = str(write_ids(folder / "run-first.jsonl", self.first))
         return env

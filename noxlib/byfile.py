@@ -45,9 +45,14 @@ class FileShare:
     plans: tuple[str, ...]
 
     def collects(self, path: str) -> bool:
-        """Whether this shard collects ``path`` (relative to pytest's rootdir, with ``/``)."""
-        if path.rsplit("/", 1)[-1] in SHARED_FILES:
-            return True
+        """Whether this shard collects ``path`` (relative to pytest's rootdir, with ``/``):
+        the files it owns, and the files that hold what every test may need (fixtures,
+        packages)."""
+        return path.rsplit("/", 1)[-1] in SHARED_FILES or self.owns(path)
+
+    def owns(self, path: str) -> bool:
+        """Whether the tests of file ``path`` are this shard's. Every file, ``conftest.py``
+        and ``__init__.py`` too (their doctests), is owned by exactly one shard."""
         if path in self.known:
             return path in self.own
         return all(

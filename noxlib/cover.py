@@ -14,10 +14,11 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,68 @@ class Publish:
     html: Path | None = None
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What the coverage phase found: the total the threshold judges (None without data), the
+    threshold and the setting it came from, and whether it was judged here (a CI shard holds
+    part of the run's coverage: ``combine`` judges the whole)."""
+
+    total: float | None
+    threshold: float
+    source: str
+    judged: bool
+    error: str = ""  # the combine itself failed (no data could be read, a crash)
+
+    @property
+    def failed(self) -> bool:
+        if self.error:
+            return True
+        if not (self.judged and self.threshold):
+            return False
+        return self.total is None or self.total < self.threshold
+
+    def sentence(self) -> str:
+        if self.error:
+            return self.error
+        if self.total is None:
+            return f"no coverage data to judge against {self.threshold:g}% ({self.source})"
+        return f"coverage {self.total:.2f}% is under {self.threshold:g}% ({self.source})"
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self)), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> Verdict | None:
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def run_in_venv(
+    python: str,
+    env: Mapping[str, str],
+    fail_under: float,
+    rcfile: Path,
+    args: Sequence[str],
+    *,
+    judge: bool = True,
+) -> Verdict:
+    """``python -m noxlib.cover`` in the session venv (where coverage is): combine, report,
+    publish, and judge against the project's threshold when ``judge``. Returns its verdict."""
+    verdict_file = rcfile.with_name("coverage-verdict.json")
+    threshold = ["--fail-under", f"{fail_under:g}"]
+    argv = [python, "-m", "noxlib.cover", "--rcfile", str(rcfile), *args, *threshold]
+    argv += ["--verdict", str(verdict_file), *([] if judge else ["--no-judge"])]
+    sys.stdout.flush()
+    code = subprocess.run(argv, env=dict(env), check=False).returncode
+    verdict = Verdict.read(verdict_file)
+    if verdict is None:
+        why = f"coverage could not be combined: python -m noxlib.cover exited with code {code}"
+        return Verdict(None, fail_under, "", judged=True, error=why)
+    return verdict
+
+
 def combine_and_report(
     rcfile: str,
     data_paths: Sequence[str],
@@ -237,10 +300,13 @@ def combine_and_report(
     *,
     other_roots: Sequence[str] = (),
     map_spec: Path | None = None,
+    judge: bool = True,
+    verdict_file: Path | None = None,
 ) -> int:
     """Combine the data files under ``data_paths`` (folders or files) into one, print the
-    report, publish it, and judge it. Returns 0, or 2 when the total is under the threshold
-    or there is no data to judge.
+    report, publish it, and judge it (unless ``judge`` is false: a CI shard's part of the
+    coverage is judged by combine). Returns 0, or 2 when the total is under the threshold or
+    there is no data to judge. ``verdict_file`` receives the `Verdict` as JSON.
 
     The threshold is ``fail_under`` (noxlib's setting) when above 0, else the project's own
     ``[tool.coverage.report] fail_under``. ``other_roots`` are project folders of other machines
@@ -267,8 +333,19 @@ def combine_and_report(
                 print(f"noxlib: the --affected map was not written: {type(exc).__name__}: {exc}")
         total = cov.report(file=sys.stdout)
     except NoDataError as exc:
-        return _no_data(str(exc), threshold, source)
+        if verdict_file:
+            Verdict(None, threshold, source, judge).write(verdict_file)
+        return _no_data(str(exc), threshold, source) if judge else 0
     _publish_reports(cov, publish)
+    if verdict_file:
+        Verdict(round(total, 2), threshold, source, judge).write(verdict_file)
+    if not judge:
+        if threshold:
+            print(
+                f"noxlib: coverage {total:.2f}% of this CI shard is not judged here: combine "
+                f"judges the whole run against {threshold:g}% ({source})."
+            )
+        return 0
     if threshold and total < threshold:
         print(
             f"noxlib: total coverage {total:.2f}% is under {threshold:g}% set by {source}; "
@@ -283,9 +360,10 @@ def write_affected_map(data: Any, spec_path: Path) -> None:
     test. ``spec_path`` is JSON from the session: ``out`` (the map file), ``root``, ``commit``,
     ``dirty`` ({path: hash}) and ``tests_file`` (the node ids that ran to their end)."""
     from noxlib import coveragemap
+    from noxlib.idfile import read_ids
 
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    tests = sorted(coveragemap.read_ids(Path(spec["tests_file"])))
+    tests = sorted(set(read_ids(Path(spec["tests_file"]))))
     contexts = {name: data.contexts_by_lineno(name) for name in data.measured_files()}
     root, commit, dirty = Path(spec["root"]), spec["commit"], spec["dirty"]
     cmap = coveragemap.build_map(contexts, tests, root, commit, dirty)
@@ -359,6 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--html", type=Path)
     parser.add_argument("--fail-under", type=float, default=0.0)
     parser.add_argument("--affected-map", type=Path, help="JSON spec of the map to write")
+    parser.add_argument("--verdict", type=Path, help="where the verdict goes, as JSON")
+    parser.add_argument("--no-judge", action="store_true", help="report, but judge nothing")
     args = parser.parse_args(argv)
     publish = Publish(args.publish_data, args.xml, args.html)
     return combine_and_report(
@@ -368,6 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.fail_under,
         other_roots=args.other_root,
         map_spec=args.affected_map,
+        judge=not args.no_judge,
+        verdict_file=args.verdict,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from noxlib.durations import file_of
 from noxlib.errors import UsageError
 from noxlib.files import write_atomic
+from noxlib.idfile import write_ids
 
 DEFAULT_MAP_FILE = ".test_affected"
 MAP_FORMAT = "noxlib-affected-map"
@@ -204,23 +205,20 @@ def _bad_map(path: Path, why: str) -> UsageError:
     )
 
 
-def write_ids(path: Path, nodeids: Iterable[str]) -> Path:
-    path.write_text("".join(f"{n}\n" for n in nodeids), encoding="utf-8")
-    return path
-
-
-def read_ids(path: Path) -> set[str]:
-    try:
-        return {line for line in path.read_text(encoding="utf-8").splitlines() if line}
-    except FileNotFoundError:
-        return set()
-
-
 def file_hash(path: Path) -> str | None:
     try:
         return text_hash(path.read_bytes())
     except OSError:
         return None
+
+
+def code_digest(commit: str, dirty: Mapping[str, str]) -> str:
+    """What names the code a run tested: its commit, and a digest of its uncommitted Python
+    files (``dirty``, path -> hash) when there are any."""
+    if not dirty:
+        return commit
+    listed = "\0".join(f"{path}\0{digest}" for path, digest in sorted(dirty.items()))
+    return f"{commit}+{hashlib.sha256(listed.encode()).hexdigest()[:12]}"
 
 
 def map_base(root: Path) -> tuple[str, dict[str, str]]:
@@ -248,7 +246,7 @@ def write_map_spec(
     commit and dirty files of ``base``, and the tests of ``results`` ((node id, outcome)
     pairs) that ran to their end."""
     tests = write_ids(
-        folder / "map-tests.txt",
+        folder / "map-tests.jsonl",
         sorted({nodeid for nodeid, outcome in results if outcome in COMPLETE_OUTCOMES}),
     )
     commit, dirty = base

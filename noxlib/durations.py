@@ -16,6 +16,8 @@ from noxlib.errors import UsageError
 from noxlib.files import write_atomic
 
 DEFAULT_DURATIONS_FILE = ".test_durations"
+# The lock file (in the state folder) that serialises updates of the durations file.
+DURATIONS_LOCK = "durations.lock"
 
 
 def file_of(nodeid: str) -> str:

@@ -18,9 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from noxlib.idfile import read_ids, write_ids
 from noxlib.memory import Sampler
 from noxlib.merge import read_results
-from noxlib.parts import PART_DIR_ENV, SELECT_ENV, PartFiles, read_lines
+from noxlib.parts import PART_DIR_ENV, SELECT_ENV, PartFiles
 from noxlib.timeouts import banner_excerpt, main_thread_frames, thread_timeout
 
 POLL_SECONDS = 0.1
@@ -68,6 +69,9 @@ class PartOutcome:
     # Tests whose process pytest-timeout's thread method ended: timeouts, not crashes.
     timed_out: list[str] = field(default_factory=list)
     problem: str = ""  # why a part ended without running its tests, for the summary
+    # Why tests of its share may have no result (its time limit, the relaunch cap, -x): the
+    # reason the books give each such test.
+    unfinished: str = ""
     peak_rss: int = 0
 
 
@@ -100,7 +104,8 @@ def run_parts(
     running parts. KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it) stops every process
     gracefully, marks unfinished parts ``interrupted`` and is raised again.
     """
-    outcomes = {part.name: PartOutcome(part) for part in parts}
+    # Keyed by folder: two parts may share a name (one file in two batched groups).
+    outcomes = {part.dir: PartOutcome(part) for part in parts}
     waiting = list(parts)
     running: list[_Running] = []
     start = time.monotonic()
@@ -108,7 +113,7 @@ def run_parts(
         while waiting or running:
             while waiting and len(running) < max(1, slots):
                 part = waiting.pop(0)
-                running.append(_launch(part, outcomes[part.name]))
+                running.append(_launch(part, outcomes[part.dir]))
             time.sleep(POLL_SECONDS)
             if sampler is not None:
                 sampler.maybe_sample({r.part.name: r.popen.pid for r in running})
@@ -116,7 +121,7 @@ def run_parts(
                 _enforce_timeout(proc)
             for proc in [r for r in running if r.popen.poll() is not None]:
                 running.remove(proc)
-                outcome = outcomes[proc.part.name]
+                outcome = outcomes[proc.part.dir]
                 again = _finish(proc, outcome)
                 if again is not None:
                     waiting.insert(0, again)
@@ -128,7 +133,7 @@ def run_parts(
     except KeyboardInterrupt:
         _stop_all(running, outcomes)
         raise
-    return [outcomes[part.name] for part in parts]
+    return [outcomes[part.dir] for part in parts]
 
 
 def _enforce_timeout(proc: _Running) -> None:
@@ -171,77 +176,109 @@ def _launch(part: Part, outcome: PartOutcome) -> _Running:
 def _finish(proc: _Running, outcome: PartOutcome) -> Part | None:
     """Record how ``proc`` ended; return the part to run again for its remaining tests."""
     outcome.seconds += time.monotonic() - proc.started
-    code = proc.popen.returncode
-    outcome.exit_code = code
+    outcome.exit_code = proc.popen.returncode
     files = proc.part.files
     events = files.events(proc.meta_offset)
     finished = [e for e in events if e.get("event") == "finished"]
     if proc.timed_out:  # ended by us: its pytest may still have finished "interrupted"
-        _timed_out(proc, outcome, read_lines(files.share))
+        _timed_out(proc, outcome, read_ids(files.share))
+    elif finished:
+        outcome.status = _finished_status(finished[-1], events, files, outcome)
+        if finished[-1].get("stopped"):
+            outcome.unfinished = f"pytest stopped early ({finished[-1]['stopped']})"
+    elif not any(e.get("event") == "selected" for e in events):
+        outcome.status = "crashed" if outcome.crashed else "error"
+        outcome.problem = f"pytest {_how(outcome.exit_code)} before it started its tests"
+        if not proc.part.passthrough:
+            outcome.problem += f"; see {files.log}"
+    else:
+        return _after_death(proc, outcome, events)
+    return None
+
+
+def _finished_status(
+    finished: Mapping[str, object],
+    events: list[dict[str, object]],
+    files: PartFiles,
+    outcome: PartOutcome,
+) -> str:
+    """The status of a part whose last process finished its pytest session."""
+    status = _status_of(int(str(finished.get("exitstatus", outcome.exit_code))))
+    if status == "interrupted" and _collection_failed(files):
+        status = "error"  # pytest says "Interrupted: 1 error during collection"
+    if status == "interrupted" and any(e.get("what") == "unrecoverable" for e in events):
+        status = "failed"  # the plugin stopped a batch whose server cannot start
+    if status == "interrupted":
+        return status
+    # A part that lost a test to a crash or a thread-method timeout says so, however its last
+    # process ended.
+    if outcome.crashed:
+        return "crashed"
+    return "failed" if outcome.timed_out and status == "passed" else status
+
+
+def _after_death(
+    proc: _Running, outcome: PartOutcome, events: list[dict[str, object]]
+) -> Part | None:
+    """A process that died among its tests: the test it was running (the last one started
+    that has no result) is recorded as crashed or timed out, and the tests it had not reached
+    go to a new process, up to MAX_ATTEMPTS processes."""
+    files, code = proc.part.files, outcome.exit_code
+    done = {str(r["nodeid"]) for r in read_results(files.results)}
+    running = [nodeid for nodeid in read_ids(files.started) if nodeid not in done]
+    victim = running[-1] if running else None
+    rest = [nodeid for nodeid in read_ids(files.share) if nodeid not in done and nodeid != victim]
+    outcome.status = "crashed"
+    if victim is None:
+        outcome.problem = f"pytest {_how(code)} between two tests"
+    else:
+        limit = thread_timeout(events, victim, time.time())
+        spent = time.monotonic() - proc.started
+        if limit is None:
+            outcome.crashed.append(victim)
+            outcome.problem = f"{victim} crashed: its pytest {_how(code)}"
+            _record_crash(files, victim, proc.part.name, code, spent)
+        else:
+            outcome.timed_out.append(victim)
+            outcome.problem = f"{victim} timed out: pytest-timeout's thread method ended its pytest"
+            _record_thread_timeout(proc.part, victim, limit)
+            outcome.status = "crashed" if outcome.crashed else "failed"
+    if not rest:
         return None
-    if finished:
-        status = _status_of(int(str(finished[-1].get("exitstatus", code))))
-        if status == "interrupted" and _collection_failed(files):
-            status = "error"  # pytest says "Interrupted: 1 error during collection"
-        if status == "interrupted" and any(e.get("what") == "unrecoverable" for e in events):
-            status = "failed"  # the plugin stopped a batch whose server cannot start
-        # A part that lost a test to a crash says so, however its last process ended.
-        outcome.status = "crashed" if outcome.crashed and status != "interrupted" else status
-        if outcome.timed_out and outcome.status == "passed":
-            outcome.status = "failed"
-        return None
-    share = read_lines(files.share)
-    if not any(e.get("event") == "selected" for e in events) or not share:
-        outcome.status = "error" if not outcome.crashed else "crashed"
-        outcome.problem = (
-            f"pytest {_how(code)} before it started its tests; see {files.log}"
-            if not proc.part.passthrough
-            else f"pytest {_how(code)} before it started its tests"
+    if outcome.attempts >= MAX_ATTEMPTS:
+        outcome.unfinished = (
+            f"the relaunch cap: its part's pytest died {outcome.attempts} times, the cap is "
+            f"{MAX_ATTEMPTS} processes"
         )
         return None
-    done = {r["nodeid"] for r in read_results(files.results)}
-    left = [nodeid for nodeid in share if nodeid not in done]
-    outcome.status = "crashed"
-    if not left:
-        outcome.problem = f"pytest {_how(code)} after its last test"
-        return None
-    victim, rest = left[0], left[1:]
-    limit = thread_timeout(events, victim, time.time())
-    (outcome.crashed if limit is None else outcome.timed_out).append(victim)
-    outcome.status = "crashed" if outcome.crashed else "failed"
-    spent = time.monotonic() - proc.started
-    if limit is None:
-        outcome.problem = f"{victim} crashed: its pytest {_how(code)}"
-        _record_crash(files, victim, proc.part.name, code, spent)
-    else:
-        outcome.problem = f"{victim} timed out: pytest-timeout's thread method ended its pytest"
-        _record_thread_timeout(proc.part, victim, limit)
-    if not rest or outcome.attempts >= MAX_ATTEMPTS:
-        return None
-    files.select.write_text("".join(f"{nodeid}\n" for nodeid in rest), encoding="utf-8")
+    write_ids(files.select, rest)
     files.set_aside(outcome.attempts)
     return replace(proc.part, env={**proc.part.env, SELECT_ENV: str(files.select)})
 
 
 def _timed_out(proc: _Running, outcome: PartOutcome, share: list[str]) -> None:
-    """A part ended by its time limit: the test it was running is its ``timeout``."""
+    """A part ended by its time limit: the test it was running is its ``timeout``, and the
+    tests after it did not run."""
     files = proc.part.files
     outcome.status = "timeout"
     limit = f"{proc.part.timeout:g} s"
-    done = {r["nodeid"] for r in read_results(files.results)}
-    left = [nodeid for nodeid in share if nodeid not in done]
-    if not left:
+    done = {str(r["nodeid"]) for r in read_results(files.results)}
+    running = [nodeid for nodeid in read_ids(files.started) if nodeid not in done]
+    outcome.unfinished = f"its part hit its time limit of {limit}"
+    if not running:
         outcome.problem = f"ended after its time limit of {limit}, with no test running"
         return
-    outcome.problem = f"ended after its time limit of {limit} while {left[0]} ran"
+    victim = running[-1]
+    left = [nodeid for nodeid in share if nodeid not in done and nodeid != victim]
+    outcome.problem = f"ended after its time limit of {limit} while {victim} ran"
     line = {
-        "nodeid": left[0],
+        "nodeid": victim,
         "outcome": "timeout",
         "duration": round(time.monotonic() - proc.started, 3),
         "worker": proc.part.name,
         "when": "call",
         "longrepr": f"Part {proc.part.name} {outcome.problem}; noxlib ended its process tree. "
-        f"{len(left) - 1} test(s) after it did not run.",
+        f"{len(left)} test(s) after it did not run.",
     }
     with files.results.open("a", encoding="utf-8") as out:
         out.write(json.dumps(line) + "\n")
@@ -312,7 +349,7 @@ def _log_tail(path: Path, size: int = 256 * 1024) -> str:
     return ""
 
 
-def _stop_all(running: list[_Running], outcomes: dict[str, PartOutcome]) -> None:
+def _stop_all(running: list[_Running], outcomes: dict[Path, PartOutcome]) -> None:
     """SIGTERM every running pytest, wait for their teardown, SIGKILL what is left."""
     for proc in running:
         with contextlib.suppress(OSError):
@@ -324,9 +361,10 @@ def _stop_all(running: list[_Running], outcomes: dict[str, PartOutcome]) -> None
         except subprocess.TimeoutExpired:
             proc.popen.kill()
             proc.popen.wait()
-        outcome = outcomes[proc.part.name]
+        outcome = outcomes[proc.part.dir]
         outcome.seconds += time.monotonic() - proc.started
         outcome.exit_code = proc.popen.returncode
     for outcome in outcomes.values():
         if outcome.status in ("running", "not started"):
             outcome.status = "interrupted"
+            outcome.unfinished = "the run was interrupted"

@@ -13,9 +13,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from noxlib import causes, history, reports, trend, triage
 from noxlib.files import write_atomic
+
+if TYPE_CHECKING:
+    from noxlib.config import Config
 
 TIMINGS_FILE = "ci_timings.jsonl"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -30,6 +34,18 @@ class Settings:
     flaky_threshold: float
     triage_reruns: int
     tolerate_flaky: bool
+
+    @classmethod
+    def of(cls, config: Config, reports_dir: Path | None = None) -> Settings:
+        """The settings of ``config``; ``reports_dir`` writes the reports elsewhere than the
+        configured folder (combine builds them in a staging folder)."""
+        return cls(
+            reports_dir=reports_dir or config.reports_path,
+            reports_name=config.reports_dir,
+            flaky_threshold=config.flaky_threshold,
+            triage_reruns=config.triage_reruns,
+            tolerate_flaky=config.tolerate_flaky,
+        )
 
 
 def write_report(

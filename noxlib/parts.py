@@ -20,6 +20,8 @@ from pathlib import Path
 
 from noxlib.durations import file_of, read_durations
 from noxlib.errors import UsageError
+from noxlib.idfile import read_ids, write_ids
+from noxlib.outcomes import Outcome
 
 # What a test costs when nothing is known about it or its file.
 UNKNOWN_SECONDS = 1.0
@@ -198,8 +200,8 @@ SELECT_ENV = "NOXLIB_SELECT_FILE"
 WORKER_ENV = "PYTEST_XDIST_WORKER"
 WORKER_COUNT_ENV = "PYTEST_XDIST_WORKER_COUNT"
 
-# Every status a test can end with.
-STATUSES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "timeout", "crashed")
+# Every outcome a test can end with (outcomes.Outcome), as words.
+STATUSES = tuple(outcome.value for outcome in Outcome)
 
 
 @dataclass(frozen=True)
@@ -219,11 +221,25 @@ class PartFiles:
 
     @property
     def share(self) -> Path:
-        return self.dir / "share.txt"
+        """The ids this part's process runs, in pytest's run order (an id file)."""
+        return self.dir / "share.jsonl"
 
     @property
     def collected(self) -> Path:
-        return self.dir / "collected.txt"
+        """Every id its process collected, before any selection (an id file)."""
+        return self.dir / "collected.jsonl"
+
+    @property
+    def listed(self) -> Path:
+        """Under ``--collect-only``: the ids pytest would run (an id file); the share is
+        empty, since nothing runs."""
+        return self.dir / "listed.jsonl"
+
+    @property
+    def started(self) -> Path:
+        """The ids whose test began, one line as each begins (an id file): the test a dead
+        process was running is the last one started that has no result."""
+        return self.dir / "started.jsonl"
 
     @property
     def log(self) -> Path:
@@ -231,7 +247,7 @@ class PartFiles:
 
     @property
     def select(self) -> Path:
-        return self.dir / "select.txt"
+        return self.dir / "select.jsonl"
 
     @property
     def junit(self) -> Path:
@@ -242,9 +258,33 @@ class PartFiles:
         return sorted(self.dir.glob("junit*.xml"))
 
     def set_aside(self, attempt: int) -> None:
-        """Keep what process ``attempt`` wrote from being overwritten by the next process."""
+        """Keep what process ``attempt`` wrote (its JUnit XML, its share) from being
+        overwritten by the next process."""
         with contextlib.suppress(FileNotFoundError):
             self.junit.rename(self.dir / f"junit-{attempt}.xml")
+        with contextlib.suppress(FileNotFoundError):
+            self.share.rename(self.dir / f"share-{attempt}.jsonl")
+
+    def expected(self) -> list[str]:
+        """Every id a process of this part set out to run: the union of their shares (a
+        relaunched process runs what its dead predecessor had not reached)."""
+        ids: dict[str, None] = {}
+        for path in sorted(self.dir.glob("share*.jsonl")):
+            ids.update(dict.fromkeys(read_ids(path)))
+        return list(ids)
+
+    def selected_event(self) -> dict[str, object]:
+        """The first "selected" event of the part: how many tests it took, how, its plans."""
+        return next((e for e in self.events() if e.get("event") == "selected"), {})
+
+    def collected_digest(self) -> str:
+        """The digest of what the part's first process collected ("" when unknown)."""
+        found = next((e for e in self.events() if e.get("event") == "collected"), {})
+        return str(found.get("digest", ""))
+
+    def selected(self) -> bool:
+        """Whether a process of this part got as far as choosing its tests."""
+        return any(e.get("event") == "selected" for e in self.events())
 
     def event(self, record: Mapping[str, object]) -> None:
         with self.meta.open("a", encoding="utf-8") as out:
@@ -267,7 +307,7 @@ class PartFiles:
         return found
 
     def write_collected(self, ids: Sequence[str], seconds: float) -> None:
-        self.collected.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+        write_ids(self.collected, ids)
         files = sorted({file_of(i) for i in ids})
         self.event(
             {
@@ -280,9 +320,7 @@ class PartFiles:
         )
 
     def write_share(self, ids: Sequence[str], event: Mapping[str, object]) -> None:
-        partial = self.share.with_suffix(".tmp")
-        partial.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
-        partial.replace(self.share)
+        write_ids(self.share, ids)
         self.event(event)
 
 
@@ -309,13 +347,6 @@ def take_part_env(environ: MutableMapping[str, str]) -> dict[str, str]:
     return {key: environ.pop(key) for key in PART_ONLY if key in environ}
 
 
-def read_lines(path: Path) -> list[str]:
-    try:
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
-    except FileNotFoundError:
-        return []
-
-
 def choose(
     part: PartFiles, ids: Sequence[str], env: Mapping[str, str]
 ) -> tuple[set[str], dict[str, object]]:
@@ -324,7 +355,7 @@ def choose(
     durations = read_durations(Path(env[DURATIONS_ENV])) if env.get(DURATIONS_ENV) else {}
     event: dict[str, object] = {"event": "selected"}
     if env.get(SELECT_ENV):
-        wanted = set(read_lines(Path(env[SELECT_ENV])))
+        wanted = set(read_ids(Path(env[SELECT_ENV])))
         keep = {i for i in ids if i in wanted}
         event["how"] = "list"
     elif env.get(SHARDS_ENV):

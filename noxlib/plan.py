@@ -6,7 +6,6 @@ branch is unit-testable without nox, pytest or a real machine.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -440,61 +439,14 @@ def _without_paths(plan: Plan) -> list[str]:
 @dataclass(frozen=True)
 class Batch:
     """A part of a batched run: its name, the paths its pytest process runs, the group whose
-    markers it keeps (None for paths given after --), and its time limit in seconds."""
+    markers it keeps (None for paths given after --), its time limit in seconds, and the ids
+    it runs (as pytest collected them; None: whatever its paths hold)."""
 
     name: str
     paths: tuple[str, ...]
     group: Group | None
     timeout: float | None
-
-
-# pytest's default python_files; a project's own come from [tool.pytest.ini_options].
-PYTHON_FILES = ("test_*.py", "*_test.py")
-# Folders pytest does not look into by default (its norecursedirs), plus caches.
-_SKIPPED_FOLDERS = ("*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv")
-
-
-def batches(plan: Plan, config: Config, python_files: Sequence[str] = PYTHON_FILES) -> list[Batch]:
-    """The batches of ``plan``: each test file of a ``batch = "file"`` group, each group with
-    ``batch = "group"`` (``--batch`` decides for every group); [] when nothing is batched."""
-    mode = plan.options.batch
-    if not mode and not any(g.batch for g in plan.groups):
-        return []
-    if plan.explicit_paths:
-        chosen = mode or next((g.batch for g in plan.groups if g.batch), "group")
-        paths = tuple(plan.paths(config.root))
-        timeout = next((g.batch_timeout for g in plan.groups if g.batch_timeout), None)
-        if chosen == "group":
-            return [Batch("paths given after --", paths, None, timeout)]
-        found = _test_files(config.root, paths, python_files)
-        return [Batch(path, (path,), None, timeout) for path in found]
-    found_batches = []
-    for group in plan.groups:
-        chosen = mode or group.batch or "group"
-        if chosen == "group":
-            found_batches.append(Batch(group.name, group.paths, group, group.batch_timeout))
-            continue
-        for path in _test_files(config.root, group.paths, python_files):
-            found_batches.append(Batch(path, (path,), group, group.batch_timeout))
-    return found_batches
-
-
-def _test_files(root: Path, paths: Sequence[str], python_files: Sequence[str]) -> list[str]:
-    """The test files under ``paths`` (relative to ``root``), as pytest would find them."""
-    found: list[str] = []
-    for path in paths:
-        if "::" in path or (root / path).is_file():
-            found.append(path)
-            continue
-        for file in sorted((root / path).rglob("*.py")):
-            parts = file.relative_to(root / path).parts[:-1]
-            if any(
-                fnmatch.fnmatch(p, pat) for p in parts for pat in (*_SKIPPED_FOLDERS, "__pycache__")
-            ):
-                continue
-            if any(fnmatch.fnmatch(file.name, pattern) for pattern in python_files):
-                found.append(file.relative_to(root).as_posix())
-    return list(dict.fromkeys(found))
+    select: tuple[str, ...] | None = None
 
 
 def banner(plan: Plan, config: Config) -> str:
@@ -551,6 +503,12 @@ def current_machine() -> Machine:
     if room is not None:
         available = min(available, room)
     return Machine(cpus=usable_cpus(), available_memory=available)
+
+
+def records_map(plan: Plan, config: Config) -> bool:
+    """Whether this run records the ``--affected`` map: only ``ci`` does, with
+    ``affected.record = true`` (and under coverage, in a git checkout)."""
+    return plan.mode.ci and config.affected.record
 
 
 def measures_coverage(plan: Plan, config: Config) -> bool:

@@ -48,7 +48,16 @@ class ResultsRecorder:
         self.files = files  # the part's folder: where thread-method timers are noted
         # Line-buffered: one write per test, and nothing lost when the process dies.
         self.out = path.open("a", encoding="utf-8", buffering=1)
+        self.started = files.started.open("a", encoding="utf-8", buffering=1) if files else None
         self.partial: dict[str, dict[str, Any]] = {}
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        # Before the test's setup: a process that dies in it leaves this line as the proof of
+        # which test it was running, whatever order plugins gave the tests (--ff, --sw, ...).
+        if self.started is not None:
+            from noxlib.idfile import append_id
+
+            append_id(self.started, nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when not in ("setup", "call", "teardown"):
@@ -93,7 +102,8 @@ class ResultsRecorder:
         }
         if failure is not None and outcome not in ("passed", "skipped", "xfailed", "xpassed"):
             line.update(_failure_details(failure))
-            if outcome == "failed" and is_timeout_failure(line["longrepr"]):
+            crash = line.get("crash", {}).get("message", "")
+            if outcome == "failed" and is_timeout_failure(crash):
                 line["outcome"] = "timeout"
         self.out.write(json.dumps(line) + "\n")
 
@@ -109,6 +119,8 @@ class ResultsRecorder:
 
     def pytest_unconfigure(self) -> None:
         self.out.close()
+        if self.started is not None:
+            self.started.close()
 
 
 MAX_LONGREPR = 20_000
@@ -141,12 +153,14 @@ def _failure_details(report: pytest.TestReport | pytest.CollectReport) -> dict[s
 
 
 class PartSelector:
-    """Keeps the tests of this process's part: its shard of the plan, or a list of ids.
+    """Keeps the tests of this process's part: its shard of the plan, or a list of ids, and in a
+    shard that splits by file only the items of its own files.
 
-    Registered only inside a part of a noxlib run. It runs after every other plugin has
-    deselected (``-k``, ``-m``, groups), so shards balance exactly the tests that will run, and
-    it writes what it kept to ``share.txt`` in run order: the engine finds there the test a
-    dead process was running, and what is left to run.
+    Registered only inside a part of a noxlib run. It selects after every other plugin has
+    deselected (``-k``, ``-m``, groups), so shards balance exactly the tests that will run. What
+    the process will really run is written to ``share.jsonl`` once collection is finished,
+    after plugins that deselect or reorder last (``--lf``, ``--sw``, ``--ff``): the run's books
+    expect a result for each of those ids.
     """
 
     def __init__(
@@ -155,27 +169,66 @@ class PartSelector:
         self.part = part
         self.env = env
         self.files = files
+        self.event: dict[str, object] = {}
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
         from noxlib import parts
+        from noxlib.durations import file_of
 
+        dropped = []
+        if self.files is not None:
+            # Items, not only paths: pytest never asks pytest_ignore_collect about the paths
+            # named on its command line, nor about the modules that hold shared fixtures.
+            owns = self.files.owns
+            dropped = [item for item in items if not owns(file_of(item.nodeid))]
+            items[:] = [item for item in items if owns(file_of(item.nodeid))]
         keep, event = parts.choose(self.part, [item.nodeid for item in items], self.env)
         if self.files is not None:  # what it collected is already its share, or the CI shard's
             event["how"] = "files" if event["how"] == "all" else "files, then shard"
             later = event.get("plans")
             event["plans"] = [*self.files.plans, *(later if isinstance(later, list) else [])]
-        kept = [item for item in items if item.nodeid in keep]
-        dropped = [item for item in items if item.nodeid not in keep]
+        dropped += [item for item in items if item.nodeid not in keep]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
-        self.part.write_share([item.nodeid for item in kept], event)
+        items[:] = [item for item in items if item.nodeid in keep]
+        self.event = event
 
-    def pytest_sessionfinish(self, exitstatus: int) -> None:
-        self.part.event({"event": "finished", "exitstatus": int(exitstatus)})
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        ids = [item.nodeid for item in session.items]
+        if session.config.option.collectonly:  # listed, not run: the books expect nothing
+            from noxlib.idfile import write_ids
+
+            write_ids(self.part.listed, ids)
+            ids = []
+        self.part.write_share(ids, {**self.event, "count": len(ids)})
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # Why tests of the share may not have run: -x, --maxfail, a batch stopped, Ctrl-C.
+        stopped = session.shouldfail or session.shouldstop
+        event: dict[str, object] = {"event": "finished", "exitstatus": int(exitstatus)}
+        if stopped:
+            event["stopped"] = str(stopped)
+        self.part.event(event)
+
+
+class XdistCollection:
+    """On an xdist controller: the ids its workers collected are the part's collection and its
+    share (workers run every collected test), for the run's books."""
+
+    def __init__(self, part: PartFiles) -> None:
+        self.part = part
+        self.seen = False
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if self.seen:
+            return  # xdist itself stops the run when workers collect differently
+        self.seen = True
+        self.part.write_collected(ids, time.monotonic() - _LOADED)
+        self.part.write_share(ids, {"event": "selected", "how": "xdist", "count": len(ids)})
 
 
 class FileFilter:
@@ -320,8 +373,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(FileFilter(files), "noxlib-file-filter")
     config.pluginmanager.register(PartSelector(part, own, files), "noxlib-part")
     _note_timers(config, part)
-    if config.pluginmanager.hasplugin("xdist"):  # its hook exists only when xdist is loaded
+    if config.pluginmanager.hasplugin("xdist"):  # its hooks exist only when xdist is loaded
         config.pluginmanager.register(WorkerPart(part_dir, settings), "noxlib-worker-part")
+        if getattr(config.option, "numprocesses", None):  # a controller: workers collect
+            config.pluginmanager.register(XdistCollection(part), "noxlib-xdist-collection")
     worker = os.environ.get(WORKER_ENV)
     if worker:
         identity = ShardIdentity(worker, os.environ.get(RUN_ID_ENV, ""))
@@ -394,11 +449,11 @@ class TestContexts:
 
 
 def _order_and_contexts(config: pytest.Config, settings: Mapping[str, str]) -> None:
-    from noxlib.coveragemap import read_ids
+    from noxlib.idfile import read_ids
     from noxlib.parts import CONTEXTS_ENV, FIRST_ENV, SKIP_ENV
 
-    skip = read_ids(Path(settings[SKIP_ENV])) if settings.get(SKIP_ENV) else set()
-    first = read_ids(Path(settings[FIRST_ENV])) if settings.get(FIRST_ENV) else set()
+    skip = set(read_ids(Path(settings[SKIP_ENV]))) if settings.get(SKIP_ENV) else set()
+    first = set(read_ids(Path(settings[FIRST_ENV]))) if settings.get(FIRST_ENV) else set()
     if skip or first:
         config.pluginmanager.register(RunOrder(skip, first), "noxlib-run-order")
     if settings.get(CONTEXTS_ENV):

@@ -19,12 +19,13 @@ from pathlib import Path
 
 from noxlib.files import write_atomic
 from noxlib.memory import human
-from noxlib.merge import PartRow, Result
-from noxlib.parts import STATUSES
+from noxlib.merge import Result
+from noxlib.outcomes import SHOWN
 from noxlib.pipeline import PhaseTiming
+from noxlib.runinfo import PartRow
 from noxlib.triage import Failure
 
-OUTCOMES = STATUSES
+OUTCOMES = tuple(outcome.value for outcome in SHOWN)
 # Shown in the counts line even when zero: the ones a reader looks for first.
 ALWAYS_SHOWN = ("passed", "failed", "skipped", "error")
 SLOWEST = 10
@@ -68,6 +69,7 @@ class RunSummary:
     failures: tuple[Failure, ...] = ()  # each failing test, triaged (triage.py)
     sections: tuple[str, ...] = ()  # markdown lines after the rest: failures, digest, trend
     coverage_percent: float | None = None
+    books: str = ""  # the books' sentence: "every collected test ran once (N tests)" or why not
 
     def counts(self) -> dict[str, int]:
         counted = Counter(r.outcome for r in self.results)
@@ -110,6 +112,7 @@ def render_head(summary: RunSummary) -> list[str]:
         f"- Mode: {summary.mode}{_engine(summary)}, {summary.workers} worker(s)",
         "- Tests: "
         + ", ".join(f"{counts[k]} {k}" for k in OUTCOMES if counts[k] or k in ALWAYS_SHOWN),
+        *([f"- Books: {summary.books}"] if summary.books else []),
         f"- Wall time: {summary.wall_seconds:.2f} s",
         *_memory_line(summary),
         "",
@@ -239,6 +242,7 @@ def to_json_line(summary: RunSummary) -> str:
         "phases": [asdict(p) for p in summary.phases],
         "slowest": [asdict(r) for r in summary.slowest()],
         "failures": [f.record() for f in summary.failures],
+        "books": summary.books,
     }
     if summary.coverage_percent is not None:
         data["coverage_percent"] = round(summary.coverage_percent, 2)
@@ -271,7 +275,8 @@ def counts_line(summary: RunSummary) -> str:
     """``12 passed, 1 failed, 0 skipped, 0 error in 3.2 s`` (every status that occurred)."""
     counts = summary.counts()
     shown = ", ".join(f"{counts[k]} {k}" for k in OUTCOMES if counts[k] or k in ALWAYS_SHOWN)
-    return f"{shown} in {summary.wall_seconds:.1f} s"
+    books = f"; {summary.books}" if summary.books else ""
+    return f"{shown} in {summary.wall_seconds:.1f} s{books}"
 
 
 def now_iso() -> str:

@@ -1,7 +1,9 @@
 """pytest-timeout's two ways of stopping a test, told apart from other failures and deaths.
 
-The ``signal`` method fails the test with "Timeout (>2.0s) from pytest-timeout." (releases
-before 2.2 wrote "Timeout >2.0s"): the plugin reads that from the failure's text. The
+The ``signal`` method fails the test with ``pytest.fail("Timeout (>2.0s) from
+pytest-timeout.")`` (releases before 2.2 wrote "Timeout >2.0s"): the plugin reads that from the
+failure's crash line (``reprcrash``), which is exactly "Failed: " and that message. Any other
+text of the failure, an assertion message quoting those words included, is the test's own. The
 ``thread`` method prints a "Timeout" banner with every thread's stack and ends the whole pytest
 process with ``os._exit(1)``: the test gets no report at all, and its death looks like any other
 crash. So the plugin notes the start of each test that runs under the thread method, with its
@@ -21,16 +23,17 @@ THREAD_METHOD = "thread"
 # A death noticed within this many seconds before the limit is still the timer's doing: the
 # two clocks read are the same wall clock, but in two processes.
 SLACK_SECONDS = 0.1
-_SIGNAL_MESSAGE = re.compile(r"\bTimeout \(?>\s*[0-9.]+s\)?")
+_SIGNAL_MESSAGE = re.compile(r"Failed: Timeout (\(>[0-9.]+s\) from pytest-timeout\.|>[0-9.]+s)")
 # Not anchored at the start: the first banner follows pytest's progress dots on their line.
 _BANNER = re.compile(r"\+{3,} Timeout \+{3,}$", re.M)
 _FRAME = re.compile(r'^\s*File "([^"]+)", line (\d+)', re.M)
 MAX_EXCERPT = 8_000
 
 
-def is_timeout_failure(text: str) -> bool:
-    """Whether a failure's text is pytest-timeout's signal method stopping the test."""
-    return bool(_SIGNAL_MESSAGE.search(text))
+def is_timeout_failure(crash_message: str) -> bool:
+    """Whether a failure whose crash line (pytest's ``reprcrash.message``) is ``crash_message``
+    is pytest-timeout's signal method stopping the test."""
+    return bool(_SIGNAL_MESSAGE.fullmatch(crash_message.strip()))
 
 
 def timer_event(nodeid: str, method: str, seconds: float, now: float) -> dict[str, object]:

@@ -7,7 +7,7 @@ import multiprocessing
 from dataclasses import replace
 from pathlib import Path
 
-from noxlib.merge import PartRow
+from noxlib.runinfo import PartRow
 from noxlib.pipeline import PhaseTiming
 from noxlib.reports import (
     RunSummary,

@@ -12,10 +12,13 @@ from noxlib.timeouts import (
 
 
 def test_the_signal_methods_messages_old_and_new_are_timeouts() -> None:
-    assert is_timeout_failure("E       Failed: Timeout (>4.0s) from pytest-timeout.")
-    assert is_timeout_failure("E   Failed: Timeout >2.0s")  # pytest-timeout before 2.2
-    assert not is_timeout_failure("E   AssertionError: Timeout must be positive")
-    assert not is_timeout_failure("E   TimeoutError: the server did not answer")
+    assert is_timeout_failure("Failed: Timeout (>4.0s) from pytest-timeout.")
+    assert is_timeout_failure("Failed: Timeout >2.0s")  # pytest-timeout before 2.2
+    assert not is_timeout_failure("AssertionError: Timeout must be positive")
+    assert not is_timeout_failure("TimeoutError: the server did not answer")
+    # A test's own message that quotes pytest-timeout is the test's failure, not a timeout.
+    assert not is_timeout_failure("AssertionError: Timeout >30s")
+    assert not is_timeout_failure("AssertionError: Failed: Timeout (>4.0s) from pytest-timeout.")
 
 
 def test_a_death_past_a_thread_timer_is_a_timeout() -> None:

@@ -1,0 +1,90 @@
+"""What a test session decides before its run starts: the plan, ``--affected``'s selection, the
+last run's failures first, the banner. Then it hands over to `run.TestRun`.
+
+Host-free like the run: the session's name, arguments and log come through `run.Host`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+
+from noxlib import affected, history
+from noxlib.config import Config
+from noxlib.durations import read_durations
+from noxlib.findings import TIMINGS_FILE
+from noxlib.options import help_text
+from noxlib.plan import MODES, Plan, banner, current_machine, known_durations, make_plan
+from noxlib.reaping import start_run
+from noxlib.run import Host, TestRun
+
+
+def run_tests(
+    host: Host,
+    config: Config,
+    mode: str,
+    posargs: Sequence[str],
+    environ: Mapping[str, str],
+    *,
+    self_install: Sequence[str] = (),
+    install_only: bool = False,
+) -> None:
+    """Run ``config``'s tests the way session ``mode`` does, with ``posargs`` from the command
+    line. Raises UsageError for bad input (before any venv work) and run.RunFailed for a run
+    that did not pass."""
+    past = history.read_history(config.reports_path / TIMINGS_FILE)
+    rate = history.flakiness(past, config.flaky_threshold)
+    durations = read_durations(config.durations_path)
+    plan_from = functools.partial(
+        make_plan, MODES[mode], posargs, environ, config, current_machine(), flakiness=rate
+    )
+    plan = plan_from(durations=durations)
+    selection = _affected_selection(config, plan)
+    if selection is not None and selection.skip:
+        # Plan from the tests that will run: auto must not start shards for five tests.
+        plan = plan_from(durations={k: v for k, v in durations.items() if k not in selection.skip})
+    if plan.options.help:
+        host.log(help_text())
+        return
+    run = start_run(config.state_dir)
+    order = _order(host, config, plan, selection, past)
+    test_run = TestRun(host, config, plan, run, durations, order=order, self_install=self_install)
+    if install_only:
+        test_run.install_only()
+    else:
+        test_run.execute()
+
+
+def _order(
+    host: Host,
+    config: Config,
+    plan: Plan,
+    selection: affected.Selection | None,
+    past: Sequence[Mapping[str, object]],
+) -> affected.TestOrder:
+    """Say what the run does (the banner, the selection, failures first, rollback), and the
+    order and selection the plugin applies."""
+    host.log(banner(plan, config))
+    if selection is not None:
+        known = known_durations(dict.fromkeys(selection.tests, 0.0), plan.paths(config.root), None)
+        host.log(f"noxlib: {selection.line(known)}")
+    first = tuple(affected.last_failures(past, host.name))
+    if first:
+        host.log(
+            f"noxlib: the {len(first)} test(s) that failed in the last {host.name} run go first"
+        )
+    rate = history.flakiness(past, config.flaky_threshold)
+    rollback = history.rollback_line(rate, config.reports_dir)
+    if rollback:
+        host.log(f"noxlib: {rollback}")
+    return affected.TestOrder(selection.skip if selection else frozenset(), first)
+
+
+def _affected_selection(config: Config, plan: Plan) -> affected.Selection | None:
+    """``--affected``: which tests the change since the map's commit can reach; None without
+    it. Raises UsageError for a map that cannot be read."""
+    if not plan.options.affected:
+        return None
+    own = [config.durations_file, config.affected.map_file, config.reports_dir.rstrip("/") + "/"]
+    rules = affected.rules_for(own, config.affected.ignore, config.python_files)
+    return affected.select_since_map(config.root, config.map_path, rules)

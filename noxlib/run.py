@@ -1,0 +1,539 @@
+"""One test run, out of any host: its phases as a table, as nox's workflow.py reads.
+
+The run talks to its host (nox's session, or a fake one in tests) through the small `Host`
+protocol: log and warn, install into the venv, the venv's bin folder and environment. Every
+decision lives in a plain module (plan, launch, engine, books, merge, triage, reports); this
+module orders them and keeps the run's state: its parts, its books and its status.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Protocol
+
+from noxlib import affected, cover, coveragemap, reaping, reports, reruns, triage
+from noxlib.batchplan import BatchPlan
+from noxlib.books import Books, balance
+from noxlib.config import Config
+from noxlib.durations import DURATIONS_LOCK, write_durations
+from noxlib.engine import Part, PartOutcome, run_parts
+from noxlib.errors import NoxlibError
+from noxlib.findings import Settings, write_report
+from noxlib.gitdiff import GitError
+from noxlib.launch import Launch, file_plan, make_parts, run_env
+from noxlib.memory import Sampler
+from noxlib.merge import (
+    RESULTS_FILE,
+    collected,
+    part_source,
+    update_durations,
+    write_merged,
+    write_results,
+)
+from noxlib.outcomes import RunStatus
+from noxlib.parts import PartFiles, pricer
+from noxlib.pipeline import Pipeline
+from noxlib.plan import Engine as EngineChoice
+from noxlib.plan import Plan, measures_coverage, pytest_args, records_map
+from noxlib.progress import Progress, failures_report
+from noxlib.reaping import Run, finish_run
+from noxlib.runinfo import PartRow, RunInfo, write_run_info
+
+# What every session venv gets besides the project: the runner, its plugins, and psutil for
+# noxlib's own plugin. patch = subprocess came in coverage 7.10 and measured subprocesses
+# started in other folders only from 7.10.3/7.10.6; the [run] core setting came in 7.9;
+# sysmon's branch measurement on Python 3.14 claimed missing branches wrongly before 7.11.1.
+COVERAGE_REQUIREMENT = "coverage>=7.11.1"
+TEST_TOOLS: tuple[str, ...] = (
+    "pytest",
+    "pytest-xdist",
+    COVERAGE_REQUIREMENT,
+    "pytest-timeout",
+    "psutil",
+    "tomli; python_version < '3.11'",
+)
+
+
+# Run statuses that tolerate-flaky may turn into "passed with warnings": tests failed, and
+# triage found every failure flaky or parallel-only (a crash or a thread timeout included).
+_TOLERABLE = (RunStatus.FAILED, RunStatus.CRASHED, RunStatus.TIMEOUT)
+
+
+class Engine(Protocol):
+    """What runs a run's parts (engine.run_parts): each part's pytest process, at most
+    ``slots`` at a time; how each ended, in order."""
+
+    def __call__(
+        self,
+        parts: Sequence[Part],
+        slots: int,
+        *,
+        tick: Callable[[float], object] = ...,
+        on_end: Callable[[PartOutcome], object] = ...,
+        sampler: Sampler | None = None,
+    ) -> list[PartOutcome]: ...
+
+
+class RunFailed(NoxlibError):
+    """The run ended with a status other than passed; the message says which and why."""
+
+
+class Host(Protocol):
+    """What a run needs of its host (nox's session): the session's name, a log, a venv."""
+
+    name: str  # nox's session name (tests-3.12): each keeps its own history
+
+    def log(self, message: str) -> None: ...
+    def warn(self, message: str) -> None: ...
+    def install(self, *args: str) -> None: ...
+    def bin(self) -> Path: ...
+    def env(self) -> dict[str, str]: ...
+
+
+class TestRun:
+    """The phases of one test run, each a method the pipeline times."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        host: Host,
+        config: Config,
+        plan: Plan,
+        run: Run,
+        durations: Mapping[str, float],
+        *,
+        order: affected.TestOrder | None = None,
+        self_install: Sequence[str] = (),
+        engine: Engine = run_parts,
+    ) -> None:
+        self.host, self.config, self.plan, self.run = host, config, plan, run
+        self.engine = engine  # what runs the parts: engine.run_parts (a fake one in tests)
+        self.durations = durations
+        self.self_install = tuple(self_install)
+        self.pipeline = Pipeline(log=host.log)
+        self.rcfile: Path | None = None
+        self.installed = False
+        self.status = RunStatus.NOT_STARTED
+        self.reason = ""  # why the status is not passed, in one clause
+        self.warden: reaping.Warden | None = None
+        self.started_at = reports.now_iso()
+        self.started_wall = time.time()
+        self.parts: list[Part] = []
+        self.outcomes: list[PartOutcome] = []
+        self.books: Books | None = None
+        self.batch_plan = BatchPlan(plan, config, host.name)
+        self.sampler = Sampler()
+        self.failures: list[triage.Failure] = []
+        self.tolerated = False  # every failure parallel-only or flaky, and tolerate-flaky set
+        self.coverage: cover.Verdict | None = None
+        # --affected's selection and last run's failures first; the map this run records.
+        self.order = order or affected.TestOrder()
+        self.order_env: dict[str, str] = {}
+        self.map_base: tuple[str, dict[str, str]] | None = None
+        self.code = ""
+
+    @property
+    def results(self) -> list[dict[str, object]]:
+        return self.books.results if self.books else []
+
+    def execute(self) -> None:
+        """Run the phases; raise RunFailed unless the run passed (or passed with warnings)."""
+        try:
+            self.pipeline.execute(
+                (
+                    ("reap-stale", self.reap_stale),
+                    ("warden", self.start_warden),
+                    ("prepare", self.prepare),
+                    ("install", self.install),
+                    ("collect", self.collect_batches),
+                    ("pytest", self.pytest),
+                ),
+                # Reap first: servers stopped with SIGTERM save their coverage data before the
+                # combine phase reads it.
+                post=(
+                    ("reap", self.reap),
+                    ("merge", self.merge),
+                    ("triage", self.triage),
+                    ("combine-coverage", self.combine_coverage),
+                    ("report", self.report),
+                ),
+            )
+        except RunFailed:
+            if self.status is not RunStatus.PASSED_WITH_WARNINGS:
+                raise
+            self.host.warn(
+                "noxlib: passed with warnings: every failure was flaky or "
+                "parallel-only (tolerate-flaky = true); see the timing report"
+            )
+        finally:
+            finish_run(self.run, self.host.log)
+
+    def install_only(self) -> None:
+        """nox --install-only: the venv and its packages, and no run, so no report either (a
+        report line would count as a run of no tests in the history)."""
+        try:
+            self.install()
+            self.host.log("noxlib: --install-only: installed; no test runs")
+        finally:
+            finish_run(self.run, self.host.log)
+
+    # --- pre phases ------------------------------------------------------------------------
+
+    def reap_stale(self) -> None:
+        reaping.reap_stale_runs(self.config.state_dir, self.host.log, grace=self.config.reap_grace)
+
+    def start_warden(self) -> None:
+        self.warden = reaping.Warden.start(self.run, grace=self.config.reap_grace)
+
+    def prepare(self) -> None:
+        """The run's own copies: every part plans from one snapshot of the durations, and
+        coverage data stays in the run folder."""
+        write_durations(self.run.dir / "durations.json", self.durations)
+        if measures_coverage(self.plan, self.config):
+            root, settings = self.config.root, self.config.coverage
+            python = cover.venv_python(self.host.bin().parent)
+            contexts = records_map(self.plan, self.config)
+            core = cover.core_for_run(root, settings, python, contexts)
+            self.host.log(f"noxlib: {core.line()}")
+            self.rcfile = cover.write_rcfile(root, settings, self.run.dir, python, contexts)
+        self.order_env = self.order.env(self.run.dir)
+        self.code = self.identify_code()
+
+    def identify_code(self) -> str:
+        """The commit and uncommitted Python files this run tests ("" outside git), for
+        combine's check and the --affected map this run may record."""
+        try:
+            commit, dirty = coveragemap.map_base(self.config.root)
+        except GitError as exc:
+            if self.rcfile and records_map(self.plan, self.config):
+                self.host.log(
+                    f"noxlib: no --affected map from this run: git cannot name its commit ({exc})"
+                )
+            return ""
+        if self.rcfile and records_map(self.plan, self.config):
+            self.map_base = (commit, dirty)
+        return coveragemap.code_digest(commit, dirty)
+
+    def install(self) -> None:
+        requirements = (*self.config.group_requirements, *self.config.test_requirements)
+        self.host.install(*self.config.install, *TEST_TOOLS, *requirements)
+        if self.self_install:
+            self.host.install("--no-deps", *self.self_install)
+        self.installed = True
+
+    def launch(self) -> Launch:
+        env = run_env(
+            self.host.env(),
+            self.run,
+            self.plan,
+            self.config,
+            rcfile=self.rcfile,
+            order_env=self.order_env,
+            contexts=self.map_base is not None,
+        )
+        return Launch(str(self.host.bin() / "python"), env, self.run.dir, self.rcfile)
+
+    def collect_batches(self) -> None:
+        """A batched run asks pytest which tests each batch holds, before any batch runs."""
+        launch = self.launch()
+        self.batch_plan.collect(launch.python, dict(launch.env), self.run.dir, self.host.log)
+
+    # --- the tests -------------------------------------------------------------------------
+
+    def pytest(self) -> None:
+        launch = self.launch()
+        by_file = file_plan(self.plan, self.config, self.durations, self.order.skip, self.host.log)
+        self.parts = make_parts(launch, self.plan, self.config, self.batch_plan.batches, by_file)
+        for part in self.parts:
+            self.host.log(f"noxlib: {part.name}: {' '.join(part.argv[1:])}")
+        self.status = RunStatus.INTERRUPTED
+        progress = self.progress()
+        try:
+            self.outcomes = self.engine(
+                self.parts,
+                self.plan.slots,
+                tick=progress.tick if progress else _no_tick,
+                on_end=self.batch_plan.after_part(self.run, self.host.log),
+                sampler=self.sampler,
+            )
+        finally:
+            if progress:
+                progress.close()
+                sys.stdout.flush()
+        self.status = RunStatus.of_parts(o.status for o in self.outcomes)
+        self.balance_books()
+        self.tell_outcomes()
+        if self.status is not RunStatus.PASSED:
+            raise RunFailed(f"tests {self.status}")
+
+    def progress(self) -> Progress | None:
+        if all(part.passthrough for part in self.parts):
+            return None
+        files = [part.files for part in self.parts]
+        # Priced as the shards price their share: the ETA is one of predicted time.
+        price = pricer(self.durations) if self.durations else None
+        return Progress(files, sys.stdout.write, tty=sys.stdout.isatty(), price=price)
+
+    def balance_books(self) -> Books:
+        """Every test each part set out to run, with one final outcome (books.py)."""
+        if self.books is None:
+            sources = [
+                part_source(o.part.name, o.part.files, unfinished=o.unfinished, problem=o.problem)
+                for o in self.outcomes
+            ]
+            self.books = balance(sources)
+        return self.books
+
+    def tell_outcomes(self) -> None:
+        """After parts ran in the background: their failures in pytest's words, and why any
+        part ended early."""
+        if all(part.passthrough for part in self.parts):
+            if not self.batch_plan.batches:  # each batch's line was said as it ended
+                for outcome in self.outcomes:
+                    if outcome.problem:
+                        self.host.log(f"noxlib: {outcome.part.name}: {outcome.problem}")
+            return
+        text = failures_report(self.results, width=shutil.get_terminal_size().columns)
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        for outcome in self.outcomes:
+            for line in _outcome_lines(outcome):
+                self.host.log(f"noxlib: {outcome.part.name}: {line}")
+
+    # --- post phases -----------------------------------------------------------------------
+
+    def reap(self) -> None:
+        # The warden watches until the sweep is done: should nox be killed meanwhile, it ends
+        # the rest.
+        spare = (self.warden.process.pid,) if self.warden else ()
+        try:
+            reaping.reap_run(self.run, self.host.log, grace=self.config.reap_grace, spare=spare)
+        finally:
+            if self.warden:
+                self.warden.stop()
+
+    def merge(self) -> None:
+        """One run from its parts: its books, results, JUnit XML and durations. A run whose
+        books do not balance fails here, whatever its parts said."""
+        books = self.balance_books()
+        files = [part.files for part in self.parts]
+        junit = [path for f in files for path in f.junit_files()] if self.plan.mode.ci else None
+        expected = [nodeid for f in files for nodeid in f.expected()]
+        write_merged(books, expected, self.config.reports_path, junit)
+        self.update_durations(files)
+        self.host.log(f"noxlib: {books.line()}")
+        if not books.balanced and self.status is not RunStatus.INTERRUPTED:
+            self.fail("the books do not balance")
+            raise RunFailed(books.line())
+
+    def update_durations(self, files: list[PartFiles]) -> None:
+        if not self.results:
+            return
+        ids, collected_files = collected(files)
+        update_durations(
+            self.config.durations_path,
+            self.results,
+            collected_ids=ids,
+            whole_files=[] if self.plan.explicit_paths else collected_files,
+            root=self.config.root,
+            lock=self.config.state_dir / DURATIONS_LOCK,
+        )
+
+    def fail(self, reason: str) -> None:
+        """The run fails for ``reason``, whatever its tests did (never tolerated)."""
+        if self.status in (RunStatus.PASSED, RunStatus.PASSED_WITH_WARNINGS):
+            self.status = RunStatus.FAILED
+        self.reason = "; ".join(filter(None, (self.reason, reason)))
+        self.tolerated = False
+
+    def triage(self) -> None:
+        """Rerun the failed tests serially, each rerun one fresh pytest process, and classify
+        them (docs/testing.md#triage). A green run does nothing here."""
+        failed = triage.failing(self.results)
+        if not failed:
+            return
+        interrupted = self.status is RunStatus.INTERRUPTED
+        self.failures = reruns.triage_failures(
+            failed,
+            self.config,
+            self.plan,
+            argv=self.rerun_argv([str(r["nodeid"]) for r in failed]),
+            env=self.launch().env,
+            folder=self.run.dir / "triage",
+            timeout=self.batch_plan.longest_timeout(),
+            interrupted=interrupted,
+            log=self.host.log,
+            reap=lambda: reaping.reap_run(self.run, self.host.log, grace=self.config.reap_grace),
+        )
+        annotated = triage.annotate(self.results, self.failures)
+        write_results(self.config.reports_path / RESULTS_FILE, annotated)
+        balanced = self.books is not None and self.books.balanced
+        only_tests_failed = self.status in _TOLERABLE and not self.reason
+        if self.config.tolerate_flaky and balanced and only_tests_failed:
+            self.tolerated = triage.tolerated(self.failures)
+
+    def rerun_argv(self, nodeids: list[str]) -> tuple[str, ...]:
+        """A rerun: the run's pytest arguments for one serial process (timeout, user's
+        arguments), over the failed tests' files, without coverage."""
+        serial = replace(
+            self.plan, engine=EngineChoice("serial", ""), groups=(), explicit_paths=True
+        )
+        args = pytest_args(serial, self.config)
+        paths = reruns.rerun_paths(nodeids, self.config.root, self.plan.paths(self.config.root))
+        return reruns.rerun_argv(str(self.host.bin() / "python"), paths, args)
+
+    def combine_coverage(self) -> None:
+        if not self.rcfile:
+            return
+        if not self.installed:
+            self.host.log("noxlib: no coverage to combine: the venv install did not finish")
+            return
+        reports_dir = self.config.reports_path
+        args = ["--data", str(self.run.dir / "coverage")]
+        args += ["--publish-data", str(reports_dir / cover.PUBLISHED_DATA)]
+        if self.plan.mode.ci:
+            args += ["--xml", str(reports_dir / "coverage.xml")]
+            args += ["--html", str(reports_dir / "htmlcov")]
+        if self.map_base and self.status is not RunStatus.INTERRUPTED:
+            # An interrupted test's lines are cut short: no map rather than a wrong one.
+            results = ((str(r.get("nodeid")), str(r.get("outcome"))) for r in self.results)
+            spec = coveragemap.write_map_spec(
+                self.run.dir, self.config.map_path, self.config.root, self.map_base, results
+            )
+            args += ["--affected-map", str(spec)]
+        # A CI shard holds part of the run's coverage: combine judges the whole.
+        judge = self.plan.shard is None
+        python, env = str(self.host.bin() / "python"), self.host.env()
+        fail_under = self.config.coverage.fail_under
+        self.coverage = cover.run_in_venv(python, env, fail_under, self.rcfile, args, judge=judge)
+        if self.coverage.failed:
+            self.fail(self.coverage.sentence())
+            raise RunFailed(self.coverage.sentence())
+
+    def report(self) -> None:
+        if self.tolerated and self.status in _TOLERABLE:
+            self.status = RunStatus.PASSED_WITH_WARNINGS
+        info = self.run_info()
+        write_run_info(self.config.reports_path, info)
+        summary = reports.RunSummary(
+            session=self.host.name,
+            run_id=self.run.run_id,
+            groups=info.groups,
+            mode="parallel" if self.plan.parallel else "serial",
+            workers=self.plan.slots,
+            status=self.status_text(),
+            wall_seconds=self.pipeline.elapsed(),
+            phases=tuple(self.pipeline.timings),
+            results=tuple(reports.report_results(self.results)),
+            started_at=self.started_at,
+            list_all_up_to=self.config.report_all_tests,
+            engine=self.plan.engine.name,
+            shard=info.shard,
+            parts=info.parts,
+            batches=tuple(self.batch_plan.report_rows()),
+            peak_rss=self.sampler.run_peak,
+            memory_budget=self.plan.slots * self.config.memory_per_worker,
+            sampler_seconds=self.sampler.spent,
+            failures=tuple(self.failures),
+            coverage_percent=self.coverage.total if self.coverage else None,
+            books=self.books.line() if self.books else "",
+        )
+        path, _ = write_report(summary, Settings.of(self.config), _environ())
+        self.host.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
+
+    def status_text(self) -> str:
+        return f"{self.status} ({self.reason})" if self.reason else str(self.status)
+
+    def run_info(self) -> RunInfo:
+        files = [part.files for part in self.parts]
+        return RunInfo(
+            session=self.host.name,
+            groups=tuple(g.name for g in self.plan.groups),
+            shard=str(self.plan.shard) if self.plan.shard else None,
+            plan=_plan_fingerprint(files) if self.plan.shard else "",
+            root=str(self.config.root),
+            status=str(self.status),
+            wall_seconds=round(self.pipeline.elapsed(), 3),
+            parts=tuple(_part_row(outcome) for outcome in self.outcomes),
+            python=_python_of(self.host),
+            noxlib=_noxlib_version(),
+            code=self.code,
+            collected=_collected_digest(files),
+            run_id=self.run.run_id,
+            reason=self.reason,
+            books=self.books.as_json() if self.books else {},
+        )
+
+
+def _no_tick(elapsed: float) -> None:
+    return None
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def _outcome_lines(outcome: PartOutcome) -> list[str]:
+    lines = [outcome.problem] if outcome.problem else []
+    lines += [
+        f"its pytest process died while running {nodeid} (reported as crashed); the rest of "
+        "its tests ran in a new one"
+        for nodeid in outcome.crashed
+    ]
+    lines += [
+        f"pytest-timeout's thread method ended its process in {nodeid} (reported as timeout); "
+        "the rest ran in a new one"
+        for nodeid in outcome.timed_out
+    ]
+    return lines
+
+
+def _part_row(outcome: PartOutcome) -> PartRow:
+    event = outcome.part.files.selected_event()
+    return PartRow(
+        name=outcome.part.name,
+        status=outcome.status,
+        tests=int(str(event.get("count", 0))),
+        predicted=float(str(event.get("predicted", 0.0))),
+        seconds=round(outcome.seconds, 3),
+        attempts=outcome.attempts,
+        problem=outcome.problem,
+        peak_rss=outcome.peak_rss,
+    )
+
+
+def _plan_fingerprint(files: list[PartFiles]) -> str:
+    plans = [f.selected_event().get("plans") for f in files]
+    first = next((p for p in plans if isinstance(p, list) and p), [""])
+    return str(first[0])
+
+
+def _collected_digest(files: list[PartFiles]) -> str:
+    """What the run's parts collected, where each collected everything (shards by test);
+    "" where parts collect only their own files."""
+    digests = set()
+    for f in files:
+        if str(f.selected_event().get("how", "")).startswith("files"):
+            return ""
+        digests.add(f.collected_digest())
+    return digests.pop() if len(digests) == 1 else ""
+
+
+def _python_of(host: Host) -> str:
+    version = cover.venv_python(host.bin().parent)
+    return f"{version[0]}.{version[1]}" if version else ""
+
+
+def _noxlib_version() -> str:
+    from noxlib import __version__
+
+    return __version__
