@@ -4,8 +4,10 @@ prepare(name, dest) extracts a pinned sdist (downloaded once into a cache) to ``
 noxlib's one-line noxfile and a ``[tool.noxlib]`` table, and makes ``dest/.bench-venv``: the
 plain venv a user would otherwise run ``pytest`` in (the project, its test dependencies,
 pytest and pytest-xdist). check(name, dest) runs plain ``pytest`` there, ``nox -s tests`` and
-``nox -s tests-parallel``, and compares their outcome counts. time_command() and rounds() time
-whole commands in interleaved rounds, for this script's ``time`` command and for other
+``nox -s tests-parallel``, and compares their outcome counts and, test by test, their node ids
+and outcomes (plain pytest's from ``--collect-only`` and its short summary, noxlib's from
+``reports/results.jsonl``); it exits non-zero on any difference. time_command() and rounds()
+time whole commands in interleaved rounds, for this script's ``time`` command and for other
 benchmark scripts.
 
 Usage, with an interpreter that has noxlib installed (``pip install -e '.[uv]'``):
@@ -13,6 +15,9 @@ Usage, with an interpreter that has noxlib installed (``pip install -e '.[uv]'``
   python benchmarks/real_suites.py prepare [NAME ...]
   python benchmarks/real_suites.py check [NAME ...]
   python benchmarks/real_suites.py time [NAME ...] [--rounds 3]
+
+``--nox-python PYTHON`` runs nox (and so noxlib) with another interpreter, e.g. one whose
+noxlib is installed from a snapshot of a commit while the checkout is being edited.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -44,8 +50,12 @@ CACHE = Path.home() / ".cache" / "noxlib-bench"
 NOXFILE = "import noxlib\n\nnoxlib.register_sessions()\n"
 VENV = ".bench-venv"
 MARKER = ".bench-suite"  # in dest: which sdist this folder was prepared from
-# The outcomes noxlib counts (noxlib.reports.OUTCOMES), in the order of the table.
-OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+# The outcomes noxlib counts (noxlib.reports.OUTCOMES), in the order of the table; plain
+# pytest has no timeout or crashed, so a test noxlib counts so shows as a difference.
+OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error", "timeout", "crashed")
+# What noxlib's log says when its books show every collected test reported exactly once
+# (being added to noxlib; check reports whether the line was there, and does not fail on it).
+RAN_ONCE = "every collected test ran once"
 
 
 @dataclass(frozen=True)
@@ -350,42 +360,190 @@ def pytest_counts(output: str) -> dict[str, int]:
 
 
 def noxlib_counts(dest: Path) -> dict[str, int]:
-    """Counts of the last run, from noxlib's reports/ci_timings.jsonl."""
+    """Counts of the last run, from noxlib's reports/ci_timings.jsonl; an outcome this script
+    does not know (one noxlib added since) is kept, so that the table shows it."""
     last = (dest / "reports" / "ci_timings.jsonl").read_text(encoding="utf-8").splitlines()[-1]
     counts = json.loads(last)["counts"]
-    return {k: counts.get(k, 0) for k in OUTCOMES}
+    return {**dict.fromkeys(OUTCOMES, 0), **{k: int(v) for k, v in counts.items()}}
 
 
 def logged(command: Command, log: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` to its end, whatever its exit code, with its output kept in ``log``."""
+    """Run ``command`` to its end, whatever its exit code, with its output kept in ``log``;
+    says the command, its exit code and its wall time (the check's own record of them)."""
+    start = time.perf_counter()
     done = subprocess.run(
         command.argv, cwd=command.cwd, env=command.env, capture_output=True, text=True, check=False
     )
+    seconds = time.perf_counter() - start
     log.parent.mkdir(exist_ok=True)
     log.write_text(done.stdout + done.stderr, encoding="utf-8")
+    print(f"{seconds:7.1f} s  exit {done.returncode}  {' '.join(command.argv)}", flush=True)
     return done
+
+
+# -- test ids ----------------------------------------------------------------------------------
+
+# Plain pytest's short summary with one line per test, whatever its outcome: skips unfolded
+# (folded, a line names a reason, not a test), messages cut to their first line even under CI
+# (a message's next line could otherwise pass for a test's), no colour codes around the ids.
+SUMMARY_ARGS = ("-rfEsxXp", "--no-fold-skipped", "--force-short-summary", "--color=no")
+SUMMARY_WORDS = {
+    "PASSED": "passed",
+    "FAILED": "failed",
+    "ERROR": "error",
+    "SKIPPED": "skipped",
+    "XFAIL": "xfailed",
+    "XPASS": "xpassed",
+}
+NO_RESULT = "(no result)"  # collected by plain pytest, named by no line of its summary
+SHOWN_DIFFERENCES = 20  # per session on the terminal; all of them go to a file
+
+
+def plain_ids(name: str, dest: Path, log: Path) -> list[str]:
+    """The node ids plain pytest collects, after the suite's deselection, in pytest's words."""
+    # --verbosity=-1 comes after the suite's addopts: one id a line, whatever -q or -v they add.
+    done = logged(plain_pytest(name, dest, "--collect-only", "--verbosity=-1"), log)
+    ids: list[str] = []
+    for line in done.stdout.splitlines():
+        if not line.strip():
+            break  # the ids end at the first blank line; errors and the summary follow
+        ids.append(line)
+    if not ids:
+        raise RuntimeError(f"plain pytest --collect-only listed no test; see {log}")
+    return ids
+
+
+def summary_nodeid(word: str, rest: str, known: set[str], root: Path) -> str | None:
+    """The node id a summary line names, ``rest`` being the line after its ``word``: ``ID`` or
+    ``ID - message``. An id may hold `` - `` itself (a parameter), so the longest known one
+    wins. An unknown one counts only as an error of a file of ``root`` (one that failed to
+    collect): a skip's or xfail's reason is not cut to one line, and its next line may read
+    like a test's line; such a line gives None."""
+    rest = re.sub(r"^at \w+ of ", "", rest)  # "XFAIL at setup of ID"
+    ends = [len(rest), *reversed([m.start() for m in re.finditer(" - ", rest)])]
+    for end in ends:
+        if rest[:end] in known:
+            return rest[:end]
+    nodeid = rest.partition(" - ")[0]
+    is_file = bool(nodeid) and (root / nodeid.split("::")[0]).exists()
+    return nodeid if word == "ERROR" and is_file else None
+
+
+def one_outcome(words: Sequence[str]) -> str:
+    """A test's one outcome from its summary lines, as noxlib records it: an error at teardown
+    makes a passed test an error; after a failure, skip or xfail that outcome stands (pytest
+    counts such a test twice, noxlib once)."""
+    kept = [w for w in words if w not in ("error", "passed")]
+    if kept:
+        return kept[0]
+    return "error" if "error" in words else "passed"
+
+
+def summary_outcomes(output: str, ids: Sequence[str], root: Path) -> dict[str, str]:
+    """Each test's outcome in plain pytest's short summary (run with SUMMARY_ARGS): every one
+    of ``ids`` (NO_RESULT when no line names it), and any other id a line names."""
+    known = set(ids)
+    lines = output.splitlines()
+    # Only the summary: a test's own output, in a failure's section, may look like its lines.
+    start = next((i for i, line in enumerate(lines) if "short test summary info" in line), None)
+    if start is None:
+        raise ValueError("no short test summary in plain pytest's output")
+    words: dict[str, list[str]] = {}
+    for line in lines[start + 1 :]:
+        word, _, rest = line.partition(" ")
+        nodeid = summary_nodeid(word, rest, known, root) if word in SUMMARY_WORDS else None
+        if nodeid is not None:
+            words.setdefault(nodeid, []).append(SUMMARY_WORDS[word])
+    outcomes = dict.fromkeys(ids, NO_RESULT)
+    outcomes.update({nodeid: one_outcome(found) for nodeid, found in words.items()})
+    return outcomes
+
+
+def noxlib_outcomes(dest: Path) -> tuple[dict[str, str], list[str]]:
+    """Each test's outcome in noxlib's reports/results.jsonl (its first line, as noxlib's merge
+    keeps the first), and the ids that have more than one line there."""
+    outcomes: dict[str, str] = {}
+    repeated: list[str] = []
+    text = (dest / "reports" / "results.jsonl").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        record = json.loads(line)
+        nodeid = str(record["nodeid"])
+        if nodeid in outcomes:
+            repeated.append(nodeid)
+        outcomes.setdefault(nodeid, str(record["outcome"]))
+    return outcomes, repeated
+
+
+def id_differences(
+    plain: Mapping[str, str], noxlib: Mapping[str, str], repeated: Sequence[str] = ()
+) -> list[str]:
+    """One line per test that is not the same in both: missing from noxlib, extra in noxlib,
+    another outcome, or more than one line in noxlib's results."""
+    both = plain.keys() & noxlib.keys()
+    lines = [f"missing  {i} (plain pytest: {plain[i]})" for i in sorted(plain.keys() - both)]
+    lines += [f"extra    {i} (noxlib: {noxlib[i]})" for i in sorted(noxlib.keys() - both)]
+    lines += [
+        f"outcome  {i}: plain pytest {plain[i]}, noxlib {noxlib[i]}"
+        for i in sorted(both)
+        if plain[i] != noxlib[i]
+    ]
+    lines += [f"repeated {i} (more than one line in results.jsonl)" for i in sorted(repeated)]
+    return lines
+
+
+def report_ids(label: str, total: int, differences: Sequence[str], out: Path) -> None:
+    """Say whether ``label``'s tests were plain pytest's; the whole list goes to ``out``."""
+    if not differences:
+        out.unlink(missing_ok=True)  # an earlier run's list would read as this one's
+        print(f"{label}: the same {total} node ids with the same outcomes as plain pytest")
+        return
+    out.write_text("".join(line + "\n" for line in differences), encoding="utf-8")
+    kinds = ", ".join(f"{n} {k}" for k, n in Counter(d.split()[0] for d in differences).items())
+    print(f"{label}: {len(differences)} DIFFERENCES in node ids ({kinds}; all in {out}):")
+    for line in differences[:SHOWN_DIFFERENCES]:
+        print(f"  {line}")
+    if len(differences) > SHOWN_DIFFERENCES:
+        print(f"  ... and {len(differences) - SHOWN_DIFFERENCES} more")
+
+
+# -- check -------------------------------------------------------------------------------------
 
 
 def check(name: str, dest: Path, nox_python: str = sys.executable) -> bool:
     """Plain pytest, ``nox -s tests`` and then ``nox -s tests-parallel`` (which plans from the
-    durations the serial run recorded) on the prepared suite: same outcome counts?"""
+    durations the serial run recorded) on the prepared suite: same outcome counts, and the same
+    node ids with the same outcomes?"""
     reports = dest / "reports"
-    plain = logged(plain_pytest(name, dest), reports / "plain-pytest.log")
+    ids = plain_ids(name, dest, reports / "plain-collect.log")
+    plain = logged(plain_pytest(name, dest, *SUMMARY_ARGS), reports / "plain-pytest.log")
+    expected = summary_outcomes(plain.stdout, ids, dest)
     rows = {f"plain pytest (exit {plain.returncode})": pytest_counts(plain.stdout)}
+    by_id: dict[str, tuple[str, int, list[str], bool]] = {}  # session: label, ids, differences
     for session in ("tests", "tests-parallel"):
         command = nox(name, dest, "-s", session, nox_python=nox_python)
         done = noxlib_run(dest, command, reports / f"nox-{session}.log")
         said = done.stdout + done.stderr  # nox logs to stderr
         by_file = " by file" if "shards collect only their own files" in said else ""
-        rows[f"nox -s {session}{by_file} (exit {done.returncode})"] = noxlib_counts(dest)
+        label = f"nox -s {session}{by_file} (exit {done.returncode})"
+        rows[label] = noxlib_counts(dest)
+        # Kept: the next session's run replaces results.jsonl.
+        shutil.copyfile(reports / "results.jsonl", reports / f"results-{session}.jsonl")
+        outcomes, repeated = noxlib_outcomes(dest)
+        differences = id_differences(expected, outcomes, repeated)
+        by_id[session] = (label, len(outcomes), differences, RAN_ONCE in said)
     suite = SUITES[name]
+    columns = list(dict.fromkeys(k for counts in rows.values() for k in counts))
     print(f"\n{suite.name} {suite.version}: outcome counts (logs in {reports})")
-    print(f"{'':42}" + "".join(f"{k:>9}" for k in OUTCOMES))
+    print(f"{'':42}" + "".join(f"{k:>9}" for k in columns))
     for label, counts in rows.items():
-        print(f"{label:42}" + "".join(f"{counts[k]:>9}" for k in OUTCOMES))
-    same = len({tuple(c.values()) for c in rows.values()}) == 1
+        print(f"{label:42}" + "".join(f"{counts.get(k, 0):>9}" for k in columns))
+    same = len({tuple(c.get(k, 0) for k in columns) for c in rows.values()}) == 1
     print("identical" if same else "DIFFERENT")
-    return same
+    print(f"plain pytest collected {len(ids)} tests; its summary named {len(expected)} ids")
+    for session, (label, total, differences, said_once) in by_id.items():
+        report_ids(label, total, differences, reports / f"ids-{session}.txt")
+        print(f"{label}: its log says {RAN_ONCE!r}: {'yes' if said_once else 'no'}")
+    return same and not any(differences for _, _, differences, _ in by_id.values())
 
 
 def noxlib_run(dest: Path, command: Command, log: Path) -> subprocess.CompletedProcess[str]:
@@ -408,6 +566,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=CACHE / "suites", help="suites go here")
     parser.add_argument("--cache", type=Path, default=CACHE, help="sdists are cached here")
     parser.add_argument("--rounds", type=int, default=3, help="for time: rounds (median)")
+    parser.add_argument(
+        "--nox-python", default=sys.executable, help="the interpreter that runs nox and noxlib"
+    )
     args = parser.parse_args(argv)
     unknown = set(args.names) - set(SUITES)
     if unknown:
@@ -416,11 +577,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.names or list(SUITES):
         dest = prepare(name, args.work / name, args.cache)
         if args.command == "check":
-            ok = check(name, dest) and ok
+            ok = check(name, dest, args.nox_python) and ok
         elif args.command == "time":
-            configs = benchmark_commands(name, dest)
+            configs = benchmark_commands(name, dest, args.nox_python)
             # nox -R needs both session venvs: make them, without running the tests.
-            warm_up = nox(name, dest, "--install-only", "-s", "tests", "tests-parallel")
+            warm_up = nox(
+                name,
+                dest,
+                "--install-only",
+                "-s",
+                "tests",
+                "tests-parallel",
+                nox_python=args.nox_python,
+            )
             subprocess.run(warm_up.argv, cwd=dest, env=warm_up.env, check=True)
             medians = rounds(configs, args.rounds, log=lambda line: print(line, flush=True))
             print(f"\n{name} {SUITES[name].version}: median wall time of {args.rounds} rounds")
