@@ -78,7 +78,7 @@ class Books:
     def line(self) -> str:
         """One sentence for the log and the report."""
         if self.balanced:
-            return f"every collected test ran once ({self.tests} tests)"
+            return f"every collected test ran once ({_count(range(self.tests), 'test')})"
         return "the books do not balance: " + "; ".join(self.problems())
 
     def problems(self) -> list[str]:
@@ -144,10 +144,11 @@ def _one_result(nodeid: str, seen: list[tuple[str, Result]]) -> tuple[Result, Co
     if len(seen) == 1:
         return seen[0][1], None
     kept = worst(r.get("outcome") for _, r in seen)
-    chosen = next((r for _, r in seen if parse(r.get("outcome")) == kept), seen[0][1])
+    # The result that gave the worst outcome (an unknown word counts as an error).
+    chosen = next(r for _, r in seen if (parse(r.get("outcome")) or Outcome.ERROR) == kept)
     pairs = tuple((source, str(r.get("outcome"))) for source, r in seen)
     conflict = Conflict(nodeid, pairs, kept)
-    return {**chosen, "conflict": conflict.line()}, conflict
+    return {**chosen, "outcome": kept.value, "conflict": conflict.line()}, conflict
 
 
 def not_run_result(nodeid: str, source: str, reason: str) -> Result:
@@ -162,7 +163,7 @@ def not_run_result(nodeid: str, source: str, reason: str) -> Result:
     }
 
 
-def _count(ids: Sequence[str], word: str) -> str:
+def _count(ids: Sequence[object], word: str) -> str:
     return f"{len(ids)} {word}{'' if len(ids) == 1 else 's'}"
 
 

@@ -230,9 +230,17 @@ def map_base(root: Path) -> tuple[str, dict[str, str]]:
     dirty = {
         path: digest
         for path in gitdiff.dirty_paths(root)
-        if path.endswith(".py") and (digest := file_hash(root / path)) is not None
+        if path.endswith(".py")
+        and not _in_hidden_folder(path)
+        and (digest := file_hash(root / path)) is not None
     }
     return commit, dirty
+
+
+def _in_hidden_folder(path: str) -> bool:
+    # .nox, .venv, .tox, .noxlib: tools' folders (venvs full of Python files), not the code
+    # under test, when the project's .gitignore does not list them.
+    return any(part.startswith(".") for part in path.split("/")[:-1])
 
 
 def write_map_spec(

@@ -206,6 +206,10 @@ def _finished_status(
     status = _status_of(int(str(finished.get("exitstatus", outcome.exit_code))))
     if status == "interrupted" and _collection_failed(files):
         status = "error"  # pytest says "Interrupted: 1 error during collection"
+        outcome.unfinished = (
+            "pytest stopped at a collection error before any test ran; "
+            "--continue-on-collection-errors runs the rest"
+        )
     if status == "interrupted" and any(e.get("what") == "unrecoverable" for e in events):
         status = "failed"  # the plugin stopped a batch whose server cannot start
     if status == "interrupted":

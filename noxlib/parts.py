@@ -306,14 +306,14 @@ class PartFiles:
                     found.append(record)
         return found
 
-    def write_collected(self, ids: Sequence[str], seconds: float) -> None:
+    def write_collected(self, ids: Sequence[str], seconds: float, root: str = "") -> None:
         write_ids(self.collected, ids)
         files = sorted({file_of(i) for i in ids})
         self.event(
             {
                 "event": "collected",
                 "count": len(ids),
-                "digest": ids_digest(ids),
+                "digest": ids_digest(portable(ids, root)),
                 "files": files,
                 "seconds": round(seconds, 3),
             }
@@ -347,11 +347,25 @@ def take_part_env(environ: MutableMapping[str, str]) -> dict[str, str]:
     return {key: environ.pop(key) for key in PART_ONLY if key in environ}
 
 
+# What stands for the checkout's folder in ids that hold it (some suites' parameters do).
+ROOT_MARK = "<rootdir>"
+
+
+def portable(ids: Iterable[str], root: str) -> dict[str, str]:
+    """Each id with the checkout's folder ``root`` (pytest's rootdir) written as ROOT_MARK,
+    mapped to the id itself: CI machines check out at paths of their own, and must plan alike
+    and fingerprint alike all the same."""
+    if not root:
+        return {i: i for i in ids}
+    return {i.replace(root, ROOT_MARK): i for i in ids}
+
+
 def choose(
-    part: PartFiles, ids: Sequence[str], env: Mapping[str, str]
+    part: PartFiles, ids: Sequence[str], env: Mapping[str, str], root: str = ""
 ) -> tuple[set[str], dict[str, object]]:
     """Which of the collected ``ids`` this part runs, from its environment ``env``, and the
-    "selected" event that says so (count, predicted seconds, the plan's fingerprint)."""
+    "selected" event that says so (count, predicted seconds, the plan's fingerprint).
+    ``root`` is pytest's rootdir: the plan is made over `portable` ids."""
     durations = read_durations(Path(env[DURATIONS_ENV])) if env.get(DURATIONS_ENV) else {}
     event: dict[str, object] = {"event": "selected"}
     if env.get(SELECT_ENV):
@@ -361,7 +375,9 @@ def choose(
     elif env.get(SHARDS_ENV):
         levels = [parse_shard(t, SHARDS_ENV) for t in env[SHARDS_ENV].split()]
         keep_together = env.get(KEEP_TOGETHER_ENV, "none")
-        keep, plans = select_share(ids, durations, levels, keep_together)
+        canonical = portable(ids, root)
+        share, plans = select_share(list(canonical), durations, levels, keep_together)
+        keep = {canonical[i] for i in share}
         event.update(how="shard", shard=str(levels[-1]), plans=[plan_digest(p) for p in plans])
     else:
         keep = set(ids)

@@ -185,7 +185,8 @@ class PartSelector:
             owns = self.files.owns
             dropped = [item for item in items if not owns(file_of(item.nodeid))]
             items[:] = [item for item in items if owns(file_of(item.nodeid))]
-        keep, event = parts.choose(self.part, [item.nodeid for item in items], self.env)
+        ids = [item.nodeid for item in items]
+        keep, event = parts.choose(self.part, ids, self.env, str(config.rootpath))
         if self.files is not None:  # what it collected is already its share, or the CI shard's
             event["how"] = "files" if event["how"] == "all" else "files, then shard"
             later = event.get("plans")
@@ -219,15 +220,16 @@ class XdistCollection:
     """On an xdist controller: the ids its workers collected are the part's collection and its
     share (workers run every collected test), for the run's books."""
 
-    def __init__(self, part: PartFiles) -> None:
+    def __init__(self, part: PartFiles, root: str) -> None:
         self.part = part
+        self.root = root  # pytest's rootdir, written portably in the collection's digest
         self.seen = False
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         if self.seen:
             return  # xdist itself stops the run when workers collect differently
         self.seen = True
-        self.part.write_collected(ids, time.monotonic() - _LOADED)
+        self.part.write_collected(ids, time.monotonic() - _LOADED, self.root)
         self.part.write_share(ids, {"event": "selected", "how": "xdist", "count": len(ids)})
 
 
@@ -376,7 +378,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):  # its hooks exist only when xdist is loaded
         config.pluginmanager.register(WorkerPart(part_dir, settings), "noxlib-worker-part")
         if getattr(config.option, "numprocesses", None):  # a controller: workers collect
-            config.pluginmanager.register(XdistCollection(part), "noxlib-xdist-collection")
+            config.pluginmanager.register(
+                XdistCollection(part, str(config.rootpath)), "noxlib-xdist-collection"
+            )
     worker = os.environ.get(WORKER_ENV)
     if worker:
         identity = ShardIdentity(worker, os.environ.get(RUN_ID_ENV, ""))
@@ -493,7 +497,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(marker)
     part = config.stash.get(_PART_KEY, None)
     if part is not None:
-        part.write_collected([item.nodeid for item in items], time.monotonic() - _LOADED)
+        ids = [item.nodeid for item in items]
+        part.write_collected(ids, time.monotonic() - _LOADED, str(config.rootpath))
 
 
 @pytest.hookimpl(trylast=True)

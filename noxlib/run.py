@@ -283,9 +283,14 @@ class TestRun:
     def balance_books(self) -> Books:
         """Every test each part set out to run, with one final outcome (books.py)."""
         if self.books is None:
+            # Interrupted, the engine returned nothing: every part ended with the run.
+            interrupted = "the run was interrupted"
+            outcomes = self.outcomes or [
+                PartOutcome(p, status="interrupted", unfinished=interrupted) for p in self.parts
+            ]
             sources = [
                 part_source(o.part.name, o.part.files, unfinished=o.unfinished, problem=o.problem)
-                for o in self.outcomes
+                for o in outcomes
             ]
             self.books = balance(sources)
         return self.books
@@ -534,6 +539,6 @@ def _python_of(host: Host) -> str:
 
 
 def _noxlib_version() -> str:
-    from noxlib import __version__
+    from noxlib._version import __version__
 
     return __version__

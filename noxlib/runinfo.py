@@ -95,27 +95,34 @@ def read_run_info(folder: Path) -> RunInfo:
             f"{path} is not a noxlib run description ({type(exc).__name__}: {exc}). Download "
             "that shard's reports folder again, or rerun its job."
         ) from None
-    if info.shard is not None:
-        _check_shard_text(path, info.shard)
     return info
 
 
 def _from_json(data: dict[str, object]) -> RunInfo:
+    """A RunInfo from ``data``; ValueError, KeyError or TypeError for what is none."""
     names = {f.name for f in fields(RunInfo)}
     values = {k: v for k, v in data.items() if k in names}
-    values["groups"] = tuple(values["groups"])  # type: ignore[arg-type]
+    groups = values["groups"]
+    if not (isinstance(groups, list) and all(isinstance(g, str) for g in groups)):
+        raise ValueError(f"groups {groups!r} is not a list of names")
+    values["groups"] = tuple(groups)
     values["parts"] = tuple(PartRow(**row) for row in values["parts"])  # type: ignore[attr-defined]
     values["wall_seconds"] = float(values["wall_seconds"])  # type: ignore[arg-type]
+    books = values.get("books", {})
+    if not isinstance(books, dict) or not isinstance(books.get("tests", 0), int):
+        raise ValueError(f"books {books!r} is not the books' summary")
+    shard = values.get("shard")
+    if shard is not None and not _is_shard(shard):
+        raise ValueError(f"shard {shard!r} is not K/N")
     return RunInfo(**values)  # type: ignore[arg-type]
 
 
-def _check_shard_text(path: Path, shard: str) -> None:
+def _is_shard(shard: object) -> bool:
+    if not isinstance(shard, str):
+        return False
     index, slash, total = shard.partition("/")
-    if not (slash and index.isdigit() and total.isdigit() and 1 <= int(index) <= int(total)):
-        raise UsageError(
-            f"{path} is not a noxlib run description (shard {shard!r} is not K/N). Download "
-            "that shard's reports folder again, or rerun its job."
-        )
+    numbers = index.isdecimal() and total.isdecimal() and index.isascii() and total.isascii()
+    return bool(slash and numbers and 1 <= int(index) <= int(total))
 
 
 # What must be the same on every shard of one matrix, and what to say when it is not.

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from noxlib.engine import Part, PartOutcome, run_parts
-from noxlib.parts import read_lines
+from noxlib.idfile import read_ids
 from tests.conftest import nox_env
 
 # Plugins these suites do not use, left out so that each process starts fast.
@@ -100,8 +100,8 @@ def test_two_shards_run_every_test_exactly_once(tmp_path: Path) -> None:
     assert set(ids.values()) == {1}
     for outcome in outcomes:
         assert {r["outcome"] for r in results(outcome)} == {"passed"}
-        # The part ran what it said it would (share.txt), as its shard of one plan.
-        assert sorted(read_lines(outcome.part.files.share)) == sorted(by_id(outcome))
+        # The part ran what it said it would (share.jsonl), as its shard of one plan.
+        assert sorted(read_ids(outcome.part.files.share)) == sorted(by_id(outcome))
         assert outcome.attempts == 1
     plans = [
         [e["plans"] for e in o.part.files.events() if e.get("event") == "selected"]
@@ -156,7 +156,7 @@ def test_a_crashed_test_is_recorded_and_the_rest_run_in_a_new_process(tmp_path: 
     assert pids["test_1"] == pids["test_2"]
     assert pids["test_3"] == pids["test_4"] != pids["test_2"]  # a second process
     # The second process was given exactly the tests the first had not reached.
-    assert read_lines(outcome.part.files.select) == [
+    assert read_ids(outcome.part.files.select) == [
         "test_crash.py::test_3",
         "test_crash.py::test_4",
     ]

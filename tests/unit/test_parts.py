@@ -10,6 +10,7 @@ import pytest
 
 from noxlib.durations import write_durations
 from noxlib.errors import UsageError
+from noxlib.idfile import write_ids
 from noxlib.parts import (
     DURATIONS_ENV,
     SELECT_ENV,
@@ -384,8 +385,9 @@ def test_global_shares_cover_the_suite(tmp_path: Path) -> None:
 
 def test_choose_a_list_runs_exactly_the_listed_ids_that_were_collected(tmp_path: Path) -> None:
     """The list of a relaunch wins over the shard setting; ids not collected are ignored."""
-    select = tmp_path / "select.txt"
-    select.write_text("tests/a.py::t2\ntests/a.py::gone\n\n")
+    select = write_ids(tmp_path / "select.jsonl", ["tests/a.py::t2", "tests/a.py::gone"])
+    with select.open("a") as out:
+        out.write("\n")  # an empty line is no id
     env = {SELECT_ENV: str(select), SHARDS_ENV: "1/2"}
     keep, event = choose(PartFiles(tmp_path), ["tests/a.py::t1", "tests/a.py::t2"], env)
     assert keep == {"tests/a.py::t2"}

@@ -7,7 +7,6 @@ import multiprocessing
 from dataclasses import replace
 from pathlib import Path
 
-from noxlib.runinfo import PartRow
 from noxlib.pipeline import PhaseTiming
 from noxlib.reports import (
     RunSummary,
@@ -18,6 +17,7 @@ from noxlib.reports import (
     to_json_line,
     write_reports,
 )
+from noxlib.runinfo import PartRow
 
 
 def summary(results: tuple[TestResult, ...]) -> RunSummary:
