@@ -26,6 +26,7 @@ from noxlib.durations import file_of
 from noxlib.gitdiff import FileChange, Hunk, short
 from noxlib.idfile import write_ids
 from noxlib.parts import FIRST_ENV, SKIP_ENV
+from noxlib.words import plural
 
 # Outcomes that put a test first in the next run of its session.
 FAILING_OUTCOMES = frozenset({"failed", "error", "timeout", "crashed"})
@@ -66,14 +67,10 @@ class Selection:
         if self.everything is not None:
             return f"--affected: every test, because {self.everything} ({where})"
         selected = sum(1 for t in known if t not in self.skip)
-        what = [_plural(len(self.changed), "changed file")]
+        what = [plural(len(self.changed), "changed file")]
         if self.new_test_files:
-            what.append(_plural(len(self.new_test_files), "new test file") + " run whole")
+            what.append(plural(len(self.new_test_files), "new test file") + " run whole")
         return f"--affected: {selected:,} of {len(known):,} tests ({'; '.join(what)}; {where})"
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def run_everything(why: str, commit: str | None = None) -> Selection:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from noxlib.outcomes import Outcome, parse, worst
+from noxlib.words import plural
 
 Result = dict[str, object]
 # How many ids a problem line names before it says "and N more".
@@ -78,7 +79,7 @@ class Books:
     def line(self) -> str:
         """One sentence for the log and the report."""
         if self.balanced:
-            return f"every collected test ran once ({_count(range(self.tests), 'test')})"
+            return f"every collected test ran once ({plural(self.tests, 'test')})"
         return "the books do not balance: " + "; ".join(self.problems())
 
     def problems(self) -> list[str]:
@@ -89,10 +90,10 @@ class Books:
             for nodeid, reason in self.not_run:
                 by_reason.setdefault(reason, []).append(nodeid)
             for reason, ids in by_reason.items():
-                found.append(f"{_count(ids, 'test')} never ran ({reason}): {_some(ids)}")
+                found.append(f"{plural(len(ids), 'test')} never ran ({reason}): {_some(ids)}")
         if self.conflicts:
             ids = [c.nodeid for c in self.conflicts]
-            found.append(f"{_count(ids, 'test')} reported more than once: {_some(ids)}")
+            found.append(f"{plural(len(ids), 'test')} reported more than once: {_some(ids)}")
         for name, why in self.unselected:
             found.append(f"{name} never chose its tests ({why}): which tests it lost is unknown")
         return found
@@ -161,10 +162,6 @@ def not_run_result(nodeid: str, source: str, reason: str) -> Result:
         "when": "call",
         "longrepr": f"Never ran: {reason}.",
     }
-
-
-def _count(ids: Sequence[object], word: str) -> str:
-    return f"{len(ids)} {word}{'' if len(ids) == 1 else 's'}"
 
 
 def _some(ids: Sequence[str]) -> str:

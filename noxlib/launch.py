@@ -16,6 +16,7 @@ from noxlib.byfile import FileShare, split_by_file
 from noxlib.config import Config
 from noxlib.engine import Part
 from noxlib.idfile import write_ids
+from noxlib.names import WORKER_COUNT_ENV, WORKER_ENV
 from noxlib.parts import (
     BATCH_ENV,
     CONTEXTS_ENV,
@@ -25,8 +26,6 @@ from noxlib.parts import (
     KEEP_TOGETHER_ENV,
     SELECT_ENV,
     SHARDS_ENV,
-    WORKER_COUNT_ENV,
-    WORKER_ENV,
     PartFiles,
 )
 from noxlib.plan import (

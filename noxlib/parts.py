@@ -196,9 +196,6 @@ BATCH_ENV = "NOXLIB_BATCH"
 FILE_SHARE_ENV = "NOXLIB_FILE_SHARE"
 # A file of node ids: run exactly these (what a dead process left, a batch's remainder).
 SELECT_ENV = "NOXLIB_SELECT_FILE"
-# xdist's own variables: suites read them to give each worker its own resources.
-WORKER_ENV = "PYTEST_XDIST_WORKER"
-WORKER_COUNT_ENV = "PYTEST_XDIST_WORKER_COUNT"
 
 # Every outcome a test can end with (outcomes.Outcome), as words.
 STATUSES = tuple(outcome.value for outcome in Outcome)

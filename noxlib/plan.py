@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from noxlib.errors import UsageError
 from noxlib.options import ENGINES, Options, parse_options
 from noxlib.parts import ShardSpec, parse_shard, plan_shards
+from noxlib.words import plural
 
 if TYPE_CHECKING:  # only types: the pytest plugin imports this module and skips config's cost
     from noxlib.config import Config, Group
@@ -138,10 +139,6 @@ def parse_worker_setting(text: str, source: str) -> str | int:
     )
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def resolve_workers(
     env: Mapping[str, str],
     mode: Mode,
@@ -168,7 +165,7 @@ def resolve_workers(
         count = min(machine.cpus, by_memory, config.max_workers)
         return Workers(
             count,
-            f"{_plural(count, 'worker')}: {_plural(machine.cpus, 'CPU')}; "
+            f"{plural(count, 'worker')}: {plural(machine.cpus, 'CPU')}; "
             f"memory allows {by_memory}; cap {config.max_workers}",
         )
     assert isinstance(setting, int)
@@ -176,7 +173,7 @@ def resolve_workers(
     # past what memory allows: running the machine out of memory kills the whole run.
     count = min(setting, by_memory)
     capped = f"; memory allows only {by_memory}" if count < setting else ""
-    return Workers(count, f"{_plural(count, 'worker')}: {WORKERS_ENV}={setting}{capped}")
+    return Workers(count, f"{plural(count, 'worker')}: {WORKERS_ENV}={setting}{capped}")
 
 
 def _is_path(word: str, root: Path) -> bool:

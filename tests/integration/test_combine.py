@@ -129,7 +129,7 @@ def test_a_shard_of_another_commit_is_refused(
     (later / "tests" / "test_b.py").write_text("def test_b():\n    assert False\n")
     git(later, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
     result = run_nox(later, "-s", "ci", env=nox_env(NOXLIB_SHARD="2/3"))
-    assert result.returncode != 0
+    assert (later / "reports" / "run.json").is_file(), result.stdout
     mixed = [str(folders[0]), str(later / "reports"), str(folders[2])]
     combined = run_nox(origin, "-s", "combine", "--", *mixed)
     assert combined.returncode != 0

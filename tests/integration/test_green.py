@@ -34,6 +34,7 @@ FILE_GROUP = """
 [tool.noxlib]
 install = []
 triage = false
+engine = "shards"
 
 [tool.noxlib.groups.unit]
 paths = ["tests/test_a.py", "tests/test_b.py", "tests/test_c.py", "tests/test_d.py"]
@@ -59,6 +60,7 @@ DOCTESTS = """
 [tool.noxlib]
 install = []
 triage = false
+engine = "shards"
 
 [tool.noxlib.groups.unit]
 paths = ["pkg"]

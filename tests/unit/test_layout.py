@@ -71,3 +71,26 @@ def test_no_module_imports_itself_back() -> None:
 
 def test_the_checker_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def hosts_imported(path: Path) -> set[str]:
+    """The host packages (nox, pytest) that the module at ``path`` imports anywhere."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        found.update(n.split(".")[0] for n in names if n.split(".")[0] in ("nox", "pytest"))
+    return found
+
+
+def test_one_import_boundary_per_host() -> None:
+    """nox only in the nox adapter, pytest only in the plugin package: the rest is plain."""
+    importers: dict[str, set[str]] = {"nox": set(), "pytest": set()}
+    for name, path in modules().items():
+        for host in hosts_imported(path):
+            importers[host].add(name)
+    assert importers["nox"] == {"noxlib.sessions"}
+    assert importers["pytest"]
+    outside = {n for n in importers["pytest"] if n.split(".")[:2] != ["noxlib", "plugin"]}
+    assert outside == set()
