@@ -22,12 +22,12 @@ from noxlib.config import Config
 from noxlib.durations import DURATIONS_LOCK
 from noxlib.findings import TIMINGS_FILE, Settings, write_report
 from noxlib.history import FLAKY_FILE
+from noxlib.host import COVERAGE_REQUIREMENT, Host, RunFailed
 from noxlib.idfile import read_ids
 from noxlib.merge import JUNIT_FILE, TESTS_FILE, shard_source, update_durations, write_merged
 from noxlib.outcomes import RunStatus
 from noxlib.pipeline import Pipeline
 from noxlib.reaping.runs import ensure_state_dir
-from noxlib.run import COVERAGE_REQUIREMENT, Host, RunFailed
 from noxlib.runinfo import PartRow, RunInfo, check_shard_set, read_run_info
 
 # What combine keeps of the reports folder it replaces: the history the new run appends to.

@@ -268,6 +268,16 @@ class Verdict:
             return None
 
 
+def run_args(data: Path, published: Path, reports: Path | None) -> list[str]:
+    """The arguments of ``python -m noxlib.cover`` for a run whose data is under ``data``: the
+    combined data goes into the folder ``published``, and with ``reports`` (CI mode) the XML
+    and HTML reports into that folder."""
+    args = ["--data", str(data), "--publish-data", str(published / PUBLISHED_DATA)]
+    if reports is not None:
+        args += ["--xml", str(reports / "coverage.xml"), "--html", str(reports / "htmlcov")]
+    return args
+
+
 def run_in_venv(
     python: str,
     env: Mapping[str, str],

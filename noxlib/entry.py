@@ -13,10 +13,11 @@ from noxlib import affected, history
 from noxlib.config import Config
 from noxlib.durations import read_durations
 from noxlib.findings import TIMINGS_FILE
+from noxlib.host import Host
 from noxlib.options import help_text
 from noxlib.plan import MODES, Plan, banner, current_machine, known_durations, make_plan
 from noxlib.reaping import start_run
-from noxlib.run import Host, TestRun
+from noxlib.run import TestRun
 
 
 def run_tests(

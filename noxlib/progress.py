@@ -14,8 +14,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from noxlib.parts import STATUSES, PartFiles
+
+if TYPE_CHECKING:
+    from noxlib.engine import PartOutcome
 
 LOG_EVERY_SECONDS = 10.0  # a plain progress line this often when the output is not a terminal
 REDRAW_EVERY_SECONDS = 0.5
@@ -168,3 +172,19 @@ def failures_report(results: Iterable[Mapping[str, object]], width: int = 100) -
 def _banner(title: str, width: int) -> str:
     pad = max(3, (width - len(title) - 2) // 2)
     return f"{'=' * pad} {title} {'=' * pad}"
+
+
+def outcome_lines(outcome: PartOutcome) -> list[str]:
+    """Why a part ended early, and which tests its dead processes cost, one line each."""
+    lines = [outcome.problem] if outcome.problem else []
+    lines += [
+        f"its pytest process died while running {nodeid} (reported as crashed); the rest of "
+        "its tests ran in a new one"
+        for nodeid in outcome.crashed
+    ]
+    lines += [
+        f"pytest-timeout's thread method ended its process in {nodeid} (reported as timeout); "
+        "the rest ran in a new one"
+        for nodeid in outcome.timed_out
+    ]
+    return lines

@@ -8,23 +8,24 @@ module orders them and keeps the run's state: its parts, its books and its statu
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 from noxlib import affected, cover, coveragemap, reaping, reports, reruns, triage
 from noxlib.batchplan import BatchPlan
 from noxlib.books import Books, balance
 from noxlib.config import Config
+from noxlib.describe import describe_run
 from noxlib.durations import DURATIONS_LOCK, write_durations
 from noxlib.engine import Part, PartOutcome, run_parts
-from noxlib.errors import NoxlibError
 from noxlib.findings import Settings, write_report
 from noxlib.gitdiff import GitError
+from noxlib.host import TEST_TOOLS, Engine, Host, RunFailed
 from noxlib.launch import Launch, file_plan, make_parts, run_env
 from noxlib.memory import Sampler
 from noxlib.merge import (
@@ -40,59 +41,13 @@ from noxlib.parts import PartFiles, pricer
 from noxlib.pipeline import Pipeline
 from noxlib.plan import Engine as EngineChoice
 from noxlib.plan import Plan, measures_coverage, pytest_args, records_map
-from noxlib.progress import Progress, failures_report
+from noxlib.progress import Progress, failures_report, outcome_lines
 from noxlib.reaping import Run, finish_run
-from noxlib.runinfo import PartRow, RunInfo, write_run_info
-
-# What every session venv gets besides the project: the runner, its plugins, and psutil for
-# noxlib's own plugin. patch = subprocess came in coverage 7.10 and measured subprocesses
-# started in other folders only from 7.10.3/7.10.6; the [run] core setting came in 7.9;
-# sysmon's branch measurement on Python 3.14 claimed missing branches wrongly before 7.11.1.
-COVERAGE_REQUIREMENT = "coverage>=7.11.1"
-TEST_TOOLS: tuple[str, ...] = (
-    "pytest",
-    "pytest-xdist",
-    COVERAGE_REQUIREMENT,
-    "pytest-timeout",
-    "psutil",
-    "tomli; python_version < '3.11'",
-)
-
+from noxlib.runinfo import RunInfo, write_run_info
 
 # Run statuses that tolerate-flaky may turn into "passed with warnings": tests failed, and
 # triage found every failure flaky or parallel-only (a crash or a thread timeout included).
 _TOLERABLE = (RunStatus.FAILED, RunStatus.CRASHED, RunStatus.TIMEOUT)
-
-
-class Engine(Protocol):
-    """What runs a run's parts (engine.run_parts): each part's pytest process, at most
-    ``slots`` at a time; how each ended, in order."""
-
-    def __call__(
-        self,
-        parts: Sequence[Part],
-        slots: int,
-        *,
-        tick: Callable[[float], object] = ...,
-        on_end: Callable[[PartOutcome], object] = ...,
-        sampler: Sampler | None = None,
-    ) -> list[PartOutcome]: ...
-
-
-class RunFailed(NoxlibError):
-    """The run ended with a status other than passed; the message says which and why."""
-
-
-class Host(Protocol):
-    """What a run needs of its host (nox's session): the session's name, a log, a venv."""
-
-    name: str  # nox's session name (tests-3.12): each keeps its own history
-
-    def log(self, message: str) -> None: ...
-    def warn(self, message: str) -> None: ...
-    def install(self, *args: str) -> None: ...
-    def bin(self) -> Path: ...
-    def env(self) -> dict[str, str]: ...
 
 
 class TestRun:
@@ -309,7 +264,7 @@ class TestRun:
             sys.stdout.write(text)
             sys.stdout.flush()
         for outcome in self.outcomes:
-            for line in _outcome_lines(outcome):
+            for line in outcome_lines(outcome):
                 self.host.log(f"noxlib: {outcome.part.name}: {line}")
 
     # --- post phases -----------------------------------------------------------------------
@@ -400,12 +355,8 @@ class TestRun:
         if not self.installed:
             self.host.log("noxlib: no coverage to combine: the venv install did not finish")
             return
-        reports_dir = self.config.reports_path
-        args = ["--data", str(self.run.dir / "coverage")]
-        args += ["--publish-data", str(reports_dir / cover.PUBLISHED_DATA)]
-        if self.plan.mode.ci:
-            args += ["--xml", str(reports_dir / "coverage.xml")]
-            args += ["--html", str(reports_dir / "htmlcov")]
+        reports = self.config.reports_path if self.plan.mode.ci else None
+        args = cover.run_args(self.run.dir / "coverage", self.config.reports_path, reports)
         if self.map_base and self.status is not RunStatus.INTERRUPTED:
             # An interrupted test's lines are cut short: no map rather than a wrong one.
             results = ((str(r.get("nodeid")), str(r.get("outcome"))) for r in self.results)
@@ -450,95 +401,28 @@ class TestRun:
             coverage_percent=self.coverage.total if self.coverage else None,
             books=self.books.line() if self.books else "",
         )
-        path, _ = write_report(summary, Settings.of(self.config), _environ())
+        path, _ = write_report(summary, Settings.of(self.config), os.environ)
         self.host.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
 
     def status_text(self) -> str:
         return f"{self.status} ({self.reason})" if self.reason else str(self.status)
 
     def run_info(self) -> RunInfo:
-        files = [part.files for part in self.parts]
-        return RunInfo(
+        base = RunInfo(
             session=self.host.name,
             groups=tuple(g.name for g in self.plan.groups),
             shard=str(self.plan.shard) if self.plan.shard else None,
-            plan=_plan_fingerprint(files) if self.plan.shard else "",
+            plan="",
             root=str(self.config.root),
             status=str(self.status),
             wall_seconds=round(self.pipeline.elapsed(), 3),
-            parts=tuple(_part_row(outcome) for outcome in self.outcomes),
-            python=_python_of(self.host),
-            noxlib=_noxlib_version(),
+            parts=(),
             code=self.code,
-            collected=_collected_digest(files),
             run_id=self.run.run_id,
             reason=self.reason,
-            books=self.books.as_json() if self.books else {},
         )
+        return describe_run(base, self.outcomes, self.host.bin(), self.books)
 
 
 def _no_tick(elapsed: float) -> None:
     return None
-
-
-def _environ() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
-
-
-def _outcome_lines(outcome: PartOutcome) -> list[str]:
-    lines = [outcome.problem] if outcome.problem else []
-    lines += [
-        f"its pytest process died while running {nodeid} (reported as crashed); the rest of "
-        "its tests ran in a new one"
-        for nodeid in outcome.crashed
-    ]
-    lines += [
-        f"pytest-timeout's thread method ended its process in {nodeid} (reported as timeout); "
-        "the rest ran in a new one"
-        for nodeid in outcome.timed_out
-    ]
-    return lines
-
-
-def _part_row(outcome: PartOutcome) -> PartRow:
-    event = outcome.part.files.selected_event()
-    return PartRow(
-        name=outcome.part.name,
-        status=outcome.status,
-        tests=int(str(event.get("count", 0))),
-        predicted=float(str(event.get("predicted", 0.0))),
-        seconds=round(outcome.seconds, 3),
-        attempts=outcome.attempts,
-        problem=outcome.problem,
-        peak_rss=outcome.peak_rss,
-    )
-
-
-def _plan_fingerprint(files: list[PartFiles]) -> str:
-    plans = [f.selected_event().get("plans") for f in files]
-    first = next((p for p in plans if isinstance(p, list) and p), [""])
-    return str(first[0])
-
-
-def _collected_digest(files: list[PartFiles]) -> str:
-    """What the run's parts collected, where each collected everything (shards by test);
-    "" where parts collect only their own files."""
-    digests = set()
-    for f in files:
-        if str(f.selected_event().get("how", "")).startswith("files"):
-            return ""
-        digests.add(f.collected_digest())
-    return digests.pop() if len(digests) == 1 else ""
-
-
-def _python_of(host: Host) -> str:
-    version = cover.venv_python(host.bin().parent)
-    return f"{version[0]}.{version[1]}" if version else ""
-
-
-def _noxlib_version() -> str:
-    from noxlib._version import __version__
-
-    return __version__

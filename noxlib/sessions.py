@@ -19,9 +19,9 @@ import nox.command
 from noxlib import reaping
 from noxlib.config import Config, load_config
 from noxlib.errors import NoxlibError, UsageError
+from noxlib.host import RunFailed
 from noxlib.launch import host_environment
 from noxlib.plan import MODES, WORKERS_ENV, Mode, parse_worker_setting
-from noxlib.run import RunFailed
 
 VENV_BACKEND = "uv|virtualenv"
 

@@ -78,14 +78,14 @@ KINDS = {
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.conftest import write_project
 
-    root = write_project(tmp_path_factory.mktemp("books") / "proj", PYPROJECT, FILES)
-    # Equal durations: two shards balance by whole files.
-    (root / ".test_durations").write_text(json.dumps(dict.fromkeys(IDS, 0.1)))
-    return root
+    return write_project(tmp_path_factory.mktemp("books") / "proj", PYPROJECT, FILES)
 
 
 def run_kind(project: Path, kind: str, **env: str) -> tuple[str, dict[str, str], int]:
     session, args, workers = KINDS[kind]
+    # Equal durations before each run (a run records its own, which differ in noise): two
+    # shards balance by whole files.
+    (project / ".test_durations").write_text(json.dumps(dict.fromkeys(IDS, 0.1)))
     result = run_nox(
         project, "-R", "-s", session, "--", *args, env=nox_env(PYTEST_WORKERS=workers, **env)
     )

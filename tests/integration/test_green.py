@@ -294,3 +294,63 @@ def test_batched_groups_with_overlapping_paths_run_each_test_once(
         "tests/test_slow.py::test_slow": "passed",
     }
     assert "every collected test ran once (2 tests)" in result.stdout
+
+
+TOLERANT = """
+[tool.noxlib]
+install = []
+tolerate-flaky = true
+triage-reruns = 1
+
+[tool.noxlib.groups.unit]
+paths = ["tests"]
+batch = "group"
+batch-timeout = 6
+"""
+
+HANGS_ONCE = {
+    "tests/test_a_hang.py": """
+        import pathlib, time
+
+        def test_hangs_the_first_time():
+            marker = pathlib.Path(__file__).with_name("hung-once")
+            if not marker.exists():
+                marker.write_text("")
+                time.sleep(60)
+    """,
+    "tests/test_b_real.py": "def test_real_failure():\n    assert 1 == 2\n",
+}
+
+
+def test_tolerate_flaky_never_covers_tests_that_never_ran(make_project: MakeProject) -> None:
+    # The batch's time limit ends it in its first test, which then passes when rerun (flaky,
+    # tolerable); the real failure after it never ran. That is no pass with warnings.
+    project = make_project(TOLERANT, HANGS_ONCE)
+    result = run_nox(project, "-s", "tests")
+    assert result.returncode != 0, result.stdout
+    assert "passed with warnings" not in result.stdout
+    found = outcomes(project)
+    assert found["tests/test_b_real.py::test_real_failure"] == "not-run"
+    assert "its part hit its time limit of 6 s" in result.stdout
+
+
+DIES_AT_IMPORT = {
+    "tests/test_a.py": "def test_a():\n    pass\n",
+    "tests/test_b.py": "import os\n\nos._exit(3)\n",
+}
+
+
+def test_a_shard_that_dies_before_choosing_its_tests_fails_the_run(
+    make_project: MakeProject,
+) -> None:
+    shards = TOLERANT.replace('batch = "group"\nbatch-timeout = 6\n', "")
+    project = make_project(
+        shards.replace("[tool.noxlib]\n", '[tool.noxlib]\nengine = "shards"\n'), DIES_AT_IMPORT
+    )
+    durations(project, ["tests/test_a.py::test_a", "tests/test_b.py::test_b"])
+    result = run_nox(project, "-s", "tests-parallel", env=nox_env(PYTEST_WORKERS="2"))
+    assert result.returncode != 0, result.stdout
+    assert "passed with warnings" not in result.stdout
+    assert "never chose its tests (pytest exited with code 3 before it started its tests" in (
+        result.stdout
+    )

@@ -223,7 +223,7 @@ def test_a_collection_error_that_stops_pytest_is_one_error(tmp_path: Path) -> No
     assert isinstance(counts, dict)
     # The tests it collected never ran: the books say so (and why), rather than hiding them.
     assert {k: v for k, v in counts.items() if v} == {"error": 1, "not-run": 15}
-    assert "pytest stopped at a collection error before any test ran" in ran.stdout
+    assert "pytest stopped at a collection error before any test ran" in ran.output
     assert ran.failures()["tests/test_syntax_error.py"]["triage"] == "not-rerun"
     assert "rerunning" not in ran.output
 
