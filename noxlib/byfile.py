@@ -6,7 +6,7 @@ shards about as well as single tests do, the plan is made per file from the dura
 each shard process collects only its files (``pytest_ignore_collect``).
 
 Pure mechanics, like the planner it builds on. Every shard computes nothing here: the nox side
-writes each shard's ``FileShare`` to a file, and the shard's pytest reads it. A file the
+writes each shard's ``ShardFiles`` to a file, and the shard's pytest reads it. A file the
 durations do not know (a new test file) is placed by a hash of its path, so exactly one shard
 collects it without the shards talking to each other.
 """
@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from noxlib.durations import file_of
 from noxlib.files import write_atomic
@@ -31,7 +32,7 @@ SHARED_FILES = ("conftest.py", "__init__.py")
 
 
 @dataclass(frozen=True)
-class FileShare:
+class ShardFiles:
     """The files one shard collects.
 
     ``own``: the known files the plan gave this shard; ``known``: every file the plan placed;
@@ -70,7 +71,7 @@ class FileShare:
         write_atomic(path, json.dumps(record) + "\n")
 
     @classmethod
-    def read(cls, path: Path) -> FileShare:
+    def read(cls, path: Path) -> ShardFiles:
         record = json.loads(path.read_text(encoding="utf-8"))
         positions = []
         for text in record["positions"]:
@@ -82,6 +83,14 @@ class FileShare:
             tuple(positions),
             tuple(record["plans"]),
         )
+
+
+class FilePlan(NamedTuple):
+    """The files of each local shard, and whether the local level still splits the CI shard's
+    files by test (every local shard then collects them all and keeps its share of tests)."""
+
+    files: list[ShardFiles]
+    local_by_test: bool
 
 
 def _bucket(path: str, depth: int, total: int) -> int:
@@ -99,7 +108,7 @@ def split_by_file(
     levels: Sequence[ShardSpec],
     count: int,
     keep_together: str = "none",
-) -> tuple[list[FileShare], bool] | None:
+) -> FilePlan | None:
     """The files of each of ``count`` local shards, within the CI shard named by ``levels``
     (outer first, may be empty), planned from ``durations`` (the tests the run will collect).
 
@@ -126,11 +135,11 @@ def split_by_file(
     if local is None:
         if not outer:
             return None
-        share = FileShare(frozenset(map(file_of, tests)), known, tuple(outer), tuple(plans))
-        return [share] * count, count > 1
+        share = ShardFiles(frozenset(map(file_of, tests)), known, tuple(outer), tuple(plans))
+        return FilePlan([share] * count, local_by_test=count > 1)
     digest = plan_digest(local)
     shares = [
-        FileShare(
+        ShardFiles(
             frozenset(map(file_of, shard.tests)),
             known,
             (*outer, ShardSpec(shard.index + 1, count)),
@@ -138,7 +147,7 @@ def split_by_file(
         )
         for shard in local
     ]
-    return shares, False
+    return FilePlan(shares, local_by_test=False)
 
 
 def _file_plan(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from noxlib.byfile import FileShare, split_by_file
+from noxlib.byfile import FilePlan, split_by_file
 from noxlib.config import Config
 from noxlib.engine import Part
 from noxlib.idfile import write_ids
@@ -21,10 +21,10 @@ from noxlib.parts import (
     BATCH_ENV,
     CONTEXTS_ENV,
     DURATIONS_ENV,
-    FILE_SHARE_ENV,
     GC_FREEZE_ENV,
     KEEP_TOGETHER_ENV,
     SELECT_ENV,
+    SHARD_FILES_ENV,
     SHARDS_ENV,
     PartFiles,
 )
@@ -39,9 +39,6 @@ from noxlib.plan import (
     pytest_args,
 )
 from noxlib.reaping.runs import PART_NAME_ENV, Run
-
-# A plan of whole files for each shard, and whether the local level still splits by test.
-FilePlan = tuple[list[FileShare], bool]
 
 
 @dataclass(frozen=True)
@@ -142,12 +139,11 @@ def _part(
         index, count = shard
         levels.append(f"{index}/{count}")
         if by_file is not None:
-            shares, local_by_test = by_file
             share_file = launch.run_dir / f"files-{index}.json"
-            shares[index - 1].write(share_file)
-            env[FILE_SHARE_ENV] = str(share_file)
+            by_file.files[index - 1].write(share_file)
+            env[SHARD_FILES_ENV] = str(share_file)
             # The CI shard's files are collected already: what is left is the local split.
-            levels = levels[-1:] if local_by_test else []
+            levels = levels[-1:] if by_file.local_by_test else []
         # As xdist names its workers: suites give each its own database or folder.
         env.update({WORKER_ENV: f"gw{index - 1}", WORKER_COUNT_ENV: str(count)})
     if levels:
@@ -174,7 +170,7 @@ def file_plan(
     levels = [plan.shard] if plan.shard else []
     split = split_by_file(scope, levels, plan.workers.count, config.keep_together)
     if split is not None:
-        local = "split by test" if split[1] else "split by file"
+        local = "split by test" if split.local_by_test else "split by file"
         log(
             f"noxlib: shards collect only their own files (durations of {len(scope)} tests; "
             f"the local level {local})"

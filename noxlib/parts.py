@@ -192,8 +192,8 @@ DURATIONS_ENV = "NOXLIB_DURATIONS"
 KEEP_TOGETHER_ENV = "NOXLIB_KEEP_TOGETHER"
 # Set in the pytest process of a batch: a server that cannot start stops the batch at once.
 BATCH_ENV = "NOXLIB_BATCH"
-# A shard that splits by file: the file holding its FileShare (byfile.py).
-FILE_SHARE_ENV = "NOXLIB_FILE_SHARE"
+# A shard that splits by file: the file holding its ShardFiles (byfile.py).
+SHARD_FILES_ENV = "NOXLIB_SHARD_FILES"
 # A file of node ids: run exactly these (what a dead process left, a batch's remainder).
 SELECT_ENV = "NOXLIB_SELECT_FILE"
 
@@ -330,7 +330,7 @@ PART_ONLY = (
     KEEP_TOGETHER_ENV,
     SELECT_ENV,
     BATCH_ENV,
-    FILE_SHARE_ENV,
+    SHARD_FILES_ENV,
     CONTEXTS_ENV,
     SKIP_ENV,
     FIRST_ENV,

@@ -108,17 +108,17 @@ def _configure_part(config: pytest.Config) -> None:
 def _register_part(
     config: pytest.Config, part: PartFiles, own: dict[str, str], settings: dict[str, str]
 ) -> None:
-    from noxlib.parts import FILE_SHARE_ENV
+    from noxlib.parts import SHARD_FILES_ENV
     from noxlib.reaping.runs import PART_NAME_ENV
 
     plugins = config.pluginmanager
     name = os.environ.get(PART_NAME_ENV, "")
     plugins.register(ResultsRecorder(part.results, name, part), "noxlib-results")
     files = None
-    if own.get(FILE_SHARE_ENV):
-        from noxlib.byfile import FileShare
+    if own.get(SHARD_FILES_ENV):
+        from noxlib.byfile import ShardFiles
 
-        files = FileShare.read(Path(own[FILE_SHARE_ENV]))
+        files = ShardFiles.read(Path(own[SHARD_FILES_ENV]))
         plugins.register(FileFilter(files), "noxlib-file-filter")
     plugins.register(PartSelector(part, own, files), "noxlib-part")
     _note_timers(config, part)

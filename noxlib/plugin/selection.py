@@ -13,7 +13,7 @@ import pytest
 from noxlib.plugin.state import LOADED
 
 if TYPE_CHECKING:
-    from noxlib.byfile import FileShare
+    from noxlib.byfile import ShardFiles
     from noxlib.parts import PartFiles
 
 
@@ -29,7 +29,7 @@ class PartSelector:
     """
 
     def __init__(
-        self, part: PartFiles, env: Mapping[str, str], files: FileShare | None = None
+        self, part: PartFiles, env: Mapping[str, str], files: ShardFiles | None = None
     ) -> None:
         self.part = part
         self.env = env
@@ -102,7 +102,7 @@ class FileFilter:
     """In a shard that splits by file: pytest collects only this shard's files (directories,
     conftest.py and __init__.py are collected everywhere)."""
 
-    def __init__(self, share: FileShare) -> None:
+    def __init__(self, share: ShardFiles) -> None:
         self.share = share
 
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.byfile import BALANCE_SLACK, FileShare, split_by_file
+from noxlib.byfile import BALANCE_SLACK, ShardFiles, split_by_file
 from noxlib.durations import file_of
 from noxlib.parts import ShardSpec
 
@@ -17,7 +17,7 @@ def suite(files: int, tests: int, seconds: float = 0.01) -> dict[str, float]:
     return {f"tests/test_{f}.py::test_{t}": seconds for f in range(files) for t in range(tests)}
 
 
-def owners(shares: list[FileShare], path: str) -> list[int]:
+def owners(shares: list[ShardFiles], path: str) -> list[int]:
     return [k for k, share in enumerate(shares, 1) if share.collects(path)]
 
 
@@ -88,7 +88,7 @@ def test_two_levels_split_by_file_cover_every_file_once(seed: int) -> None:
         for t in range(rng.randint(20, 40))
     }
     files = {file_of(t) for t in durations} | {"tests/test_new_a.py", "tests/test_new_b.py"}
-    every: list[FileShare] = []
+    every: list[ShardFiles] = []
     for machine in (1, 2, 3):
         split = split_by_file(durations, [ShardSpec(machine, 3)], 2)
         assert split is not None
@@ -134,4 +134,4 @@ def test_a_share_round_trips_through_its_file(tmp_path: Path) -> None:
     shares, _ = split_by_file(suite(4, 5), [ShardSpec(1, 2)], 2) or ([], False)
     assert shares
     shares[1].write(tmp_path / "share.json")
-    assert FileShare.read(tmp_path / "share.json") == shares[1]
+    assert ShardFiles.read(tmp_path / "share.json") == shares[1]

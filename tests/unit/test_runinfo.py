@@ -194,8 +194,6 @@ def test_a_folder_that_does_not_exist_is_named_as_such(tmp_path: Path, name: str
     assert "holds no run.json" not in str(error.value)
 
 
-
-
 @pytest.mark.parametrize(
     ("name", "value"),
     [
