@@ -2,6 +2,9 @@
 
 Validation collects every problem before it raises, so a user fixes the whole table in one go.
 Each problem names the key, the value, the file and the fix.
+
+Longer than 400 lines, and left so: it is one behaviour, reading and checking one table, and
+its sub-table readers share the problem list that reports every bad key at once.
 """
 
 from __future__ import annotations

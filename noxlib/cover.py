@@ -5,6 +5,10 @@ combine each other's data; the combined data file is published to the reports fo
 The nox side (``write_rcfile``) is plain Python: nox's own environment need not have coverage.
 ``python -m noxlib.cover`` runs inside the session venv, where coverage is installed, and
 drives coverage's API.
+
+Longer than 400 lines: it holds two ends of one behaviour, the nox side (rc file, core,
+`run_in_venv`) and the venv side (`python -m noxlib.cover`), which must agree on one argument
+list; a split into two modules is the next step.
 """
 
 from __future__ import annotations

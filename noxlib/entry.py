@@ -14,8 +14,9 @@ from noxlib.config import Config
 from noxlib.durations import read_durations
 from noxlib.findings import TIMINGS_FILE
 from noxlib.host import Host
+from noxlib.machine import current_machine
 from noxlib.options import help_text
-from noxlib.plan import MODES, Plan, banner, current_machine, known_durations, make_plan
+from noxlib.plan import MODES, Plan, known_durations, make_plan
 from noxlib.reaping import start_run
 from noxlib.run import TestRun
 
@@ -89,3 +90,16 @@ def _affected_selection(config: Config, plan: Plan) -> affected.Selection | None
     own = [config.durations_file, config.affected.map_file, config.reports_dir.rstrip("/") + "/"]
     rules = affected.rules_for(own, config.affected.ignore, config.python_files)
     return affected.select_since_map(config.root, config.map_path, rules)
+
+
+def banner(plan: Plan, config: Config) -> str:
+    """One line saying what this run does and why, printed before anything runs."""
+    names = ", ".join(g.name for g in plan.groups) or "paths given after --"
+    shard = f"CI shard {plan.shard}; " if plan.shard else ""
+    if plan.engine.name == "serial":
+        how = f"serial, {plan.engine.reason or plan.workers.reason}"
+        if plan.engine.reason:
+            how += f" ({plan.workers.reason})"
+    else:
+        how = f"{plan.engine.reason}; {plan.workers.reason}"
+    return f"noxlib: session {plan.mode.name}, groups: {names}; {shard}{how}"

@@ -15,6 +15,7 @@ from pathlib import Path
 from noxlib.byfile import FilePlan, split_by_file
 from noxlib.config import Config
 from noxlib.engine import Part
+from noxlib.groups import GROUPS_ENV, groups_for_plugin
 from noxlib.idfile import write_ids
 from noxlib.names import WORKER_COUNT_ENV, WORKER_ENV
 from noxlib.parts import (
@@ -29,11 +30,9 @@ from noxlib.parts import (
     PartFiles,
 )
 from noxlib.plan import (
-    GROUPS_ENV,
     Batch,
     Plan,
     deselected,
-    groups_for_plugin,
     known_durations,
     may_split_by_file,
     pytest_args,

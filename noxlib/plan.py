@@ -2,18 +2,21 @@
 
 Pure decisions: the inputs (posargs, environment, machine facts) come in as arguments, so every
 branch is unit-testable without nox, pytest or a real machine.
+
+Longer than 400 lines, and left so for now: every function decides part of one plan from the
+same inputs. The engine choice could become a module of its own once `Workers` moves too.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from noxlib.errors import UsageError
+from noxlib.groups import marker_expression
+from noxlib.machine import Machine
 from noxlib.options import ENGINES, Options, parse_options
 from noxlib.parts import ShardSpec, parse_shard, plan_shards
 from noxlib.words import plural
@@ -36,8 +39,6 @@ CI_SHARD_VARIABLES = (
 PROCESS_START_SECONDS = 0.5
 # auto runs shards only when they are predicted to take less than this share of serial time.
 AUTO_MARGIN = 0.9
-# The selected groups, for the plugin to mark items with: {name: [absolute paths]} as JSON.
-GROUPS_ENV = "NOXLIB_GROUPS"
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,6 @@ MODES = {
         ),
     )
 }
-
-
-@dataclass(frozen=True)
-class Machine:
-    """The facts about this machine that bound the worker count."""
-
-    cpus: int
-    available_memory: int
 
 
 @dataclass(frozen=True)
@@ -368,29 +361,6 @@ def deselected(user_args: Sequence[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def group_marker(name: str) -> str:
-    """The marker the plugin puts on items under a group's paths (markers are identifiers)."""
-    return "noxlib_group_" + name.replace("-", "_")
-
-
-def marker_expression(groups: Sequence[Group]) -> str | None:
-    """The ``-m`` expression that applies each group's own markers to its own tests."""
-    if not any(g.markers for g in groups):
-        return None
-    if len(groups) == 1:
-        return groups[0].markers
-    parts = [
-        f"({group_marker(g.name)} and ({g.markers}))" if g.markers else group_marker(g.name)
-        for g in groups
-    ]
-    return " or ".join(parts)
-
-
-def groups_for_plugin(groups: Sequence[Group], root: Path) -> str:
-    """JSON the plugin reads to mark items by group: ``{name: [absolute paths]}``."""
-    return json.dumps({g.name: [str((root / p).resolve()) for p in g.paths] for g in groups})
-
-
 def pytest_args(
     plan: Plan, config: Config, junit: Path | None = None, batch: Batch | None = None
 ) -> list[str]:
@@ -444,62 +414,6 @@ class Batch:
     group: Group | None
     timeout: float | None
     select: tuple[str, ...] | None = None
-
-
-def banner(plan: Plan, config: Config) -> str:
-    """One line saying what this run does and why, printed before anything runs."""
-    names = ", ".join(g.name for g in plan.groups) or "paths given after --"
-    shard = f"CI shard {plan.shard}; " if plan.shard else ""
-    if plan.engine.name == "serial":
-        how = f"serial, {plan.engine.reason or plan.workers.reason}"
-        if plan.engine.reason:
-            how += f" ({plan.workers.reason})"
-    else:
-        how = f"{plan.engine.reason}; {plan.workers.reason}"
-    return f"noxlib: session {plan.mode.name}, groups: {names}; {shard}{how}"
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on: its affinity, further bounded by a cgroup CPU quota."""
-    try:
-        count = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS and Windows have no affinity call
-        count = os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
-    return max(1, min(count, quota) if quota else count)
-
-
-def _cgroup_cpu_quota() -> int | None:
-    # A CI container often has all host CPUs in its affinity but a quota of two of them.
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-    except (OSError, ValueError):
-        return None
-    if quota == "max":
-        return None
-    return max(1, int(quota) // int(period))
-
-
-def _cgroup_memory_room() -> int | None:
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
-    except OSError:
-        return None
-    if limit == "max":
-        return None
-    return max(0, int(limit) - int(used))
-
-
-def current_machine() -> Machine:
-    """Read the CPU and memory facts with psutil, honouring cgroup limits of containers."""
-    import psutil
-
-    available = psutil.virtual_memory().available
-    room = _cgroup_memory_room()
-    if room is not None:
-        available = min(available, room)
-    return Machine(cpus=usable_cpus(), available_memory=available)
 
 
 def records_map(plan: Plan, config: Config) -> bool:

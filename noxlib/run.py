@@ -4,6 +4,9 @@ The run talks to its host (nox's session, or a fake one in tests) through the sm
 protocol: log and warn, install into the venv, the venv's bin folder and environment. Every
 decision lives in a plain module (plan, launch, engine, books, merge, triage, reports); this
 module orders them and keeps the run's state: its parts, its books and its status.
+
+Longer than 400 lines, and left so: it is one behaviour, the order of a run's phases and the
+state they share; each phase's decisions live in the modules it calls.
 """
 
 from __future__ import annotations

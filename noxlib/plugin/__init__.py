@@ -63,7 +63,7 @@ class _Interrupts:
 def pytest_configure(config: pytest.Config) -> None:
     if not in_noxlib_run():
         return
-    from noxlib.plan import group_marker
+    from noxlib.groups import group_marker
 
     for name in selected_groups():
         config.addinivalue_line("markers", f"{group_marker(name)}: test of noxlib group {name}")

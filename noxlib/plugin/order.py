@@ -90,7 +90,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # tests a run no longer collects).
     if not in_noxlib_run():
         return
-    from noxlib.plan import group_marker
+    from noxlib.groups import group_marker
 
     for name, roots in selected_groups().items():
         marker = group_marker(name)

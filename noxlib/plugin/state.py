@@ -26,7 +26,7 @@ def in_noxlib_run() -> bool:
 
 
 def selected_groups() -> dict[str, list[str]]:
-    from noxlib.plan import GROUPS_ENV  # inside a noxlib run only: pytest alone never pays
+    from noxlib.groups import GROUPS_ENV  # inside a noxlib run only: pytest alone never pays
 
     try:
         groups = json.loads(os.environ.get(GROUPS_ENV, "{}"))

@@ -18,6 +18,9 @@ Three callers: ``reap_run`` (post hook of a live run), ``reap_stale_runs`` (pre 
 (``reap_dead_run``, the moment its runner dies). The ledger is in `noxlib.reaping.ledger`, the
 escalation in `noxlib.reaping.processes`; this module imports neither the warden nor its
 handle: the warden imports it, once its runner has died.
+
+Longer than 400 lines, and left so: it is one behaviour, finding and ending a run's processes,
+and its proofs of identity must be read together to be trusted.
 """
 
 from __future__ import annotations

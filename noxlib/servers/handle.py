@@ -1,5 +1,8 @@
 """`Server`: one managed server over its life: start (port, spawn, daemon, readiness), death,
-respawn, sharing among the workers of a run, stop. `ServerManager` makes them."""
+respawn, sharing among the workers of a run, stop. `ServerManager` makes them.
+
+Longer than 400 lines, and left so: it is one behaviour, one server's life, whose states
+(starting, ready, dead, respawned, shared, stopped) each method moves between."""
 
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ from noxlib.config import parse_config
 from noxlib.coveragemap import CoverageMap, FileLines
 from noxlib.errors import ConfigError, UsageError
 from noxlib.gitdiff import FileChange, Hunk, parse_hunks, parse_name_status
+from noxlib.machine import Machine
 from noxlib.options import parse_options
-from noxlib.plan import MODES, Machine, make_plan
+from noxlib.plan import MODES, make_plan
 
 OLD = textwrap.dedent(
     """\

@@ -8,18 +8,18 @@ from pathlib import Path
 import pytest
 
 from noxlib.config import Config, CoverageSettings, Group
+from noxlib.entry import banner
 from noxlib.errors import UsageError
+from noxlib.groups import marker_expression
 from noxlib.history import Flakiness
+from noxlib.machine import Machine
 from noxlib.parts import ShardSpec
 from noxlib.plan import (
     MODES,
     Engine,
-    Machine,
-    banner,
     deselected,
     known_durations,
     make_plan,
-    marker_expression,
     may_split_by_file,
     measures_coverage,
     parse_worker_setting,

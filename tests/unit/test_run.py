@@ -16,9 +16,10 @@ from noxlib.config import Config, load_config
 from noxlib.engine import Part, PartOutcome
 from noxlib.findings import STEP_SUMMARY_ENV
 from noxlib.idfile import read_ids
+from noxlib.machine import Machine
 from noxlib.memory import Sampler
 from noxlib.merge import read_results
-from noxlib.plan import MODES, Machine, Plan, make_plan
+from noxlib.plan import MODES, Plan, make_plan
 from noxlib.reaping import start_run
 from noxlib.run import RunFailed, TestRun
 from noxlib.runinfo import read_run_info
