@@ -351,16 +351,23 @@ def combine_and_report(
             Verdict(None, threshold, source, judge).write(verdict_file)
         return _no_data(str(exc), threshold, source) if judge else 0
     _publish_reports(cov, publish)
+    verdict = Verdict(round(total, 2), threshold, source, judge)
     if verdict_file:
-        Verdict(round(total, 2), threshold, source, judge).write(verdict_file)
-    if not judge:
+        verdict.write(verdict_file)
+    return _say(verdict)
+
+
+def _say(verdict: Verdict) -> int:
+    """Print what ``verdict`` means for the run; 2 when it fails it, else 0."""
+    total, threshold, source = verdict.total or 0.0, verdict.threshold, verdict.source
+    if not verdict.judged:
         if threshold:
             print(
                 f"noxlib: coverage {total:.2f}% of this CI shard is not judged here: combine "
                 f"judges the whole run against {threshold:g}% ({source})."
             )
         return 0
-    if threshold and total < threshold:
+    if verdict.failed:
         print(
             f"noxlib: total coverage {total:.2f}% is under {threshold:g}% set by {source}; "
             "add tests or lower the setting."
