@@ -3,10 +3,12 @@
 prepare(name, dest) extracts a pinned sdist (downloaded once into a cache) to ``dest``, adds
 noxlib's one-line noxfile and a ``[tool.noxlib]`` table, and makes ``dest/.bench-venv``: the
 plain venv a user would otherwise run ``pytest`` in (the project, its test dependencies,
-pytest and pytest-xdist). check(name, dest) runs plain ``pytest`` there, ``nox -s tests`` and
-``nox -s tests-parallel``, and compares their outcome counts and, test by test, their node ids
+pytest and pytest-xdist). check(name, dest) runs plain ``pytest`` there, then noxlib's sessions
+and engines (CHECK_RUNS: ``tests``, ``tests-parallel``, ``tests-parallel`` with each engine,
+``ci`` without coverage), and compares their outcome counts and, test by test, their node ids
 and outcomes (plain pytest's from ``--collect-only`` and its short summary, noxlib's from
-``reports/results.jsonl``); it exits non-zero on any difference. time_command() and rounds()
+``reports/results.jsonl``); it exits non-zero on any difference, and when a noxlib run's log
+does not say that every collected test ran once. time_command() and rounds()
 time whole commands in interleaved rounds, for this script's ``time`` command and for other
 benchmark scripts.
 
@@ -53,8 +55,8 @@ MARKER = ".bench-suite"  # in dest: which sdist this folder was prepared from
 # The outcomes noxlib counts (noxlib.reports.OUTCOMES), in the order of the table; plain
 # pytest has no timeout or crashed, so a test noxlib counts so shows as a difference.
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error", "timeout", "crashed")
-# What noxlib's log says when its books show every collected test reported exactly once
-# (being added to noxlib; check reports whether the line was there, and does not fail on it).
+# What noxlib's log says when its books show every collected test reported exactly once;
+# check fails when a noxlib run's log does not say it.
 RAN_ONCE = "every collected test ran once"
 
 
@@ -359,17 +361,23 @@ def pytest_counts(output: str) -> dict[str, int]:
     raise ValueError("no pytest summary line in the output")
 
 
+def last_run(dest: Path) -> dict[str, Any]:
+    """The last run's line of noxlib's reports/ci_timings.jsonl."""
+    last = (dest / "reports" / "ci_timings.jsonl").read_text(encoding="utf-8").splitlines()[-1]
+    return dict(json.loads(last))
+
+
 def noxlib_counts(dest: Path) -> dict[str, int]:
     """Counts of the last run, from noxlib's reports/ci_timings.jsonl; an outcome this script
     does not know (one noxlib added since) is kept, so that the table shows it."""
-    last = (dest / "reports" / "ci_timings.jsonl").read_text(encoding="utf-8").splitlines()[-1]
-    counts = json.loads(last)["counts"]
+    counts = last_run(dest)["counts"]
     return {**dict.fromkeys(OUTCOMES, 0), **{k: int(v) for k, v in counts.items()}}
 
 
-def logged(command: Command, log: Path) -> subprocess.CompletedProcess[str]:
+def logged(command: Command, log: Path) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run ``command`` to its end, whatever its exit code, with its output kept in ``log``;
-    says the command, its exit code and its wall time (the check's own record of them)."""
+    says the command, its exit code and its wall time (the check's own record of them), and
+    gives the finished process and that wall time in seconds."""
     start = time.perf_counter()
     done = subprocess.run(
         command.argv, cwd=command.cwd, env=command.env, capture_output=True, text=True, check=False
@@ -378,7 +386,7 @@ def logged(command: Command, log: Path) -> subprocess.CompletedProcess[str]:
     log.parent.mkdir(exist_ok=True)
     log.write_text(done.stdout + done.stderr, encoding="utf-8")
     print(f"{seconds:7.1f} s  exit {done.returncode}  {' '.join(command.argv)}", flush=True)
-    return done
+    return done, seconds
 
 
 # -- test ids ----------------------------------------------------------------------------------
@@ -402,7 +410,7 @@ SHOWN_DIFFERENCES = 20  # per session on the terminal; all of them go to a file
 def plain_ids(name: str, dest: Path, log: Path) -> list[str]:
     """The node ids plain pytest collects, after the suite's deselection, in pytest's words."""
     # --verbosity=-1 comes after the suite's addopts: one id a line, whatever -q or -v they add.
-    done = logged(plain_pytest(name, dest, "--collect-only", "--verbosity=-1"), log)
+    done, _ = logged(plain_pytest(name, dest, "--collect-only", "--verbosity=-1"), log)
     ids: list[str] = []
     for line in done.stdout.splitlines():
         if not line.strip():
@@ -509,51 +517,114 @@ def report_ids(label: str, total: int, differences: Sequence[str], out: Path) ->
 # -- check -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NoxlibRun:
+    """One noxlib run that check compares with plain pytest: ``nox -s SESSION -- OPTIONS`` and
+    the suite's pytest arguments (its deselections included, as in every plain run), with
+    ``env`` added; ``key`` names its files in reports/ (log, results, differences)."""
+
+    key: str
+    session: str
+    options: tuple[str, ...] = ()  # noxlib's, after --
+    env: tuple[tuple[str, str], ...] = ()
+
+    def label(self) -> str:
+        env = "".join(f"{k}={v} " for k, v in self.env)
+        options = f" -- {' '.join(self.options)}" if self.options else ""
+        return f"{env}nox -s {self.session}{options}"
+
+
+# In this order: tests-parallel plans from the durations the serial run just recorded.
+CHECK_RUNS = (
+    NoxlibRun("tests", "tests"),
+    NoxlibRun("tests-parallel", "tests-parallel"),
+    NoxlibRun("shards", "tests-parallel", ("--engine", "shards"), (("PYTEST_WORKERS", "2"),)),
+    NoxlibRun("xdist", "tests-parallel", ("--engine", "xdist"), (("PYTEST_WORKERS", "2"),)),
+    NoxlibRun("ci", "ci", ("--no-coverage",)),
+)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What check found of one noxlib run, against plain pytest."""
+
+    label: str
+    total: int  # ids in its results.jsonl
+    differences: list[str]
+    said_once: bool  # its log says RAN_ONCE
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences and self.said_once
+
+
 def check(name: str, dest: Path, nox_python: str = sys.executable) -> bool:
-    """Plain pytest, ``nox -s tests`` and then ``nox -s tests-parallel`` (which plans from the
-    durations the serial run recorded) on the prepared suite: same outcome counts, and the same
-    node ids with the same outcomes?"""
+    """Plain pytest, then each of CHECK_RUNS on the prepared suite: same outcome counts, the
+    same node ids with the same outcomes, and noxlib's log saying every collected test ran
+    once?"""
     reports = dest / "reports"
     ids = plain_ids(name, dest, reports / "plain-collect.log")
-    plain = logged(plain_pytest(name, dest, *SUMMARY_ARGS), reports / "plain-pytest.log")
+    plain, seconds = logged(plain_pytest(name, dest, *SUMMARY_ARGS), reports / "plain-pytest.log")
     expected = summary_outcomes(plain.stdout, ids, dest)
-    rows = {f"plain pytest (exit {plain.returncode})": pytest_counts(plain.stdout)}
-    by_id: dict[str, tuple[str, int, list[str], bool]] = {}  # session: label, ids, differences
-    for session in ("tests", "tests-parallel"):
-        command = nox(name, dest, "-s", session, nox_python=nox_python)
-        done = noxlib_run(dest, command, reports / f"nox-{session}.log")
+    rows = {f"plain pytest (exit {plain.returncode})": (pytest_counts(plain.stdout), seconds)}
+    checked: dict[str, Checked] = {}
+    for each in CHECK_RUNS:
+        command = nox(
+            name,
+            dest,
+            "-s",
+            each.session,
+            nox_python=nox_python,
+            options=each.options,
+            **dict(each.env),
+        )
+        done, seconds = noxlib_run(dest, command, reports / f"nox-{each.key}.log")
         said = done.stdout + done.stderr  # nox logs to stderr
-        by_file = " by file" if "shards collect only their own files" in said else ""
-        label = f"nox -s {session}{by_file} (exit {done.returncode})"
-        rows[label] = noxlib_counts(dest)
+        by_file = ", by file" if "shards collect only their own files" in said else ""
+        engine = f"{last_run(dest).get('engine') or '?'}{by_file}"
+        label = f"{each.label()} [{engine}] (exit {done.returncode})"
+        rows[label] = (noxlib_counts(dest), seconds)
         # Kept: the next session's run replaces results.jsonl.
-        shutil.copyfile(reports / "results.jsonl", reports / f"results-{session}.jsonl")
+        shutil.copyfile(reports / "results.jsonl", reports / f"results-{each.key}.jsonl")
         outcomes, repeated = noxlib_outcomes(dest)
         differences = id_differences(expected, outcomes, repeated)
-        by_id[session] = (label, len(outcomes), differences, RAN_ONCE in said)
-    suite = SUITES[name]
-    columns = list(dict.fromkeys(k for counts in rows.values() for k in counts))
-    print(f"\n{suite.name} {suite.version}: outcome counts (logs in {reports})")
-    print(f"{'':42}" + "".join(f"{k:>9}" for k in columns))
-    for label, counts in rows.items():
-        print(f"{label:42}" + "".join(f"{counts.get(k, 0):>9}" for k in columns))
-    same = len({tuple(c.get(k, 0) for k in columns) for c in rows.values()}) == 1
-    print("identical" if same else "DIFFERENT")
+        checked[each.key] = Checked(label, len(outcomes), differences, RAN_ONCE in said)
+    same = report_counts(name, rows, reports)
     print(f"plain pytest collected {len(ids)} tests; its summary named {len(expected)} ids")
-    for session, (label, total, differences, said_once) in by_id.items():
-        report_ids(label, total, differences, reports / f"ids-{session}.txt")
-        print(f"{label}: its log says {RAN_ONCE!r}: {'yes' if said_once else 'no'}")
-    return same and not any(differences for _, _, differences, _ in by_id.values())
+    for key, found in checked.items():
+        report_ids(found.label, found.total, found.differences, reports / f"ids-{key}.txt")
+        print(f"{found.label}: its log says {RAN_ONCE!r}: {'yes' if found.said_once else 'NO'}")
+    return same and all(found.ok for found in checked.values())
 
 
-def noxlib_run(dest: Path, command: Command, log: Path) -> subprocess.CompletedProcess[str]:
-    """``command``, a nox run that must add a line to reports/ci_timings.jsonl."""
+def report_counts(
+    name: str, rows: Mapping[str, tuple[Mapping[str, int], float]], reports: Path
+) -> bool:
+    """The table of each run's outcome counts and wall time; are the counts all the same?"""
+    suite = SUITES[name]
+    columns = list(dict.fromkeys(k for counts, _ in rows.values() for k in counts))
+    width = max(map(len, rows)) + 2
+    print(f"\n{suite.name} {suite.version}: outcome counts (logs in {reports})")
+    print(f"{'':{width}}" + "".join(f"{k:>9}" for k in columns) + f"{'wall':>9}")
+    for label, (counts, seconds) in rows.items():
+        cells = "".join(f"{counts.get(k, 0):>9}" for k in columns)
+        print(f"{label:{width}}{cells}{seconds:>8.1f}s")
+    same = len({tuple(c.get(k, 0) for k in columns) for c, _ in rows.values()}) == 1
+    print("identical" if same else "DIFFERENT")
+    return same
+
+
+def noxlib_run(
+    dest: Path, command: Command, log: Path
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``command``, a nox run that must add a line to reports/ci_timings.jsonl; the finished
+    process and its wall time."""
     jsonl = dest / "reports" / "ci_timings.jsonl"
     runs_before = jsonl.read_text().count("\n") if jsonl.exists() else 0
-    done = logged(command, log)
+    done, seconds = logged(command, log)
     if not jsonl.exists() or jsonl.read_text().count("\n") == runs_before:
         raise RuntimeError(f"{' '.join(command.argv)} exited {done.returncode} without a report")
-    return done
+    return done, seconds
 
 
 # -- command line ------------------------------------------------------------------------------
