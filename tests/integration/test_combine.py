@@ -8,8 +8,11 @@ out at paths of their own), running ``nox -s ci`` with ``NOXLIB_SHARD=K/3``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,3 +152,44 @@ def test_a_malformed_run_description_is_named_without_a_traceback(
     assert "Traceback" not in result.stdout
     missing = run_nox(origin, "-s", "combine", "--", str(tmp_path / "nowhere"))
     assert "does not exist or is no folder" in missing.stdout
+
+
+def test_ctrl_c_during_combine_leaves_the_reports_folder_as_it_was(
+    passing: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    origin, folders = passing
+    project = Path(shutil.copytree(origin, tmp_path / "interrupted", symlinks=True))
+    reports = project / "reports"
+    shutil.rmtree(reports, ignore_errors=True)
+    reports.mkdir()
+    before = {"junit.xml": "<old/>\n", "ci_timings.jsonl": '{"old": 1}\n'}
+    for name, text in before.items():
+        (reports / name).write_text(text)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nox", "-s", "combine", "--", *map(str, folders)],
+        cwd=project,
+        env=nox_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            # The merge is done; coverage (an install, then coverage's combine) takes seconds.
+            if "every collected test ran once" in line:
+                os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+                break
+        rest, _ = proc.communicate(timeout=120)
+        output.append(rest)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = "".join(output)
+    assert proc.returncode != 0, text
+    assert "the reports folder is left as it was" in text
+    assert {p.name: p.read_text() for p in reports.iterdir()} == before
+    assert not [p for p in project.iterdir() if p.name.startswith(".reports.")]
