@@ -418,18 +418,10 @@ def _read_affected(table: object, problems: _Problems) -> AffectedSettings:
     return AffectedSettings(record=record, map_file=map_file, ignore=tuple(ignore))
 
 
-def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
-    """Validate the ``[tool.noxlib]`` table ``data`` of the project at ``root``.
-
-    ``source`` is the file the table came from; every error message names it.
-    """
-    problems = _Problems(source)
-    known = (*_SCALARS, *_TABLES, *_LISTS)
-    for key, value in data.items():
-        if key not in known:
-            _unknown(problems, "", key, value, known)
-        elif key in _SCALARS and not _SCALARS[key][0](value):
-            problems.add(key, value, _SCALARS[key][1])
+def _read_groups(
+    data: Mapping[str, Any], root: Path, problems: _Problems
+) -> tuple[dict[str, Group], list[str]]:
+    """The groups of ``data`` and the default ones, each problem added to ``problems``."""
     raw_groups = data.get("groups", {})
     groups: dict[str, Group] = {}
     if not isinstance(raw_groups, dict) or not raw_groups:
@@ -449,6 +441,22 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
             if isinstance(raw_groups, dict) and name not in raw_groups:
                 known_groups = ", ".join(raw_groups) or "none"
                 problems.add("default-groups", name, f"no such group; groups are: {known_groups}")
+    return groups, defaults
+
+
+def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
+    """Validate the ``[tool.noxlib]`` table ``data`` of the project at ``root``.
+
+    ``source`` is the file the table came from; every error message names it.
+    """
+    problems = _Problems(source)
+    known = (*_SCALARS, *_TABLES, *_LISTS)
+    for key, value in data.items():
+        if key not in known:
+            _unknown(problems, "", key, value, known)
+        elif key in _SCALARS and not _SCALARS[key][0](value):
+            problems.add(key, value, _SCALARS[key][1])
+    groups, defaults = _read_groups(data, root, problems)
     coverage = _read_coverage(data.get("coverage", {}), problems)
     python = _read_python(data["python"], problems) if "python" in data else ()
     affected = _read_affected(data.get("affected", {}), problems)

@@ -21,6 +21,7 @@ from pathlib import Path
 from noxlib.idfile import read_ids, write_ids
 from noxlib.memory import Sampler
 from noxlib.merge import read_results
+from noxlib.outcomes import Outcome, RunStatus
 from noxlib.parts import PART_DIR_ENV, SELECT_ENV, PartFiles
 from noxlib.timeouts import banner_excerpt, main_thread_frames, thread_timeout
 
@@ -61,7 +62,7 @@ class PartOutcome:
     ``peak_rss`` the most memory its process tree held at once, in bytes."""
 
     part: Part
-    status: str = "not started"
+    status: RunStatus = RunStatus.NOT_STARTED
     exit_code: int | None = None
     seconds: float = 0.0
     attempts: int = 0
@@ -169,7 +170,7 @@ def _launch(part: Part, outcome: PartOutcome) -> _Running:
             popen = subprocess.Popen(
                 part.argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
-    outcome.status = "running"
+    outcome.status = RunStatus.RUNNING
     return _Running(part, popen, time.monotonic(), offset)
 
 
@@ -187,7 +188,7 @@ def _finish(proc: _Running, outcome: PartOutcome) -> Part | None:
         if finished[-1].get("stopped"):
             outcome.unfinished = f"pytest stopped early ({finished[-1]['stopped']})"
     elif not any(e.get("event") == "selected" for e in events):
-        outcome.status = "crashed" if outcome.crashed else "error"
+        outcome.status = RunStatus.CRASHED if outcome.crashed else RunStatus.ERROR
         outcome.problem = f"pytest {_how(outcome.exit_code)} before it started its tests"
         if not proc.part.passthrough:
             outcome.problem += f"; see {files.log}"
@@ -201,24 +202,26 @@ def _finished_status(
     events: list[dict[str, object]],
     files: PartFiles,
     outcome: PartOutcome,
-) -> str:
+) -> RunStatus:
     """The status of a part whose last process finished its pytest session."""
     status = _status_of(int(str(finished.get("exitstatus", outcome.exit_code))))
-    if status == "interrupted" and _collection_failed(files):
-        status = "error"  # pytest says "Interrupted: 1 error during collection"
+    if status is RunStatus.INTERRUPTED and _collection_failed(files):
+        status = RunStatus.ERROR  # pytest says "Interrupted: 1 error during collection"
         outcome.unfinished = (
             "pytest stopped at a collection error before any test ran; "
             "--continue-on-collection-errors runs the rest"
         )
-    if status == "interrupted" and any(e.get("what") == "unrecoverable" for e in events):
-        status = "failed"  # the plugin stopped a batch whose server cannot start
-    if status == "interrupted":
+    if status is RunStatus.INTERRUPTED and any(e.get("what") == "unrecoverable" for e in events):
+        status = RunStatus.FAILED  # the plugin stopped a batch whose server cannot start
+    if status is RunStatus.INTERRUPTED:
         return status
     # A part that lost a test to a crash or a thread-method timeout says so, however its last
     # process ended.
     if outcome.crashed:
-        return "crashed"
-    return "failed" if outcome.timed_out and status == "passed" else status
+        return RunStatus.CRASHED
+    if outcome.timed_out and status is RunStatus.PASSED:
+        return RunStatus.FAILED
+    return status
 
 
 def _after_death(
@@ -232,7 +235,7 @@ def _after_death(
     running = [nodeid for nodeid in read_ids(files.started) if nodeid not in done]
     victim = running[-1] if running else None
     rest = [nodeid for nodeid in read_ids(files.share) if nodeid not in done and nodeid != victim]
-    outcome.status = "crashed"
+    outcome.status = RunStatus.CRASHED
     if victim is None:
         outcome.problem = f"pytest {_how(code)} between two tests"
     else:
@@ -246,7 +249,7 @@ def _after_death(
             outcome.timed_out.append(victim)
             outcome.problem = f"{victim} timed out: pytest-timeout's thread method ended its pytest"
             _record_thread_timeout(proc.part, victim, limit)
-            outcome.status = "crashed" if outcome.crashed else "failed"
+            outcome.status = RunStatus.CRASHED if outcome.crashed else RunStatus.FAILED
     if not rest:
         return None
     if outcome.attempts >= MAX_ATTEMPTS:
@@ -264,7 +267,7 @@ def _timed_out(proc: _Running, outcome: PartOutcome, share: list[str]) -> None:
     """A part ended by its time limit: the test it was running is its ``timeout``, and the
     tests after it did not run."""
     files = proc.part.files
-    outcome.status = "timeout"
+    outcome.status = RunStatus.TIMEOUT
     limit = f"{proc.part.timeout:g} s"
     done = {str(r["nodeid"]) for r in read_results(files.results)}
     running = [nodeid for nodeid in read_ids(files.started) if nodeid not in done]
@@ -277,7 +280,7 @@ def _timed_out(proc: _Running, outcome: PartOutcome, share: list[str]) -> None:
     outcome.problem = f"ended after its time limit of {limit} while {victim} ran"
     line = {
         "nodeid": victim,
-        "outcome": "timeout",
+        "outcome": Outcome.TIMEOUT.value,
         "duration": round(time.monotonic() - proc.started, 3),
         "worker": proc.part.name,
         "when": "call",
@@ -288,13 +291,13 @@ def _timed_out(proc: _Running, outcome: PartOutcome, share: list[str]) -> None:
         out.write(json.dumps(line) + "\n")
 
 
-def _status_of(exitstatus: int) -> str:
+def _status_of(exitstatus: int) -> RunStatus:
     # pytest's exit codes: 0 all passed, 5 nothing to run (a shard may get nothing), 2 stopped.
     if exitstatus in (0, 5):
-        return "passed"
+        return RunStatus.PASSED
     if exitstatus == 2:
-        return "interrupted"
-    return "failed" if exitstatus == 1 else "error"
+        return RunStatus.INTERRUPTED
+    return RunStatus.FAILED if exitstatus == 1 else RunStatus.ERROR
 
 
 def _collection_failed(files: PartFiles) -> bool:
@@ -314,7 +317,7 @@ def _record_crash(files: PartFiles, nodeid: str, part: str, code: int | None, sp
     """Write the test a dead process was running into the part's results, as crashed."""
     line = {
         "nodeid": nodeid,
-        "outcome": "crashed",
+        "outcome": Outcome.CRASHED.value,
         "duration": 0.0,
         "worker": part,
         "when": "call",
@@ -332,7 +335,7 @@ def _record_thread_timeout(part: Part, nodeid: str, limit: float) -> None:
     where = "Its stacks are above, in the output." if part.passthrough else ""
     line: dict[str, object] = {
         "nodeid": nodeid,
-        "outcome": "timeout",
+        "outcome": Outcome.TIMEOUT.value,
         "duration": limit,
         "worker": part.name,
         "when": "call",
@@ -369,6 +372,6 @@ def _stop_all(running: list[_Running], outcomes: dict[Path, PartOutcome]) -> Non
         outcome.seconds += time.monotonic() - proc.started
         outcome.exit_code = proc.popen.returncode
     for outcome in outcomes.values():
-        if outcome.status in ("running", "not started"):
-            outcome.status = "interrupted"
+        if outcome.status in (RunStatus.RUNNING, RunStatus.NOT_STARTED):
+            outcome.status = RunStatus.INTERRUPTED
             outcome.unfinished = "the run was interrupted"

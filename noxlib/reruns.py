@@ -16,6 +16,7 @@ from noxlib.durations import file_of
 from noxlib.engine import Part, run_parts
 from noxlib.idfile import write_ids
 from noxlib.merge import read_results
+from noxlib.outcomes import RunStatus
 from noxlib.parts import SELECT_ENV
 from noxlib.reaping.runs import PART_NAME_ENV
 
@@ -72,7 +73,7 @@ def rerun(
         part_env = {**rerun_env(env), SELECT_ENV: str(select), PART_NAME_ENV: name}
         part = Part(name, tuple(argv), part_env, folder / name, timeout=timeout)
         (outcome,) = run_parts([part], 1)
-        if outcome.status == "interrupted":
+        if outcome.status is RunStatus.INTERRUPTED:
             raise KeyboardInterrupt(f"the serial rerun {index} was interrupted")
         results = read_results(part.files.results)
         yield {str(r["nodeid"]): str(r.get("outcome")) for r in results}

@@ -244,7 +244,8 @@ class TestRun:
             # Interrupted, the engine returned nothing: every part ended with the run.
             interrupted = "the run was interrupted"
             outcomes = self.outcomes or [
-                PartOutcome(p, status="interrupted", unfinished=interrupted) for p in self.parts
+                PartOutcome(p, status=RunStatus.INTERRUPTED, unfinished=interrupted)
+                for p in self.parts
             ]
             sources = [
                 part_source(o.part.name, o.part.files, unfinished=o.unfinished, problem=o.problem)

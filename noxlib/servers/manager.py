@@ -71,14 +71,7 @@ class ServerManager:
         ``pid_file`` (default ``{pid_file}``, a file in the server's folder). ``grace`` is how
         long SIGTERM may take before SIGKILL.
         """
-        running = self.servers.get(name)
-        if running is not None and running.alive():
-            raise ServerError(
-                f"A server named '{name}' is already running (pid {running.pid}); "
-                "stop it first or give the new one another name."
-            )
-        if not argv:
-            raise ServerError(f"server '{name}' needs a command: argv is empty")
+        self._check_new(name, argv)
         spec = ServerSpec(
             name=name,
             argv=tuple(argv),
@@ -93,8 +86,12 @@ class ServerManager:
             port=port,
             grace=grace,
         )
-        root = (self.shared_dir if shared else self.base_dir) / _folder_name(name)
-        server = Server(
+        server = self.servers[name] = self._server(spec)
+        return server.start_or_join()
+
+    def _server(self, spec: ServerSpec) -> Server:
+        root = (self.shared_dir if spec.shared else self.base_dir) / _folder_name(spec.name)
+        return Server(
             spec,
             Folders(root),
             run_dir=self.run_dir,
@@ -102,8 +99,16 @@ class ServerManager:
             pick_port=self.pick_port,
             keep_shared=self.keep_shared,
         )
-        self.servers[name] = server
-        return server.start_or_join()
+
+    def _check_new(self, name: str, argv: Sequence[str]) -> None:
+        running = self.servers.get(name)
+        if running is not None and running.alive():
+            raise ServerError(
+                f"A server named '{name}' is already running (pid {running.pid}); "
+                "stop it first or give the new one another name."
+            )
+        if not argv:
+            raise ServerError(f"server '{name}' needs a command: argv is empty")
 
     def stop_all(self) -> list[str]:
         """Stop every server (last started first); the errors met, as messages."""
