@@ -1,7 +1,7 @@
 """Coverage's measurement cores on a real suite: what ``core = sysmon`` saves, per Python.
 
 noxlib asks coverage for its ``sysmon`` core (sys.monitoring, PEP 669) where it can measure
-what the run asks for, and keeps the default ``ctrace`` core elsewhere (noxlib.cover.choose_core).
+what the run asks for, and keeps the default ``ctrace`` core elsewhere (noxlib.measure.choose_core).
 This script times attrs' suite (benchmarks/real_suites.py) with plain pytest and under
 ``coverage run`` with each core, line and branch coverage, on each Python given, in interleaved
 rounds. sysmon measures branches only from Python 3.14 on: on older Pythons the branch rows
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from real_suites import CACHE, SUITES, Command, extract, rounds, test_requirements, venv_env
 
-from noxlib.cover import render_rc
+from noxlib.measure import render_rc
 
 SUITE = "attrs"
 COVERAGE = "coverage>=7.11.1"

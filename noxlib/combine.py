@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from noxlib import cover, reports, triage
+from noxlib import cover, measure, reports, triage
 from noxlib.books import Books, balance
 from noxlib.config import Config
 from noxlib.durations import DURATIONS_LOCK
@@ -106,7 +106,7 @@ class Combine:
             self.host.install("--no-deps", *self.self_install)
         scratch = self.stage / ".coverage-run"  # hidden: not published
         scratch.mkdir()
-        rcfile = cover.write_rcfile(self.config.root, self.config.coverage, scratch)
+        rcfile = measure.write_rcfile(self.config.root, self.config.coverage, scratch)
         roots = {info.root for _, info in self.infos} - {str(self.config.root)}
         args = [arg for path in data for arg in ("--data", str(path))]
         args += [arg for root in sorted(roots) for arg in ("--other-root", root)]

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from noxlib import affected, cover, coveragemap, reaping, reports, reruns, triage
+from noxlib import affected, cover, coveragemap, measure, reaping, reports, reruns, triage
 from noxlib.batchplan import BatchPlan
 from noxlib.books import Books, balance
 from noxlib.config import Config
@@ -155,11 +155,11 @@ class TestRun:
         write_durations(self.run.dir / "durations.json", self.durations)
         if measures_coverage(self.plan, self.config):
             root, settings = self.config.root, self.config.coverage
-            python = cover.venv_python(self.host.bin().parent)
+            python = measure.venv_python(self.host.bin().parent)
             contexts = records_map(self.plan, self.config)
-            core = cover.core_for_run(root, settings, python, contexts)
+            core = measure.core_for_run(root, settings, python, contexts)
             self.host.log(f"noxlib: {core.line()}")
-            self.rcfile = cover.write_rcfile(root, settings, self.run.dir, python, contexts)
+            self.rcfile = measure.write_rcfile(root, settings, self.run.dir, python, contexts)
         self.order_env = self.order.env(self.run.dir)
         self.code = self.identify_code()
 

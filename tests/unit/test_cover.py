@@ -9,14 +9,8 @@ import pytest
 from coverage import CoverageData
 
 from noxlib.config import CoverageSettings
-from noxlib.cover import (
-    Publish,
-    choose_core,
-    combine_and_report,
-    core_for_run,
-    venv_python,
-    write_rcfile,
-)
+from noxlib.cover import Publish, combine_and_report
+from noxlib.measure import choose_core, core_for_run, venv_python, write_rcfile
 
 
 def test_rcfile_merges_project_settings(tmp_path: Path) -> None:
