@@ -10,13 +10,14 @@ import functools
 from collections.abc import Mapping, Sequence
 
 from noxlib import affected, history
+from noxlib.choice import known_durations
 from noxlib.config import Config
 from noxlib.durations import read_durations
 from noxlib.findings import TIMINGS_FILE
 from noxlib.host import Host
 from noxlib.machine import current_machine
 from noxlib.options import help_text
-from noxlib.plan import MODES, Plan, known_durations, make_plan
+from noxlib.plan import MODES, Plan, make_plan
 from noxlib.reaping import start_run
 from noxlib.run import TestRun
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from noxlib.byfile import FilePlan, split_by_file
+from noxlib.choice import known_durations
 from noxlib.config import Config
 from noxlib.engine import Part
 from noxlib.groups import GROUPS_ENV, groups_for_plugin
@@ -33,7 +34,6 @@ from noxlib.plan import (
     Batch,
     Plan,
     deselected,
-    known_durations,
     may_split_by_file,
     pytest_args,
 )

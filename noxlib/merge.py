@@ -158,3 +158,26 @@ def write_merged(
     write_ids(out / TESTS_FILE, expected)
     if junit_files is not None:
         merge_junit(junit_files, books.results, out / JUNIT_FILE)
+
+
+def update_run_durations(
+    path: Path,
+    books: Books,
+    parts: Sequence[PartFiles],
+    *,
+    whole_files: bool,
+    root: Path,
+    lock: Path,
+) -> int:
+    """Merge a run's measured durations into the durations file at ``path``, forgetting the
+    tests its parts no longer collect (of the files they collected whole, when ``whole_files``)
+    and the files gone from the project at ``root``."""
+    ids, files = collected(parts)
+    return update_durations(
+        path,
+        books.results,
+        collected_ids=ids,
+        whole_files=files if whole_files else [],
+        root=root,
+        lock=lock,
+    )

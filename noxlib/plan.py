@@ -2,9 +2,6 @@
 
 Pure decisions: the inputs (posargs, environment, machine facts) come in as arguments, so every
 branch is unit-testable without nox, pytest or a real machine.
-
-Longer than 400 lines, and left so for now: every function decides part of one plan from the
-same inputs. The engine choice could become a module of its own once `Workers` moves too.
 """
 
 from __future__ import annotations
@@ -14,11 +11,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from noxlib.choice import (
+    SERIAL,
+    Engine,
+    Workers,
+    choose_engine,
+    known_durations,
+    requested_engine,
+)
 from noxlib.errors import UsageError
 from noxlib.groups import marker_expression
 from noxlib.machine import Machine
-from noxlib.options import ENGINES, Options, parse_options
-from noxlib.parts import ShardSpec, parse_shard, plan_shards
+from noxlib.options import Options, parse_options
+from noxlib.parts import ShardSpec, parse_shard
 from noxlib.words import plural
 
 if TYPE_CHECKING:  # only types: the pytest plugin imports this module and skips config's cost
@@ -27,18 +32,12 @@ if TYPE_CHECKING:  # only types: the pytest plugin imports this module and skips
 
 WORKERS_ENV = "PYTEST_WORKERS"
 SHARD_ENV = "NOXLIB_SHARD"
-ENGINE_ENV = "NOXLIB_ENGINE"
 # CI providers' own shard variables: index, total, the index of the first shard, provider.
 CI_SHARD_VARIABLES = (
     ("CI_NODE_INDEX", "CI_NODE_TOTAL", 1, "GitLab"),
     ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", 0, "CircleCI"),
     ("BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", 0, "Buildkite"),
 )
-# What one more pytest process costs in wall time beyond its share of the tests (interpreter,
-# plugins, collection on a busy machine), for the auto engine's prediction.
-PROCESS_START_SECONDS = 0.5
-# auto runs shards only when they are predicted to take less than this share of serial time.
-AUTO_MARGIN = 0.9
 
 
 @dataclass(frozen=True)
@@ -72,22 +71,6 @@ MODES = {
 
 
 @dataclass(frozen=True)
-class Workers:
-    """How many pytest processes run the tests, and the sentence that says why."""
-
-    count: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class Engine:
-    """How the run's tests run: ``serial``, ``shards`` or ``xdist``, and the sentence why."""
-
-    name: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class Plan:
     """One run, decided: the session's mode, groups, workers, engine, this machine's CI shard
     (None when the run is not split across machines), noxlib's options and pytest's arguments."""
@@ -97,7 +80,7 @@ class Plan:
     user_args: tuple[str, ...]
     explicit_paths: bool
     workers: Workers
-    engine: Engine = Engine("serial", "")
+    engine: Engine = SERIAL
     shard: ShardSpec | None = None
     options: Options = field(default_factory=Options)
 
@@ -231,74 +214,6 @@ def resolve_shard(env: Mapping[str, str]) -> ShardSpec | None:
     return None
 
 
-def _under(nodeid: str, roots: Sequence[str]) -> bool:
-    return any(nodeid == r or nodeid.startswith((r + "/", r + "::")) for r in roots)
-
-
-def known_durations(
-    durations: Mapping[str, float], paths: Sequence[str], shard: ShardSpec | None
-) -> dict[str, float]:
-    """The recorded durations of the tests under ``paths``, of this machine's CI shard."""
-    roots = [p.rstrip("/") for p in paths]
-    known = {nodeid: s for nodeid, s in durations.items() if _under(nodeid, roots)}
-    if shard is not None and known:
-        share = plan_shards(known, durations, shard.total)[shard.index - 1].tests
-        known = {nodeid: known[nodeid] for nodeid in share}
-    return known
-
-
-def choose_engine(
-    requested: tuple[str, str],
-    workers: Workers,
-    known: Mapping[str, float],
-    user_args: Sequence[str],
-    dist: str,
-) -> Engine:
-    """The engine of a run with ``workers``; ``requested`` is (engine setting, where it came
-    from), ``known`` the recorded durations of the tests the run will collect."""
-    setting, source = requested
-    if workers.count == 1:
-        return Engine("serial", "")
-    if any(arg in ("--pdb", "--trace") for arg in user_args):
-        return Engine("serial", "--pdb and --trace need the one process you type into")
-    if setting == "xdist":
-        return Engine("xdist", f"engine xdist (--dist {dist}) from {source}")
-    if setting == "shards":
-        return Engine("shards", f"engine shards from {source}")
-    return _auto_engine(workers, known)
-
-
-def _auto_engine(workers: Workers, known: Mapping[str, float]) -> Engine:
-    """Shards, unless the recorded durations predict that they cannot beat one process."""
-    if not known:
-        return Engine("shards", "engine shards (auto): no recorded durations yet")
-    serial = sum(known.values())
-    parallel = max(s.predicted for s in plan_shards(known, known, workers.count))
-    parallel += PROCESS_START_SECONDS
-    figures = f"{workers.count} shards {parallel:.1f} s against {serial:.1f} s serially"
-    if parallel >= serial * AUTO_MARGIN:
-        return Engine(
-            "serial",
-            f"engine serial (auto): recorded durations predict {figures}; parallel cannot win",
-        )
-    return Engine("shards", f"engine shards (auto): recorded durations predict {figures}")
-
-
-def _requested_engine(options: Options, env: Mapping[str, str], config: Config) -> tuple[str, str]:
-    """The engine asked for, and where: --engine, then NOXLIB_ENGINE, then the setting."""
-    if options.engine:
-        return options.engine, "--engine"
-    raw = env.get(ENGINE_ENV, "").strip()
-    if raw:
-        if raw not in ENGINES:
-            raise UsageError(
-                f"Invalid engine {raw!r} from the environment variable {ENGINE_ENV}: expected "
-                f"one of {', '.join(ENGINES)}."
-            )
-        return raw, f"the environment variable {ENGINE_ENV}"
-    return config.engine, "tool.noxlib.engine" if config.engine != "auto" else "the default"
-
-
 def make_plan(
     mode: Mode,
     posargs: Sequence[str],
@@ -326,7 +241,7 @@ def make_plan(
     shard = resolve_shard(env)
     plan = Plan(mode, groups, rest, explicit_paths, workers, shard=shard, options=options)
     known = known_durations(durations or {}, plan.paths(config.root), shard)
-    requested = _requested_engine(options, env, config)
+    requested = requested_engine(options, env, config)
     return replace(plan, engine=choose_engine(requested, workers, known, rest, config.dist))
 
 

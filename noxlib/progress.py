@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from noxlib.parts import STATUSES, PartFiles
+from noxlib.parts import STATUSES, PartFiles, pricer
 
 if TYPE_CHECKING:
-    from noxlib.engine import PartOutcome
+    from noxlib.engine import Part, PartOutcome
 
 LOG_EVERY_SECONDS = 10.0  # a plain progress line this often when the output is not a terminal
 REDRAW_EVERY_SECONDS = 0.5
@@ -85,6 +86,16 @@ class Progress:
     _tails: list[_Tail] = field(default_factory=list)
     _last_drawn: float = -1e9
     _width: int = 0
+
+    @classmethod
+    def of_parts(cls, parts: Sequence[Part], durations: Mapping[str, float]) -> Progress | None:
+        """The progress line of a run's ``parts`` on stdout; None when every part prints to the
+        terminal itself. Priced as the shards price their share: the ETA is one of time."""
+        if all(part.passthrough for part in parts):
+            return None
+        price = pricer(durations) if durations else None
+        files = [part.files for part in parts]
+        return cls(files, sys.stdout.write, tty=sys.stdout.isatty(), price=price)
 
     def __post_init__(self) -> None:
         self._tails = [_Tail(files.results) for files in self.parts]

@@ -22,6 +22,7 @@ from pathlib import Path
 from noxlib import affected, cover, coveragemap, measure, reaping, reports, reruns, triage
 from noxlib.batchplan import BatchPlan
 from noxlib.books import Books, balance
+from noxlib.choice import Engine as EngineChoice
 from noxlib.config import Config
 from noxlib.describe import describe_run
 from noxlib.durations import DURATIONS_LOCK, write_durations
@@ -33,16 +34,13 @@ from noxlib.launch import Launch, file_plan, make_parts, run_env
 from noxlib.memory import Sampler
 from noxlib.merge import (
     RESULTS_FILE,
-    collected,
     part_source,
-    update_durations,
+    update_run_durations,
     write_merged,
     write_results,
 )
 from noxlib.outcomes import RunStatus
-from noxlib.parts import PartFiles, pricer
 from noxlib.pipeline import Pipeline
-from noxlib.plan import Engine as EngineChoice
 from noxlib.plan import Plan, measures_coverage, pytest_args, records_map
 from noxlib.progress import Progress, failures_report, outcome_lines
 from noxlib.reaping import Run, finish_run
@@ -211,7 +209,7 @@ class TestRun:
         for part in self.parts:
             self.host.log(f"noxlib: {part.name}: {' '.join(part.argv[1:])}")
         self.status = RunStatus.INTERRUPTED
-        progress = self.progress()
+        progress = Progress.of_parts(self.parts, self.durations)
         try:
             self.outcomes = self.engine(
                 self.parts,
@@ -229,14 +227,6 @@ class TestRun:
         self.tell_outcomes()
         if self.status is not RunStatus.PASSED:
             raise RunFailed(f"tests {self.status}")
-
-    def progress(self) -> Progress | None:
-        if all(part.passthrough for part in self.parts):
-            return None
-        files = [part.files for part in self.parts]
-        # Priced as the shards price their share: the ETA is one of predicted time.
-        price = pricer(self.durations) if self.durations else None
-        return Progress(files, sys.stdout.write, tty=sys.stdout.isatty(), price=price)
 
     def balance_books(self) -> Books:
         """Every test each part set out to run, with one final outcome (books.py)."""
@@ -291,24 +281,21 @@ class TestRun:
         junit = [path for f in files for path in f.junit_files()] if self.plan.mode.ci else None
         expected = [nodeid for f in files for nodeid in f.expected()]
         write_merged(books, expected, self.config.reports_path, junit)
-        self.update_durations(files)
+        if self.results:
+            lock = self.config.state_dir / DURATIONS_LOCK
+            whole = not self.plan.explicit_paths
+            update_run_durations(
+                self.config.durations_path,
+                books,
+                files,
+                whole_files=whole,
+                root=self.config.root,
+                lock=lock,
+            )
         self.host.log(f"noxlib: {books.line()}")
         if not books.balanced and self.status is not RunStatus.INTERRUPTED:
             self.fail("the books do not balance")
             raise RunFailed(books.line())
-
-    def update_durations(self, files: list[PartFiles]) -> None:
-        if not self.results:
-            return
-        ids, collected_files = collected(files)
-        update_durations(
-            self.config.durations_path,
-            self.results,
-            collected_ids=ids,
-            whole_files=[] if self.plan.explicit_paths else collected_files,
-            root=self.config.root,
-            lock=self.config.state_dir / DURATIONS_LOCK,
-        )
 
     def fail(self, reason: str) -> None:
         """The run fails for ``reason``, whatever its tests did (never tolerated)."""

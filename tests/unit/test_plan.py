@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from noxlib.choice import Engine, known_durations
 from noxlib.config import Config, CoverageSettings, Group
 from noxlib.entry import banner
 from noxlib.errors import UsageError
@@ -16,9 +17,7 @@ from noxlib.machine import Machine
 from noxlib.parts import ShardSpec
 from noxlib.plan import (
     MODES,
-    Engine,
     deselected,
-    known_durations,
     make_plan,
     may_split_by_file,
     measures_coverage,
