@@ -25,11 +25,11 @@ from noxlib.coveragemap import (
 from noxlib.durations import file_of
 from noxlib.gitdiff import FileChange, Hunk, short
 from noxlib.idfile import write_ids
+from noxlib.outcomes import FAILING
 from noxlib.parts import FIRST_ENV, SKIP_ENV
 from noxlib.words import plural
 
 # Outcomes that put a test first in the next run of its session.
-FAILING_OUTCOMES = frozenset({"failed", "error", "timeout", "crashed"})
 # Files whose change no line of the map can show: each one runs every test.
 CONFIG_FILES = frozenset(
     {
@@ -298,9 +298,7 @@ def last_failures(history: Sequence[Mapping[str, object]], session: str) -> list
         return [
             str(f["nodeid"])
             for f in failures
-            if isinstance(f, dict)
-            and "nodeid" in f
-            and f.get("status", "failed") in FAILING_OUTCOMES
+            if isinstance(f, dict) and "nodeid" in f and f.get("status", "failed") in FAILING
         ]
     return []
 

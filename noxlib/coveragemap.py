@@ -17,13 +17,13 @@ from noxlib.durations import file_of
 from noxlib.errors import UsageError
 from noxlib.files import write_atomic
 from noxlib.idfile import write_ids
+from noxlib.outcomes import COMPLETE
 
 DEFAULT_MAP_FILE = ".test_affected"
 MAP_FORMAT = "noxlib-affected-map"
 MAP_VERSION = 1
 # Outcomes of a test that ran to its end: its recorded lines are all the lines it runs. A test
 # that errored, timed out or crashed is left out of the map, so it always runs.
-COMPLETE_OUTCOMES = frozenset({"passed", "failed", "skipped", "xfailed", "xpassed"})
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,7 @@ def write_map_spec(
     pairs) that ran to their end."""
     tests = write_ids(
         folder / "map-tests.jsonl",
-        sorted({nodeid for nodeid, outcome in results if outcome in COMPLETE_OUTCOMES}),
+        sorted({nodeid for nodeid, outcome in results if outcome in COMPLETE}),
     )
     commit, dirty = base
     spec = {"out": str(out), "root": str(root), "commit": commit, "dirty": dirty}

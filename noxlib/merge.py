@@ -24,6 +24,7 @@ from noxlib.errors import UsageError
 from noxlib.files import write_atomic
 from noxlib.idfile import read_ids, write_ids
 from noxlib.junit import merge_junit
+from noxlib.outcomes import TIMED
 from noxlib.parts import PartFiles
 from noxlib.runinfo import RunInfo
 
@@ -32,8 +33,6 @@ RESULTS_FILE = "results.jsonl"
 JUNIT_FILE = "junit.xml"
 # Every id the run set out to run (an id file): what combine expects a result for.
 TESTS_FILE = "tests.jsonl"
-# Outcomes whose duration says what a test costs (a crash or a collection error says nothing).
-TIMED = ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "timeout")
 
 
 def read_results(path: Path) -> list[Result]:

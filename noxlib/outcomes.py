@@ -28,6 +28,12 @@ class Outcome(str, enum.Enum):
 # The order in which outcomes are shown (the counts line, the report's table).
 SHOWN = tuple(Outcome)
 FAILING = frozenset({Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT, Outcome.CRASHED})
+# Tests that ran to their end (their coverage is whole: the --affected map may trust it).
+COMPLETE = frozenset(
+    {Outcome.PASSED, Outcome.FAILED, Outcome.SKIPPED, Outcome.XFAILED, Outcome.XPASSED}
+)
+# Outcomes whose duration says what a test costs (a crash or a collection error says nothing).
+TIMED = frozenset({*COMPLETE, Outcome.ERROR, Outcome.TIMEOUT})
 # Worst first: when one test has two outcomes (a conflict), the worse one is its outcome.
 _WORST_FIRST = (
     Outcome.NOT_RUN,

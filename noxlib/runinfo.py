@@ -18,6 +18,7 @@ from pathlib import Path
 
 from noxlib.errors import UsageError
 from noxlib.files import write_atomic
+from noxlib.parts import parse_shard
 
 RUN_FILE = "run.json"
 
@@ -62,11 +63,11 @@ class RunInfo:
 
     @property
     def index(self) -> int:
-        return int(str(self.shard).split("/")[0])
+        return parse_shard(str(self.shard), RUN_FILE).index
 
     @property
     def total(self) -> int:
-        return int(str(self.shard).split("/")[1])
+        return parse_shard(str(self.shard), RUN_FILE).total
 
 
 def write_run_info(reports: Path, info: RunInfo) -> None:
@@ -120,9 +121,11 @@ def _from_json(data: dict[str, object]) -> RunInfo:
 def _is_shard(shard: object) -> bool:
     if not isinstance(shard, str):
         return False
-    index, slash, total = shard.partition("/")
-    numbers = index.isdecimal() and total.isdecimal() and index.isascii() and total.isascii()
-    return bool(slash and numbers and 1 <= int(index) <= int(total))
+    try:
+        parse_shard(shard, RUN_FILE)
+    except UsageError:
+        return False
+    return True
 
 
 # What must be the same on every shard of one matrix, and what to say when it is not.

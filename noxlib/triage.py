@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from noxlib.causes import Cause, cause_of, is_collection_error
+from noxlib.outcomes import FAILING
 
 Result = Mapping[str, object]
 
-FAILING = ("failed", "error", "timeout", "crashed")
 FAILS_ALWAYS = "fails-always"
 PARALLEL_ONLY = "parallel-only"
 FLAKY = "flaky"
