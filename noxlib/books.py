@@ -67,6 +67,7 @@ class Books:
     not_run: list[tuple[str, str]] = field(default_factory=list)  # (node id, reason)
     conflicts: list[Conflict] = field(default_factory=list)
     unselected: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
+    expected: list[str] = field(default_factory=list)  # every id the sources set out to run
 
     @property
     def balanced(self) -> bool:
@@ -138,7 +139,8 @@ def balance(sources: Iterable[Source]) -> Books:
                 not_run.append((nodeid, reason))
     unselected = [(s.name, s.problem or "no reason given") for s in sources if not s.selected]
     results = [*collect_errors.values(), *final.values()]
-    return Books(results, not_run, conflicts, unselected)
+    expected = [nodeid for source in sources for nodeid in source.expected]
+    return Books(results, not_run, conflicts, unselected, expected)
 
 
 def _one_result(nodeid: str, seen: list[tuple[str, Result]]) -> tuple[Result, Conflict | None]:

@@ -23,8 +23,7 @@ from noxlib.durations import DURATIONS_LOCK
 from noxlib.findings import TIMINGS_FILE, Settings, write_report
 from noxlib.history import FLAKY_FILE
 from noxlib.host import COVERAGE_REQUIREMENT, Host, RunFailed
-from noxlib.idfile import read_ids
-from noxlib.merge import JUNIT_FILE, TESTS_FILE, shard_source, update_durations, write_merged
+from noxlib.merge import JUNIT_FILE, shard_source, update_durations, write_merged
 from noxlib.outcomes import RunStatus
 from noxlib.pipeline import Pipeline
 from noxlib.reaping.runs import ensure_state_dir
@@ -84,9 +83,8 @@ class Combine:
 
     def merge(self) -> None:
         self.books = balance(shard_source(folder, info) for folder, info in self.infos)
-        expected = [i for folder, _ in self.infos for i in _read_expected(folder)]
         junit = [folder / JUNIT_FILE for folder, _ in self.infos]
-        write_merged(self.books, expected, self.stage, junit)
+        write_merged(self.books, self.books.expected, self.stage, junit)
         self.host.log(f"noxlib: {self.books.line()}")
         if not self.books.balanced:
             self.reasons.append("the books do not balance")
@@ -169,10 +167,6 @@ class Combine:
             self.host.log(f"noxlib: durations of {size} tests in {self.config.durations_path}")
         path = reports_dir / "ci_timings.md"
         self.host.log(f"noxlib: {self.summary_line}; timing report: {path}")
-
-
-def _read_expected(folder: Path) -> list[str]:
-    return read_ids(folder / TESTS_FILE)
 
 
 def _passed(status: str) -> bool:

@@ -50,7 +50,7 @@ def run_tests(
         host.log(help_text())
         return
     run = start_run(config.state_dir)
-    order = _order(host, config, plan, selection, past)
+    order = _order(host, config, plan, selection, past, rate=rate)
     test_run = TestRun(host, config, plan, run, durations, order=order, self_install=self_install)
     if install_only:
         test_run.install_only()
@@ -64,6 +64,8 @@ def _order(
     plan: Plan,
     selection: affected.Selection | None,
     past: Sequence[Mapping[str, object]],
+    *,
+    rate: history.Flakiness,
 ) -> affected.TestOrder:
     """Say what the run does (the banner, the selection, failures first, rollback), and the
     order and selection the plugin applies."""
@@ -76,7 +78,6 @@ def _order(
         host.log(
             f"noxlib: the {len(first)} test(s) that failed in the last {host.name} run go first"
         )
-    rate = history.flakiness(past, config.flaky_threshold)
     rollback = history.rollback_line(rate, config.reports_dir)
     if rollback:
         host.log(f"noxlib: {rollback}")

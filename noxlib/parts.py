@@ -21,7 +21,6 @@ from pathlib import Path
 from noxlib.durations import file_of, read_durations
 from noxlib.errors import UsageError
 from noxlib.idfile import read_ids, write_ids
-from noxlib.outcomes import Outcome
 
 # What a test costs when nothing is known about it or its file.
 UNKNOWN_SECONDS = 1.0
@@ -196,9 +195,6 @@ BATCH_ENV = "NOXLIB_BATCH"
 SHARD_FILES_ENV = "NOXLIB_SHARD_FILES"
 # A file of node ids: run exactly these (what a dead process left, a batch's remainder).
 SELECT_ENV = "NOXLIB_SELECT_FILE"
-
-# Every outcome a test can end with (outcomes.Outcome), as words.
-STATUSES = tuple(outcome.value for outcome in Outcome)
 
 
 @dataclass(frozen=True)

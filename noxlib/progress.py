@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from noxlib.parts import STATUSES, PartFiles, pricer
+from noxlib.outcomes import SHOWN
+from noxlib.parts import PartFiles, pricer
 
 if TYPE_CHECKING:
     from noxlib.engine import Part, PartOutcome
@@ -131,7 +132,7 @@ class Progress:
 
     def line(self, elapsed: float, expected: Expected) -> str:
         done = sum(self.counts.values())
-        shown = ", ".join(f"{self.counts[s]} {s}" for s in STATUSES if self.counts[s])
+        shown = ", ".join(f"{self.counts[s]} {s}" for s in map(str, SHOWN) if self.counts[s])
         eta = ""
         if 0 < done < expected.tests:
             eta = f", ETA {clock(self.remaining(elapsed, done, expected))}"

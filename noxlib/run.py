@@ -163,16 +163,20 @@ class TestRun:
 
     def identify_code(self) -> str:
         """The commit and uncommitted Python files this run tests ("" outside git), for
-        combine's check and the --affected map this run may record."""
+        combine's check and the --affected map this run may record. Asked of git only by a
+        CI shard and by a run that records the map: every other run would pay for nothing."""
+        records = bool(self.rcfile) and records_map(self.plan, self.config)
+        if not (records or self.plan.shard):
+            return ""
         try:
             commit, dirty = coveragemap.map_base(self.config.root)
         except GitError as exc:
-            if self.rcfile and records_map(self.plan, self.config):
+            if records:
                 self.host.log(
                     f"noxlib: no --affected map from this run: git cannot name its commit ({exc})"
                 )
             return ""
-        if self.rcfile and records_map(self.plan, self.config):
+        if records:
             self.map_base = (commit, dirty)
         return coveragemap.code_digest(commit, dirty)
 
@@ -279,8 +283,7 @@ class TestRun:
         books = self.balance_books()
         files = [part.files for part in self.parts]
         junit = [path for f in files for path in f.junit_files()] if self.plan.mode.ci else None
-        expected = [nodeid for f in files for nodeid in f.expected()]
-        write_merged(books, expected, self.config.reports_path, junit)
+        write_merged(books, books.expected, self.config.reports_path, junit)
         if self.results:
             lock = self.config.state_dir / DURATIONS_LOCK
             whole = not self.plan.explicit_paths

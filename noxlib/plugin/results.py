@@ -20,7 +20,7 @@ class ResultsRecorder:
     """Appends one JSON line per finished test to the part's results file; a line is written
     as soon as its test ends, so a process killed half-way still reports what it did.
 
-    The outcome is one of `parts.STATUSES`: a collection error counts as an error of its file,
+    The outcome is an `outcomes.Outcome`: a collection error counts as an error of its file,
     a test that pytest-timeout stopped as ``timeout``, one whose xdist worker died as
     ``crashed``. Failures carry pytest's own text of them, for the run's summary and triage.
     """
