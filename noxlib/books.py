@@ -44,6 +44,9 @@ class Source:
     unfinished: str = ""
     selected: bool = True
     problem: str = ""
+    # A digest of what it collected, when its share was cut from a collection every such source
+    # must agree on (shards by test): "" otherwise.
+    collection: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,12 @@ class Books:
     conflicts: list[Conflict] = field(default_factory=list)
     unselected: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
     expected: list[str] = field(default_factory=list)  # every id the sources set out to run
+    # Sources that cut their shares from different collections: tests may have fallen between.
+    disagreeing: list[str] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
-        return not (self.not_run or self.conflicts or self.unselected)
+        return not (self.not_run or self.conflicts or self.unselected or self.disagreeing)
 
     @property
     def tests(self) -> int:
@@ -95,6 +100,11 @@ class Books:
         if self.conflicts:
             ids = [c.nodeid for c in self.conflicts]
             found.append(f"{plural(len(ids), 'test')} reported more than once: {_some(ids)}")
+        if self.disagreeing:
+            found.append(
+                f"{', '.join(self.disagreeing)} collected other tests than each other, so a test "
+                "may have been in no share (is collection random or machine-specific?)"
+            )
         for name, why in self.unselected:
             found.append(f"{name} never chose its tests ({why}): which tests it lost is unknown")
         return found
@@ -140,7 +150,9 @@ def balance(sources: Iterable[Source]) -> Books:
     unselected = [(s.name, s.problem or "no reason given") for s in sources if not s.selected]
     results = [*collect_errors.values(), *final.values()]
     expected = [nodeid for source in sources for nodeid in source.expected]
-    return Books(results, not_run, conflicts, unselected, expected)
+    cut = {source.name: source.collection for source in sources if source.collection}
+    disagreeing = sorted(cut) if len(set(cut.values())) > 1 else []
+    return Books(results, not_run, conflicts, unselected, expected, disagreeing)
 
 
 def _one_result(nodeid: str, seen: list[tuple[str, Result]]) -> tuple[Result, Conflict | None]:

@@ -130,7 +130,14 @@ def part_source(name: str, files: PartFiles, *, unfinished: str = "", problem: s
         unfinished=unfinished,
         selected=files.selected(),
         problem=problem or "its pytest ended before it chose its tests",
+        collection=files.collected_digest() if _cut_from_collection(files) else "",
     )
+
+
+def _cut_from_collection(files: PartFiles) -> bool:
+    """Whether the part kept a shard of everything it collected (not its own files, not a
+    list): every such part must have collected the same."""
+    return files.selected_event().get("how") == "shard"
 
 
 def shard_source(folder: Path, info: RunInfo) -> Source:

@@ -195,3 +195,20 @@ def test_as_json_keeps_what_run_json_and_the_history_need() -> None:
         "conflicts": [],
         "unselected": [],
     }
+
+
+def test_shards_cut_from_different_collections_do_not_balance() -> None:
+    # Each keeps its share of what it collected; with two collections, a test can fall between.
+    agree = [
+        Source("shard-1", ["t::a"], [result("t::a", "passed")], collection="d1"),
+        Source("shard-2", ["t::b"], [result("t::b", "passed")], collection="d1"),
+    ]
+    assert balance(agree).balanced
+    differ = [*agree[:1], Source("shard-2", ["t::b"], [result("t::b", "passed")], collection="d2")]
+    books = balance(differ)
+    assert not books.balanced
+    assert books.disagreeing == ["shard-1", "shard-2"]
+    assert "shard-1, shard-2 collected other tests than each other" in books.line()
+    # Sources that collect only their own files are not compared.
+    own_files = [*agree[:1], Source("shard-2", ["t::b"], [result("t::b", "passed")])]
+    assert balance(own_files).balanced
