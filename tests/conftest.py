@@ -15,6 +15,15 @@ import psutil
 import pytest
 
 NOXFILE = "import noxlib\nnoxlib.register_sessions()\n"
+# The smallest project: one group over tests/, nothing installed, no triage reruns.
+PLAIN_PYPROJECT = """
+[tool.noxlib]
+install = []
+triage = false
+
+[tool.noxlib.groups.unit]
+paths = ["tests"]
+"""
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 

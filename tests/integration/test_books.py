@@ -14,16 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import nox_env, run_nox
+from tests.conftest import PLAIN_PYPROJECT, nox_env, run_nox
 
-PYPROJECT = """
-[tool.noxlib]
-install = []
-triage = false
-
-[tool.noxlib.groups.unit]
-paths = ["tests"]
-"""
+PYPROJECT = PLAIN_PYPROJECT
 
 CONFTEST = """
 import json

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import nox_env, run_nox
+from tests.conftest import PLAIN_PYPROJECT, nox_env, run_nox
 
 MakeProject = Callable[..., Path]
 
@@ -90,14 +90,7 @@ def test_doctests_of_init_and_conftest_run_in_one_shard(make_project: MakeProjec
     ]
 
 
-SERIAL = """
-[tool.noxlib]
-install = []
-triage = false
-
-[tool.noxlib.groups.unit]
-paths = ["tests"]
-"""
+SERIAL = PLAIN_PYPROJECT
 
 REORDERED = {
     "tests/test_a.py": "def test_1():\n    pass\n\n\ndef test_2():\n    pass\n",

@@ -23,15 +23,9 @@ from noxlib.plan import MODES, Plan, make_plan
 from noxlib.reaping import start_run
 from noxlib.run import RunFailed, TestRun
 from noxlib.runinfo import read_run_info
+from tests.conftest import PLAIN_PYPROJECT
 
-PYPROJECT = """
-[tool.noxlib]
-install = []
-triage = false
-
-[tool.noxlib.groups.unit]
-paths = ["tests"]
-"""
+PYPROJECT = PLAIN_PYPROJECT
 TESTS = ["tests/test_a.py::test_one", "tests/test_a.py::test_two", "tests/test_b.py::test_three"]
 
 
