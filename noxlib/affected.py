@@ -288,7 +288,8 @@ def _in_header(node: ast.stmt, line: int) -> bool:
 
 def last_failures(history: Sequence[Mapping[str, object]], session: str) -> list[str]:
     """The node ids that failed (failed, error, timeout, crashed) in the last recorded run of
-    ``session``; [] when it passed or never ran."""
+    ``session``; [] when it passed or never ran. An order-dependent failure is left where it
+    was: run first, it would pass for want of its polluter, and the next run fail again."""
     for run in reversed(history):
         if run.get("session") != session:
             continue
@@ -298,7 +299,10 @@ def last_failures(history: Sequence[Mapping[str, object]], session: str) -> list
         return [
             str(f["nodeid"])
             for f in failures
-            if isinstance(f, dict) and "nodeid" in f and f.get("status", "failed") in FAILING
+            if isinstance(f, dict)
+            and "nodeid" in f
+            and f.get("status", "failed") in FAILING
+            and f.get("triage") != "order-dependent"
         ]
     return []
 

@@ -32,6 +32,9 @@ class Workers:
 
     count: int
     reason: str
+    # Set by the user as a number (PYTEST_WORKERS=N): exactly that many processes, never
+    # fewer; only `auto` may fall back to one.
+    explicit: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ def choose_engine(
         return Engine("xdist", f"engine xdist (--dist {dist}) from {source}")
     if setting == "shards":
         return Engine("shards", f"engine shards from {source}")
+    if workers.explicit:
+        return Engine("shards", f"engine shards (auto): {workers.count} processes were asked for")
     return _auto_engine(workers, known)
 
 

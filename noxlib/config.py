@@ -105,6 +105,8 @@ class Config:
     triage: bool = True
     triage_max: int = 50
     triage_reruns: int = 2
+    # Seconds that the company reruns and polluter searches of one run may take together.
+    triage_budget: float = 60.0
     tolerate_flaky: bool = False
     flaky_threshold: float = 5.0
     auto_rollback: bool = False
@@ -245,7 +247,13 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
     ),
     "triage-reruns": (
         lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-        "expected a whole number >= 1: serial reruns of each failed test, e.g. 2",
+        "expected a whole number >= 1: reruns of each failed test alone (and in its "
+        "company), e.g. 2",
+    ),
+    "triage-budget": (
+        _positive_number,
+        "expected seconds >= 0 that the company reruns and polluter searches of one run may "
+        "take together, e.g. 60 (0: no company reruns)",
     ),
     "tolerate-flaky": (
         lambda v: isinstance(v, bool),
@@ -485,6 +493,7 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
         triage=data.get("triage", True),
         triage_max=data.get("triage-max", 50),
         triage_reruns=data.get("triage-reruns", 2),
+        triage_budget=float(data.get("triage-budget", 60.0)),
         tolerate_flaky=data.get("tolerate-flaky", False),
         flaky_threshold=float(data.get("flaky-threshold", 5.0)),
         auto_rollback=data.get("auto-rollback", False),

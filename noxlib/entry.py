@@ -36,7 +36,7 @@ def run_tests(
     line. Raises UsageError for bad input (before any venv work) and run.RunFailed for a run
     that did not pass."""
     past = history.read_history(config.reports_path / TIMINGS_FILE)
-    rate = history.flakiness(past, config.flaky_threshold)
+    rate = history.flakiness(past, config.flaky_threshold, host.name)
     durations = read_durations(config.durations_path)
     plan_from = functools.partial(
         make_plan, MODES[mode], posargs, environ, config, current_machine(), flakiness=rate
@@ -78,7 +78,8 @@ def _order(
         host.log(
             f"noxlib: the {len(first)} test(s) that failed in the last {host.name} run go first"
         )
-    rollback = history.rollback_line(rate, config.reports_dir)
+    # The signal reads parallel runs only: a serial run has nothing to roll back.
+    rollback = history.rollback_line(rate, config.reports_dir) if plan.parallel else None
     if rollback:
         host.log(f"noxlib: {rollback}")
     return affected.TestOrder(selection.skip if selection else frozenset(), first)

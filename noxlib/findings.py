@@ -56,14 +56,14 @@ def write_report(
     .md path and the summary as written."""
     runs = [*history.read_history(settings.reports_dir / TIMINGS_FILE)]
     runs.append(json.loads(reports.to_json_line(summary)))
-    rate = history.flakiness(runs, settings.flaky_threshold)
+    rate = history.flakiness(runs, settings.flaky_threshold, summary.session)
     found = [
         *triage.render_failures(
             summary.failures, reruns=settings.triage_reruns, tolerate=settings.tolerate_flaky
         ),
         *causes.render_digest([(f.nodeid, f.cause) for f in summary.failures]),
     ]
-    flakiness = flakiness_section(rate, settings.reports_name)
+    flakiness = flakiness_section(rate, settings.reports_name, parallel=summary.mode != "serial")
     summary = replace(summary, sections=(*found, *flakiness, *trend.render_trend(runs)))
     path = reports.write_reports(settings.reports_dir, summary)
     write_atomic(settings.reports_dir / history.FLAKY_FILE, history.render_flaky_md(runs))
@@ -75,13 +75,19 @@ def write_report(
     return path, summary
 
 
-def flakiness_section(rate: history.Flakiness, reports_name: str) -> list[str]:
-    """One line with the flakiness rate; the rollback line when it is above the threshold."""
-    if not rate.runs:
-        return []
+def flakiness_section(rate: history.Flakiness, reports_name: str, *, parallel: bool) -> list[str]:
+    """The roll-back signal of the run's session: the rollback line when it is above the
+    threshold, else the figure (or how many runs it still needs); what order-dependent
+    failures ask for. A serial run says that it is not counted."""
     described = rate.describe()
     line = history.rollback_line(rate, reports_name) or f"{described[0].upper()}{described[1:]}."
-    return ["## Flakiness", "", line, ""]
+    if not parallel:
+        line = (
+            "This run was serial: the roll-back signal reads parallel runs only, and "
+            f"PYTEST_WORKERS=1 has nothing to fix here. {line}"
+        )
+    order = history.order_dependent_line(rate, reports_name)
+    return ["## Flakiness", "", line, *(["", order] if order else []), ""]
 
 
 def coverage_percent(xml: Path, since: float) -> float | None:

@@ -145,11 +145,22 @@ def resolve_workers(
             f"memory allows {by_memory}; cap {config.max_workers}",
         )
     assert isinstance(setting, int)
-    # An explicit count is honoured past the CPU count (I/O-bound suites gain from it) but never
-    # past what memory allows: running the machine out of memory kills the whole run.
-    count = min(setting, by_memory)
-    capped = f"; memory allows only {by_memory}" if count < setting else ""
-    return Workers(count, f"{plural(count, 'worker')}: {WORKERS_ENV}={setting}{capped}")
+    # A number is a promise: exactly that many processes. Past the CPUs it may still pay
+    # (I/O-bound suites), past memory it may not; both are said, neither is overridden.
+    warnings = []
+    if setting > machine.cpus:
+        warnings.append(f"more than the {plural(machine.cpus, 'CPU')}")
+    if setting > by_memory:
+        warnings.append(
+            f"more than memory allows ({by_memory} at memory-per-worker "
+            f"{config.memory_per_worker / 2**30:g} GiB): the machine may run out of memory"
+        )
+    warned = f"; warning: {', '.join(warnings)}" if warnings else ""
+    return Workers(
+        setting,
+        f"{plural(setting, 'worker')}: exactly {WORKERS_ENV}={setting}{warned}",
+        explicit=True,
+    )
 
 
 def _is_path(word: str, root: Path) -> bool:

@@ -70,6 +70,10 @@ class RunSummary:
     sections: tuple[str, ...] = ()  # markdown lines after the rest: failures, digest, trend
     coverage_percent: float | None = None
     books: str = ""  # the books' sentence: "every collected test ran once (N tests)" or why not
+    # The code and inputs of the run (history.inputs_key), and which of the tests that failed
+    # in recent runs passed in this one: the evidence that a later failure is flaky.
+    inputs: str = ""
+    passed_watched: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         counted = Counter(r.outcome for r in self.results)
@@ -244,6 +248,9 @@ def to_json_line(summary: RunSummary) -> str:
         "failures": [f.record() for f in summary.failures],
         "books": summary.books,
     }
+    if summary.inputs:
+        data["inputs"] = summary.inputs
+        data["passed_watched"] = list(summary.passed_watched)
     if summary.coverage_percent is not None:
         data["coverage_percent"] = round(summary.coverage_percent, 2)
     return json.dumps(data, sort_keys=True)

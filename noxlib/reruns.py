@@ -1,23 +1,27 @@
-"""Triage's serial reruns: each round is one fresh pytest process over the failed tests.
+"""Triage's reruns: each one fresh serial pytest process, over one failed test alone, or
+over it after the tests that ran before it in its process (its company), in their order.
 
-Run through the engine like any part (so a rerun whose test kills its process still reruns
-the rest), in the run's folder, with the run's environment minus coverage. The reruns write
-their own results files; nothing of theirs reaches the run's counts, durations or coverage.
+Run through the engine like any part (a rerun whose test kills its process is a crash, one
+that hangs hits its time limit), in the run's folder, with the run's environment minus
+coverage. The reruns write their own results files; nothing of theirs reaches the run's
+counts, durations or coverage.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from noxlib import triage
+from noxlib import polluter, triage
 from noxlib.durations import file_of
 from noxlib.engine import Part, run_parts
 from noxlib.idfile import write_ids
 from noxlib.merge import read_results
-from noxlib.outcomes import RunStatus
+from noxlib.outcomes import FAILING, RunStatus
 from noxlib.parts import SELECT_ENV
+from noxlib.polluter import Budget
 from noxlib.reaping.runs import PART_NAME_ENV
 
 if TYPE_CHECKING:
@@ -50,77 +54,141 @@ def rerun_env(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k not in COVERAGE_VARIABLES}
 
 
-def rerun(
-    nodeids: Sequence[str],
-    rounds: int,
-    *,
-    argv: Sequence[str],
-    env: Mapping[str, str],
-    folder: Path,
-    timeout: float | None = None,
-) -> Iterator[dict[str, str]]:
-    """Rerun ``nodeids`` ``rounds`` times, one fresh serial process per round, yielding each
-    round's {node id: outcome}. A KeyboardInterrupt stops the running rerun and is raised
-    again; the rounds yielded so far stand. So does a rerun that its pytest reports
-    interrupted: Ctrl-C in a terminal (or a cancelled CI job) reaches the rerun's process
-    while nox holds its own signals in the post phases, and must not start the next round.
-    ``timeout`` bounds each round as a batch's time limit bounds a batch: a batched run's hung
-    test has no other limit."""
-    folder.mkdir(parents=True, exist_ok=True)
-    select = write_ids(folder / "select.jsonl", nodeids)
-    for index in range(1, rounds + 1):
-        name = f"rerun-{index}"
-        part_env = {**rerun_env(env), SELECT_ENV: str(select), PART_NAME_ENV: name}
-        part = Part(name, tuple(argv), part_env, folder / name, timeout=timeout)
+# A rerun's time limit: its tests' per-test limit each, and this for the process to start and
+# collect. The per-test limit is the run's own (ci-timeout, batch-timeout) or DEFAULT_TEST_SECONDS.
+START_SECONDS = 60.0
+DEFAULT_TEST_SECONDS = 120.0
+
+
+class Rerunner:
+    """Runs a list of tests in one fresh serial pytest process, in the list's order, and says
+    each one's outcome. ``argv_for(ids)`` is the command, ``per_test`` the seconds each test
+    may take. A KeyboardInterrupt stops the running rerun and is raised again, as is a rerun
+    that its pytest reports interrupted: Ctrl-C in a terminal (or a cancelled CI job) reaches
+    the rerun's process while nox holds its own signals in the post phases."""
+
+    def __init__(
+        self,
+        argv_for: Callable[[Sequence[str]], Sequence[str]],
+        env: Mapping[str, str],
+        folder: Path,
+        per_test: float,
+    ) -> None:
+        self.argv_for = argv_for
+        self.env = rerun_env(env)
+        self.folder = folder
+        self.per_test = per_test
+        self.count = 0
+
+    def limit(self, tests: int) -> float:
+        return START_SECONDS + self.per_test * tests
+
+    def run(self, nodeids: Sequence[str], limit: float | None = None) -> dict[str, str]:
+        self.count += 1
+        name = f"rerun-{self.count}"
+        folder = self.folder / name
+        folder.mkdir(parents=True, exist_ok=True)
+        select = write_ids(folder / "select.jsonl", nodeids)
+        env = {**self.env, SELECT_ENV: str(select), PART_NAME_ENV: name}
+        timeout = self.limit(len(nodeids)) if limit is None else limit
+        part = Part(name, tuple(self.argv_for(nodeids)), env, folder / "part", timeout=timeout)
         (outcome,) = run_parts([part], 1)
         if outcome.status is RunStatus.INTERRUPTED:
-            raise KeyboardInterrupt(f"the serial rerun {index} was interrupted")
+            raise KeyboardInterrupt(f"the rerun {name} was interrupted")
         results = read_results(part.files.results)
-        yield {str(r["nodeid"]): str(r.get("outcome")) for r in results}
+        return {str(r["nodeid"]): str(r.get("outcome")) for r in results}
+
+    def outcome(self, nodeids: Sequence[str], limit: float | None = None) -> str:
+        """The last test's outcome in a run of ``nodeids`` (not-run when it has none)."""
+        return self.run(nodeids, limit).get(nodeids[-1], "not-run")
+
+
+def gather(
+    nodeid: str,
+    before: Sequence[str],
+    rounds: int,
+    runner: Rerunner,
+    budget: Budget,
+) -> triage.Evidence:
+    """The evidence on one failed test: ``rounds`` reruns alone; when it passes alone (or
+    only skips), up to ``rounds`` reruns after the tests ``before`` it, stopping at the first
+    pass; when every one of those fails again, the polluter search. The company reruns and
+    the search share ``budget``."""
+    alone = tuple(runner.outcome([nodeid]) for _ in range(rounds))
+    passes = [o not in FAILING for o in alone if o not in triage.NO_EVIDENCE]
+    if passes and not any(passes):
+        return triage.Evidence(alone=alone)
+    evidence = triage.Evidence(alone=alone, company_size=len(before))
+    if not before:
+        return evidence
+    company: list[str] = []
+    for _ in range(rounds):
+        if budget.spent():
+            break
+        limit = min(budget.left(), runner.limit(len(before) + 1))
+        company.append(runner.outcome([*before, nodeid], limit))
+        if company[-1] not in FAILING:
+            break
+    stopped = "" if company else "its company was not rerun: triage-budget spent"
+    evidence = replace(evidence, company=tuple(company), stopped=stopped)
+    if not (company and all(o in FAILING for o in company) and any(passes)):
+        return evidence
+
+    def fails(subset: Sequence[str]) -> bool | None:
+        limit = min(budget.left(), runner.limit(len(subset) + 1))
+        found = runner.outcome([*subset, nodeid], limit)
+        return None if found in triage.NO_EVIDENCE else found in FAILING
+
+    return replace(evidence, search=polluter.search(before, fails, budget))
 
 
 def triage_failures(
     failed: Sequence[Result],
+    results: Sequence[Result],
     config: Config,
     plan: Plan,
     *,
-    argv: Sequence[str],
-    env: Mapping[str, str],
-    folder: Path,
-    timeout: float | None,
+    runner: Rerunner,
     interrupted: bool,
     log: Callable[[str], object],
     reap: Callable[[], object],
+    history: Mapping[str, str] | None = None,
 ) -> list[triage.Failure]:
-    """Rerun the ``failed`` results' tests serially (``argv`` and ``env``: one pytest process
-    per round, in ``folder``) and judge each failure. ``reap`` ends what the reruns left (they
-    run after the run's reap phase); ``interrupted`` says the run was, and nothing is rerun."""
+    """Rerun the ``failed`` results' tests (each alone, then in its company from the run's
+    ``results``) and judge each failure. ``reap`` ends what the reruns left (they run after
+    the run's reap phase); ``interrupted`` says the run was, and nothing is rerun.
+    ``history`` maps a test to the run at the same code and inputs where it passed."""
     off = triage.off_reason(config.triage, plan.options.no_triage, plan.user_args)
     if interrupted:
         off = "the run was interrupted"
     chosen, skipped = triage.choose_reruns(failed, config.triage_max, off)
-    rounds: list[dict[str, str]] = []
-    stopped = False
+    evidence: dict[str, triage.Evidence] = {}
     if chosen:
         count = config.triage_reruns
         log(
-            f"noxlib: triage: rerunning {len(chosen)} failed test(s) serially, {count} "
-            "time(s), each time in one fresh pytest process"
+            f"noxlib: triage: rerunning {len(chosen)} failed test(s), each {count} time(s) "
+            "alone, then in the company it failed in, each time in one fresh pytest process"
         )
+        budget = Budget(config.triage_budget)
         try:
-            # A batch's hang was stopped by its batch-timeout; a rerun needs one too.
-            rounds += rerun(chosen, count, argv=argv, env=env, folder=folder, timeout=timeout)
+            for nodeid in chosen:
+                before = triage.company_of(results, nodeid)
+                evidence[nodeid] = gather(nodeid, before, count, runner, budget)
         except KeyboardInterrupt:
-            stopped = True
             log("noxlib: triage interrupted: the rest is reported not-rerun")
+            for nodeid in chosen:
+                if nodeid not in evidence:
+                    skipped[nodeid] = "triage was interrupted"
         finally:
             reap()
-    failures = triage.judge(
-        failed, rounds, skipped, parallel=plan.parallel, root=config.root, interrupted=stopped
-    )
+    for nodeid, passed_in in (history or {}).items():
+        if nodeid in evidence:
+            evidence[nodeid] = replace(evidence[nodeid], history=passed_in)
+    failures = triage.judge(failed, evidence, skipped, parallel=plan.parallel, root=config.root)
     for failure in failures:
-        why = f" ({failure.reason})" if failure.reason else ""
-        log(f"noxlib: triage: {failure.nodeid}: {failure.triage}{why}")
+        log(f"noxlib: triage: {failure.nodeid}: {failure.verdict_line()}")
+    if any(f.triage == triage.ORDER_DEPENDENT for f in failures):
+        log(f"noxlib: {triage.ORDER_DEPENDENT_ADVICE}")
     if any(f.triage == triage.PARALLEL_ONLY for f in failures):
         log(f"noxlib: {triage.PARALLEL_ONLY_ADVICE}")
     return failures

@@ -19,7 +19,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from noxlib import affected, cover, coveragemap, measure, reaping, reports, reruns, triage
+from noxlib import (
+    affected,
+    cover,
+    coveragemap,
+    history,
+    measure,
+    reaping,
+    reports,
+    reruns,
+    triage,
+)
 from noxlib.batchplan import BatchPlan
 from noxlib.books import Books, balance
 from noxlib.choice import Engine as EngineChoice
@@ -27,7 +37,7 @@ from noxlib.config import Config
 from noxlib.describe import describe_run
 from noxlib.durations import DURATIONS_LOCK, write_durations
 from noxlib.engine import Part, PartOutcome, run_parts
-from noxlib.findings import Settings, write_report
+from noxlib.findings import TIMINGS_FILE, Settings, write_report
 from noxlib.gitdiff import GitError
 from noxlib.host import TEST_TOOLS, Engine, Host, RunFailed
 from noxlib.launch import Launch, file_plan, make_parts, run_env
@@ -93,6 +103,7 @@ class TestRun:
         self.order_env: dict[str, str] = {}
         self.map_base: tuple[str, dict[str, str]] | None = None
         self.code = ""
+        self.inputs_key: str | None = None
 
     @property
     def results(self) -> list[dict[str, object]]:
@@ -314,17 +325,21 @@ class TestRun:
         if not failed:
             return
         interrupted = self.status is RunStatus.INTERRUPTED
+        runner = reruns.Rerunner(
+            self.rerun_argv, self.launch().env, self.run.dir / "triage", self.rerun_seconds()
+        )
         self.failures = reruns.triage_failures(
             failed,
+            self.results,
             self.config,
             self.plan,
-            argv=self.rerun_argv([str(r["nodeid"]) for r in failed]),
-            env=self.launch().env,
-            folder=self.run.dir / "triage",
-            timeout=self.batch_plan.longest_timeout(),
+            runner=runner,
             interrupted=interrupted,
             log=self.host.log,
             reap=lambda: reaping.reap_run(self.run, self.host.log, grace=self.config.reap_grace),
+            history=history.passes_at(
+                self.past(), self.inputs(), [str(r["nodeid"]) for r in failed]
+            ),
         )
         annotated = triage.annotate(self.results, self.failures)
         write_results(self.config.reports_path / RESULTS_FILE, annotated)
@@ -333,7 +348,14 @@ class TestRun:
         if self.config.tolerate_flaky and balanced and only_tests_failed:
             self.tolerated = triage.tolerated(self.failures)
 
-    def rerun_argv(self, nodeids: list[str]) -> tuple[str, ...]:
+    def rerun_seconds(self) -> float:
+        """What one test may take in a rerun: the run's own per-test limit, else a default
+        (a rerun without a limit could hang the run's end)."""
+        if self.plan.mode.ci and self.config.ci_timeout > 0:
+            return self.config.ci_timeout
+        return self.batch_plan.longest_timeout() or reruns.DEFAULT_TEST_SECONDS
+
+    def rerun_argv(self, nodeids: Sequence[str]) -> tuple[str, ...]:
         """A rerun: the run's pytest arguments for one serial process (timeout, user's
         arguments), over the failed tests' files, without coverage."""
         serial = replace(
@@ -372,6 +394,7 @@ class TestRun:
             self.status = RunStatus.PASSED_WITH_WARNINGS
         info = self.run_info()
         write_run_info(self.config.reports_path, info)
+        inputs, passed = self.evidence_fields()
         summary = reports.RunSummary(
             session=self.host.name,
             run_id=self.run.run_id,
@@ -394,9 +417,41 @@ class TestRun:
             failures=tuple(self.failures),
             coverage_percent=self.coverage.total if self.coverage else None,
             books=self.books.line() if self.books else "",
+            inputs=inputs,
+            passed_watched=passed,
         )
         path, _ = write_report(summary, Settings.of(self.config), os.environ)
         self.host.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
+
+    def past(self) -> list[dict[str, object]]:
+        return history.read_history(self.config.reports_path / TIMINGS_FILE)
+
+    def inputs(self) -> str:
+        """The run's code and inputs (history.inputs_key); "" outside git. Git is asked only
+        by a run with failures, or with recent failures to watch."""
+        if self.inputs_key is None:
+            code = self.code
+            if not code:
+                try:
+                    code = coveragemap.code_digest(*coveragemap.map_base(self.config.root))
+                except GitError:
+                    code = ""
+            groups = [g.name for g in self.plan.groups]
+            self.inputs_key = history.inputs_key(code, self.host.name, groups, self.plan.user_args)
+        return self.inputs_key
+
+    def evidence_fields(self) -> tuple[str, tuple[str, ...]]:
+        """What the history line records for the cross-run evidence (none for a run that
+        was interrupted: its passes stand for nothing)."""
+        watched = history.watched(self.past())
+        passed = [
+            str(r["nodeid"])
+            for r in self.results
+            if r.get("nodeid") in watched and r.get("outcome") == "passed"
+        ]
+        if self.status is RunStatus.INTERRUPTED or not (passed or self.failures):
+            return "", ()
+        return self.inputs(), tuple(passed)
 
     def status_text(self) -> str:
         return f"{self.status} ({self.reason})" if self.reason else str(self.status)

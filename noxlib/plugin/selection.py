@@ -60,6 +60,15 @@ class PartSelector:
         if dropped:
             config.hook.pytest_deselected(items=dropped)
         items[:] = [item for item in items if item.nodeid in keep]
+        if self.env.get(parts.SELECT_ENV):
+            # A list of ids runs in the list's order: a triage rerun repeats the order in
+            # which a failed test's company ran, whatever order collection gives.
+            from noxlib.idfile import read_ids
+
+            rank = {
+                nodeid: i for i, nodeid in enumerate(read_ids(Path(self.env[parts.SELECT_ENV])))
+            }
+            items.sort(key=lambda item: rank.get(item.nodeid, len(rank)))
         self.event = event
 
     @pytest.hookimpl(trylast=True)

@@ -91,12 +91,23 @@ def test_rollback_to_one_worker(config: Config) -> None:
     assert (workers.count, workers.reason) == (1, "1 worker: PYTEST_WORKERS=1")
 
 
-def test_explicit_count_passes_cpus_but_not_memory(config: Config) -> None:
-    assert resolve_workers({"PYTEST_WORKERS": "6"}, MODES["ci"], config, BIG).count == 6
-    small = Machine(cpus=8, available_memory=7 * GiB)
+def test_explicit_count_is_exact_and_warns_past_cpus_and_memory(config: Config) -> None:
+    exact = resolve_workers({"PYTEST_WORKERS": "6"}, MODES["ci"], config, BIG)
+    assert (exact.count, exact.explicit) == (6, True)
+    small = Machine(cpus=2, available_memory=7 * GiB)
     workers = resolve_workers({"PYTEST_WORKERS": "6"}, MODES["ci"], config, small)
-    assert workers.count == 3
-    assert "memory allows only 3" in workers.reason
+    assert workers.count == 6
+    assert "exactly PYTEST_WORKERS=6" in workers.reason
+    assert "more than the 2 CPUs" in workers.reason
+    assert "more than memory allows (3 at memory-per-worker 2 GiB)" in workers.reason
+
+
+def test_explicit_count_is_never_overruled_by_the_durations(config: Config) -> None:
+    # The same durations make auto choose serial (see the test below); a number does not.
+    env = {"PYTEST_WORKERS": "2"}
+    plan = make_plan(MODES["tests-parallel"], [], env, config, BIG, durations=_ids(20, 0.01))
+    assert (plan.engine.name, plan.workers.count) == ("shards", 2)
+    assert "2 processes were asked for" in plan.engine.reason
 
 
 def test_bad_env_value_names_the_variable(config: Config) -> None:

@@ -1,0 +1,2 @@
+def test_real_failure():
+    assert 1 + 1 == 3, "arithmetic is broken"
