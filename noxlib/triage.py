@@ -89,10 +89,12 @@ def classify(evidence: Evidence, parallel: bool) -> tuple[str, str]:
     alone, company = _said(evidence.alone), _said(evidence.company)
     if alone and all(alone):
         return (FLAKY, "") if evidence.history else (FAILS_ALWAYS, "")
-    if any(alone) or (company and not all(company)):
-        return FLAKY, ""
-    if company:  # it failed every rerun in its company
+    if any(alone) or (any(company) and not all(company)):
+        return FLAKY, ""  # mixed outcomes under the same conditions
+    if company and all(company):
         return (ORDER_DEPENDENT if alone else FAILS_ALWAYS), ""
+    if company:  # it passed in the company it failed in
+        return (PARALLEL_ONLY if parallel and alone else FLAKY), ""
     return _without_company(evidence, passed_alone=bool(alone), parallel=parallel)
 
 

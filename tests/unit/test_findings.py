@@ -48,7 +48,7 @@ REAL = Failure(
 def old_runs(count: int, flaky_at: set[int]) -> list[dict[str, object]]:
     runs = []
     for i in range(count):
-        failures = [{"nodeid": "t.py::pair", "triage": "flaky"}] if i in flaky_at else []
+        failures = [{"nodeid": "t.py::pair", "triage": "parallel-only"}] if i in flaky_at else []
         runs.append(
             {
                 "session": "ci",
@@ -84,8 +84,10 @@ def test_the_report_holds_failures_digest_flakiness_and_ends_with_the_trend(tmp_
     assert text.index("## Flakiness") < text.index("## Trend")
     # The trend closes the report: this run's 10 s pytest phase is 25 % over the 8 s median.
     assert text.rstrip().splitlines()[-1].startswith("> Regression: the pytest phase took 10.00 s")
-    # 3 of 20 parallel runs (two old ones and this one) had a flaky or parallel-only failure.
-    assert "Roll back: flakiness 15 %: 3 of the last 20 parallel runs" in text
+    # 3 of 20 parallel runs (two old ones and this one) had a parallel-only failure.
+    assert (
+        "Roll back: parallel-only failures in 3 of the last 20 parallel runs of ci (15 %)" in text
+    )
     assert "PYTEST_WORKERS=1" in text
     assert "xychart-beta" in text
     last = json.loads((reports / "ci_timings.jsonl").read_text().splitlines()[-1])
@@ -121,8 +123,8 @@ def test_a_green_run_without_history_writes_no_failure_sections(tmp_path: Path) 
     text = path.read_text()
     assert "## Failures" not in text
     assert "## Root causes" not in text
-    assert "Flakiness 0 %: 0 of the last 1 parallel runs" in text
-    assert "No flaky or parallel-only test" in (reports / "flaky.md").read_text()
+    assert "The roll-back signal reads the last 20 parallel runs of ci, and needs 10: 1 run" in text
+    assert "No such test in these runs." in (reports / "flaky.md").read_text()
     assert json.loads((reports / "ci_timings.jsonl").read_text())["failures"] == []
 
 

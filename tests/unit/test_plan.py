@@ -300,7 +300,7 @@ def test_coverage_is_measured_in_ci_and_on_request(config: Config) -> None:
     assert measured("tests", cfg=everywhere)
 
 
-HIGH = Flakiness(runs=20, flaky=2, threshold=5.0)
+HIGH = Flakiness("tests-parallel", runs=20, parallel_only=2, threshold=5.0)
 
 
 def test_auto_rollback_makes_auto_one_worker_and_says_why(config: Config) -> None:
@@ -309,7 +309,10 @@ def test_auto_rollback_makes_auto_one_worker_and_says_why(config: Config) -> Non
     assert plan.workers.count == 1
     assert plan.engine.name == "serial"
     text = banner(plan, rolled)
-    assert "serial, 1 worker: auto-rollback, flakiness 10 %: 2 of the last 20 parallel runs" in text
+    assert (
+        "serial, 1 worker: auto-rollback, parallel-only failures in 2 of the last 20 parallel "
+        "runs of tests-parallel (10 %)" in text
+    )
     assert "PYTEST_WORKERS=N overrides" in text
 
 
@@ -317,7 +320,7 @@ def test_auto_rollback_leaves_explicit_counts_and_low_rates_alone(config: Config
     rolled = replace(config, auto_rollback=True)
     explicit = make_plan(MODES["ci"], [], {"PYTEST_WORKERS": "2"}, rolled, BIG, flakiness=HIGH)
     assert explicit.workers.count == 2
-    low = Flakiness(runs=20, flaky=1, threshold=5.0)
+    low = Flakiness("ci", runs=20, parallel_only=1, threshold=5.0)
     assert make_plan(MODES["ci"], [], {}, rolled, BIG, flakiness=low).workers.count == 2
     # Opt-in: without auto-rollback a high rate only speaks in the banner (sessions.py).
     assert make_plan(MODES["ci"], [], {}, config, BIG, flakiness=HIGH).workers.count == 2

@@ -21,15 +21,19 @@ from noxlib.causes import (
     project_frame,
     render_digest,
 )
+from noxlib.polluter import Search
 from noxlib.triage import (
     FAILS_ALWAYS,
     FLAKY,
     NOT_RERUN,
+    ORDER_DEPENDENT,
     PARALLEL_ONLY,
+    Evidence,
     Failure,
     annotate,
     choose_reruns,
     classify,
+    company_of,
     from_annotated,
     judge,
     off_reason,
@@ -223,14 +227,71 @@ def test_known_causes_get_plain_names() -> None:
 # --- choosing and classifying -------------------------------------------------------------------
 
 
-def test_classification_of_rerun_outcomes() -> None:
-    assert classify(["failed", "timeout"], parallel=True) == FAILS_ALWAYS
-    assert classify(["passed", "passed"], parallel=True) == PARALLEL_ONLY
-    assert classify(["passed", "passed"], parallel=False) == FLAKY  # serial, and a rerun passed
-    assert classify(["passed", "failed"], parallel=True) == FLAKY
-    assert classify(["crashed", "passed"], parallel=False) == FLAKY
-    assert classify(["skipped", "skipped"], parallel=True) == PARALLEL_ONLY  # not failing
-    assert classify([], parallel=True) == NOT_RERUN
+def verdict(parallel: bool = False, **evidence: object) -> tuple[str, str]:
+    return classify(Evidence(**evidence), parallel)  # type: ignore[arg-type]
+
+
+def test_fails_always_needs_every_rerun_alone_to_fail() -> None:
+    assert verdict(alone=("failed", "timeout")) == (FAILS_ALWAYS, "")
+    assert verdict(alone=("failed", "passed")) == (FLAKY, "")
+    assert verdict(alone=("crashed", "passed"), parallel=True) == (FLAKY, "")
+    # Another run at the same code and inputs saw it pass: flaky, whatever these reruns said.
+    assert verdict(alone=("failed", "failed"), history="passed in run X") == (FLAKY, "")
+
+
+def test_passing_alone_and_failing_in_company_is_order_dependent_serial_or_not() -> None:
+    company = {"alone": ("passed", "passed"), "company": ("failed", "failed"), "company_size": 9}
+    assert verdict(**company) == (ORDER_DEPENDENT, "")
+    assert verdict(parallel=True, **company) == (ORDER_DEPENDENT, "")
+    mixed = {**company, "company": ("failed", "passed")}
+    assert verdict(**mixed) == (FLAKY, "")
+
+
+def test_passing_alone_and_in_company_is_parallel_only_or_flaky() -> None:
+    clean = {"alone": ("passed", "passed"), "company": ("passed",), "company_size": 3}
+    assert verdict(parallel=True, **clean) == (PARALLEL_ONLY, "")
+    assert verdict(parallel=False, **clean) == (FLAKY, "")
+    first = {"alone": ("passed", "passed"), "company_size": 0}  # nothing ran before it
+    assert verdict(parallel=True, **first) == (PARALLEL_ONLY, "")
+    assert verdict(parallel=False, **first) == (FLAKY, "")
+
+
+def test_a_rerun_that_skips_is_no_evidence() -> None:
+    # Skips alone, fails in company: a confirmed failure, never tolerable.
+    lonely = {"alone": ("skipped", "skipped"), "company": ("failed", "failed"), "company_size": 4}
+    assert verdict(parallel=True, **lonely) == (FAILS_ALWAYS, "")
+    assert verdict(alone=("skipped", "failed")) == (FAILS_ALWAYS, "")
+    triaged, reason = verdict(parallel=True, alone=("skipped", "skipped"))
+    assert triaged == NOT_RERUN
+    assert "skipped or did not run" in reason
+    assert verdict(alone=("skipped", "passed"), company_size=0)[0] == FLAKY
+
+
+def test_without_its_company_rerun_a_pass_alone_is_not_a_verdict() -> None:
+    triaged, reason = verdict(
+        parallel=True,
+        alone=("passed", "passed"),
+        company_size=5,
+        stopped="its company was not rerun: triage-budget spent",
+    )
+    assert triaged == NOT_RERUN  # order-dependent or flaky: unknown, so not tolerable
+    assert reason == (
+        "it passed every rerun alone, and its company was not rerun: triage-budget spent"
+    )
+
+
+def test_the_company_is_what_ran_before_it_in_its_process() -> None:
+    results = [
+        {"nodeid": "a.py::one", "outcome": "passed", "worker": "gw0"},
+        {"nodeid": "a.py::two", "outcome": "passed", "worker": "gw1"},
+        {"nodeid": "broken.py", "outcome": "error", "worker": "gw0"},
+        {"nodeid": "b.py::three", "outcome": "failed", "worker": "gw0"},
+        {"nodeid": "b.py::victim", "outcome": "failed", "worker": "gw0"},
+        {"nodeid": "c.py::after", "outcome": "passed", "worker": "gw0"},
+    ]
+    assert company_of(results, "b.py::victim") == ["a.py::one", "b.py::three"]
+    assert company_of(results, "a.py::one") == []
+    assert company_of(results, "z.py::unknown") == []
 
 
 def test_which_failures_are_rerun_and_why_the_others_are_not() -> None:
@@ -254,30 +315,35 @@ def test_why_triage_is_off() -> None:
     assert "--pdb" in str(off_reason(True, False, ["--pdb"]))
 
 
-def test_judge_classifies_from_the_rounds_and_keeps_reasons() -> None:
+def test_judge_gives_each_failure_its_verdict_and_keeps_reasons() -> None:
     results = [
         failed("t.py::pair", "AssertionError: lock held", [["t.py", 3]]),
         failed("t.py::always", "AssertionError: no", [["t.py", 4]]),
-        failed("t.py::flaky", "AssertionError: odd", [["t.py", 5]]),
-        failed("t.py::gone", "AssertionError: gone", [["t.py", 6]]),
+        failed("t.py::victim", "AssertionError: held", [["t.py", 5]]),
         failed("t.py::many", "AssertionError: many", [["t.py", 7]]),
     ]
-    rounds = [
-        {"t.py::pair": "passed", "t.py::always": "failed", "t.py::flaky": "passed"},
-        {"t.py::pair": "passed", "t.py::always": "failed", "t.py::flaky": "failed"},
-    ]
-    skipped = {"t.py::many": "over triage-max (4 tests rerun)"}
-    judged = {f.nodeid: f for f in judge(results, rounds, skipped, parallel=True, root=ROOT)}
+    found = Search(("t.py::holder",), 6, 4.1)
+    evidence = {
+        "t.py::pair": Evidence(alone=("passed", "passed")),
+        "t.py::always": Evidence(alone=("failed", "failed")),
+        "t.py::victim": Evidence(
+            alone=("passed", "passed"), company=("failed", "failed"), company_size=8, search=found
+        ),
+    }
+    skipped = {"t.py::many": "over triage-max (3 tests rerun)"}
+    judged = {f.nodeid: f for f in judge(results, evidence, skipped, parallel=True, root=ROOT)}
     assert judged["t.py::pair"].triage == PARALLEL_ONLY
     assert judged["t.py::pair"].reruns == ("passed", "passed")
-    assert judged["t.py::always"].triage == FAILS_ALWAYS
-    assert judged["t.py::flaky"].triage == FLAKY
-    assert judged["t.py::gone"].triage == NOT_RERUN
-    assert "did not run it" in judged["t.py::gone"].reason
+    assert judged["t.py::always"].verdict_line() == "fails-always: failed 2 of 2 reruns alone"
+    victim = judged["t.py::victim"]
+    assert victim.triage == ORDER_DEPENDENT
+    assert victim.polluter == ("t.py::holder",)
+    assert victim.verdict_line() == (
+        "order-dependent: fails after t.py::holder (found in 6 reruns, 4.1 s)"
+    )
+    assert victim.record()["polluter"] == ["t.py::holder"]
+    assert judged["t.py::many"].triage == NOT_RERUN
     assert judged["t.py::many"].reason.startswith("over triage-max")
-    stopped = judge(results[:1], [], {}, parallel=True, root=ROOT, interrupted=True)
-    assert stopped[0].triage == NOT_RERUN
-    assert stopped[0].reason == "triage was interrupted"
 
 
 def test_only_unconfirmed_failures_are_tolerable() -> None:
@@ -296,17 +362,21 @@ def test_triage_survives_the_results_file_for_combine() -> None:
         failed("t.py::a", "AssertionError: x", [["t.py", 1]]),
         failed("t.py::b", "AssertionError: y", [["t.py", 2]]),
     ]
+    victim = Evidence(
+        alone=("passed",), company=("failed",), company_size=1, search=Search(("t.py::ok",), 0, 0)
+    )
     judged = judge(
         results[1:],
-        [{"t.py::a": "passed"}],
+        {"t.py::a": victim},
         {"t.py::b": "over triage-max (1 tests rerun)"},
         parallel=True,
         root=ROOT,
     )
     back = from_annotated(annotate(results, judged), ROOT)
-    assert [(f.nodeid, f.triage, f.cause.key, f.reason) for f in back] == [
-        (f.nodeid, f.triage, f.cause.key, f.reason) for f in judged
+    assert [(f.nodeid, f.triage, f.cause.key, f.reason, f.polluter) for f in back] == [
+        (f.nodeid, f.triage, f.cause.key, f.reason, f.polluter) for f in judged
     ]
+    assert back[0].polluter == ("t.py::ok",)
     untriaged = from_annotated(results, ROOT)
     assert [f.reason for f in untriaged] == ["not triaged on its CI shard"] * 2
 
@@ -318,7 +388,7 @@ def test_the_digest_groups_counts_and_shortens_the_test_list() -> None:
     same = [
         judge(
             [failed(f"t.py::r[{n}]", f"ValueError: record {n}", [["t.py", 9]])],
-            [{f"t.py::r[{n}]": "failed"}],
+            {f"t.py::r[{n}]": Evidence(alone=("failed",))},
             {},
             parallel=True,
             root=ROOT,
@@ -327,7 +397,7 @@ def test_the_digest_groups_counts_and_shortens_the_test_list() -> None:
     ]
     other = judge(
         [failed("t.py::z", "KeyError: 'k'", [["t.py", 3]])],
-        [],
+        {},
         {"t.py::z": "x"},
         parallel=True,
         root=ROOT,
@@ -346,19 +416,34 @@ def test_the_digest_groups_counts_and_shortens_the_test_list() -> None:
 def test_the_failures_section_gives_the_verdict_and_the_advice() -> None:
     cause = cause_of(failed("t.py::a", "AssertionError: x|y", [["t.py", 1]]), ROOT)
     failures = [
-        Failure("t.py::a", "failed", PARALLEL_ONLY, cause, reruns=("passed", "passed")),
-        Failure("t.py::b", "failed", FLAKY, cause, reruns=("failed", "passed")),
+        Failure("t.py::a", "failed", PARALLEL_ONLY, cause, evidence=Evidence(("passed", "passed"))),
+        Failure("t.py::b", "failed", FLAKY, cause, evidence=Evidence(("failed", "passed"))),
     ]
     text = "\n".join(render_failures(failures, reruns=2, tolerate=True))
-    assert "Triage (2 serial reruns each): 1 parallel-only, 1 flaky." in text
+    assert (
+        "Triage (up to 2 reruns each, alone, then in the company it failed in): "
+        "1 parallel-only, 1 flaky." in text
+    )
     assert "Passed with warnings" in text
     assert (
-        "| `t.py::a` | failed | parallel-only; reruns: passed, passed "
+        "| `t.py::a` | failed | parallel-only (alone: passed, passed) "
         "| AssertionError: x\\|y at t.py:1 |" in text
     )
-    for cause in ("shared files", "ports", "globals", "order"):
-        assert cause in text
+    for advice in ("shared files", "ports"):
+        assert advice in text
+    assert "order-dependent failure" not in text
     assert "Passed with warnings" not in "\n".join(
         render_failures(failures, reruns=2, tolerate=False)
     )
     assert render_failures([], reruns=2, tolerate=False) == []
+    victim = Failure(
+        "t.py::c",
+        "failed",
+        ORDER_DEPENDENT,
+        cause,
+        evidence=Evidence(("passed",), ("failed",), 3, Search(("t.py::a",), 2, 0.5)),
+    )
+    ordered = "\n".join(render_failures([victim], reruns=2, tolerate=True))
+    assert "not fixed by running serially (PYTEST_WORKERS=1)" in ordered
+    assert "Passed with warnings" not in ordered  # confirmed: never tolerated
+    assert not tolerated([victim])
