@@ -24,6 +24,7 @@ from noxlib.durations import DEFAULT_DURATIONS_FILE
 from noxlib.errors import ConfigError
 from noxlib.options import ENGINES
 from noxlib.parts import KEEP_TOGETHER
+from noxlib.quarantine import Entry, read_entries
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -110,6 +111,8 @@ class Config:
     tolerate_flaky: bool = False
     flaky_threshold: float = 5.0
     auto_rollback: bool = False
+    # Tests whose failures do not fail the run (quarantine.py), each with its reason.
+    quarantine: tuple[Entry, ...] = ()
 
     @property
     def state_dir(self) -> Path:
@@ -271,7 +274,7 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
     ),
 }
 _TABLES = ("groups", "coverage", "affected")
-_LISTS = ("python",)  # keys with a reader of their own, for a message per bad item
+_LISTS = ("python", "quarantine")  # keys with a reader of their own: a message per bad item
 _GROUP_KEYS = ("paths", "description", "markers", "batch", "batch-timeout")
 BATCH_MODES = ("file", "group")
 _COVERAGE_KEYS = ("enabled", "sessions", "source", "branch", "fail-under")
@@ -468,6 +471,8 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
     coverage = _read_coverage(data.get("coverage", {}), problems)
     python = _read_python(data["python"], problems) if "python" in data else ()
     affected = _read_affected(data.get("affected", {}), problems)
+    held, bad = read_entries(data["quarantine"], root, source) if "quarantine" in data else ([], [])
+    problems.messages += bad
     problems.raise_if_any()
     return Config(
         root=root,
@@ -497,6 +502,7 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
         tolerate_flaky=data.get("tolerate-flaky", False),
         flaky_threshold=float(data.get("flaky-threshold", 5.0)),
         auto_rollback=data.get("auto-rollback", False),
+        quarantine=tuple(held),
     )
 
 

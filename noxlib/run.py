@@ -11,6 +11,7 @@ state they share; each phase's decisions live in the modules it calls.
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import sys
@@ -25,6 +26,7 @@ from noxlib import (
     coveragemap,
     history,
     measure,
+    quarantine,
     reaping,
     reports,
     reruns,
@@ -55,6 +57,7 @@ from noxlib.plan import Plan, measures_coverage, pytest_args, records_map
 from noxlib.progress import Progress, failures_report, outcome_lines
 from noxlib.reaping import Run, finish_run
 from noxlib.runinfo import RunInfo, write_run_info
+from noxlib.triage import Failure
 
 # Run statuses that tolerate-flaky may turn into "passed with warnings": tests failed, and
 # triage found every failure flaky or parallel-only (a crash or a thread timeout included).
@@ -135,8 +138,8 @@ class TestRun:
             if self.status is not RunStatus.PASSED_WITH_WARNINGS:
                 raise
             self.host.warn(
-                "noxlib: passed with warnings: every failure was flaky or "
-                "parallel-only (tolerate-flaky = true); see the timing report"
+                "noxlib: passed with warnings: every failure was quarantined, or flaky or "
+                "parallel-only with tolerate-flaky = true; see the timing report"
             )
         finally:
             finish_run(self.run, self.host.log)
@@ -322,13 +325,23 @@ class TestRun:
         """Rerun the failed tests serially, each rerun one fresh pytest process, and classify
         them (docs/testing.md#triage). A green run does nothing here."""
         failed = triage.failing(self.results)
-        if not failed:
-            return
+        if failed:
+            self.failures = self.rerun(failed)
+        self.failures = self.hold(self.failures)
+        if failed:
+            annotated = triage.annotate(self.results, self.failures)
+            write_results(self.config.reports_path / RESULTS_FILE, annotated)
+        balanced = self.books is not None and self.books.balanced
+        only_tests_failed = self.status in _TOLERABLE and not self.reason
+        if balanced and only_tests_failed:
+            self.tolerated = triage.tolerated(self.failures, self.config.tolerate_flaky)
+
+    def rerun(self, failed: Sequence[Mapping[str, object]]) -> list[Failure]:
         interrupted = self.status is RunStatus.INTERRUPTED
         runner = reruns.Rerunner(
             self.rerun_argv, self.launch().env, self.run.dir / "triage", self.rerun_seconds()
         )
-        self.failures = reruns.triage_failures(
+        return reruns.triage_failures(
             failed,
             self.results,
             self.config,
@@ -341,12 +354,35 @@ class TestRun:
                 self.past(), self.inputs(), [str(r["nodeid"]) for r in failed]
             ),
         )
-        annotated = triage.annotate(self.results, self.failures)
-        write_results(self.config.reports_path / RESULTS_FILE, annotated)
-        balanced = self.books is not None and self.books.balanced
-        only_tests_failed = self.status in _TOLERABLE and not self.reason
-        if self.config.tolerate_flaky and balanced and only_tests_failed:
-            self.tolerated = triage.tolerated(self.failures)
+
+    def hold(self, failures: list[Failure]) -> list[Failure]:
+        """The quarantine: the failures it covers are marked (they fail no run); an expired
+        entry fails the run, green or not."""
+        entries = self.config.quarantine
+        if not entries:
+            return failures
+        collected = [str(r["nodeid"]) for r in self.results]
+        held = quarantine.judge(
+            entries, [f.nodeid for f in failures], collected, datetime.date.today()
+        )
+        for entry in held.unmatched:
+            self.host.log(
+                f"noxlib: quarantine entry {entry.nodeid} ({entry.source}) matches no test this "
+                "run collected: remove it if the test is gone"
+            )
+        marked = [
+            replace(f, quarantined=held.covered[f.nodeid].describe())
+            if f.nodeid in held.covered
+            else f
+            for f in failures
+        ]
+        for failure in marked:
+            if failure.quarantined:
+                self.host.log(f"noxlib: {failure.nodeid} failed; {failure.quarantined}")
+        if held.expired:
+            self.host.log(f"noxlib: {held.expired_line()}")
+            self.fail(held.expired_line())
+        return marked
 
     def rerun_seconds(self) -> float:
         """What one test may take in a rerun: the run's own per-test limit, else a default

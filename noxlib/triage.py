@@ -133,6 +133,7 @@ class Failure:
     cause: Cause
     reason: str = ""
     evidence: Evidence = Evidence()
+    quarantined: str = ""  # the quarantine entry that covers it: its failure fails no run
 
     @property
     def reruns(self) -> tuple[str, ...]:
@@ -145,6 +146,10 @@ class Failure:
 
     def verdict_line(self) -> str:
         """``order-dependent: fails after tests/t.py::test_a (found in 6 reruns, 4.1 s)``"""
+        line = self._verdict()
+        return f"{line}; {self.quarantined}" if self.quarantined else line
+
+    def _verdict(self) -> str:
         search = self.evidence.search
         if self.triage == ORDER_DEPENDENT and search is not None:
             return f"{self.triage}: fails {search.describe()}"
@@ -169,6 +174,8 @@ class Failure:
             data["reason"] = self.reason
         if self.evidence.alone:
             data["alone"] = list(self.evidence.alone)
+        if self.quarantined:
+            data["quarantined"] = self.quarantined
         if self.polluter:
             data["polluter"] = list(self.polluter)
         return data
@@ -244,10 +251,12 @@ def judge(
     return judged
 
 
-def tolerated(failures: Sequence[Failure]) -> bool:
-    """Whether every failure is one that a serial rerun did not confirm (parallel-only or
-    flaky): what `tolerate-flaky` turns into warnings."""
-    return bool(failures) and all(f.triage in TOLERABLE for f in failures)
+def tolerated(failures: Sequence[Failure], tolerate_flaky: bool = True) -> bool:
+    """Whether no failure fails the run: each is quarantined, or (with `tolerate-flaky`) one
+    that no rerun confirmed (parallel-only or flaky)."""
+    return bool(failures) and all(
+        f.quarantined or (tolerate_flaky and f.triage in TOLERABLE) for f in failures
+    )
 
 
 def annotate(results: Iterable[Result], failures: Sequence[Failure]) -> list[dict[str, object]]:
@@ -264,6 +273,8 @@ def annotate(results: Iterable[Result], failures: Sequence[Failure]) -> list[dic
                 record["triage_reason"] = found.reason
             if found.polluter:
                 record["triage_polluter"] = list(found.polluter)
+            if found.quarantined:
+                record["quarantined"] = found.quarantined
             record["triage_verdict"] = found.verdict_line()
         annotated.append(record)
     return annotated
@@ -290,6 +301,7 @@ def from_annotated(results: Iterable[Result], root: Path) -> list[Failure]:
                 cause_of(result, root),
                 reason,
                 Evidence(search=search),
+                str(result.get("quarantined", "")),
             )
         )
     return found
@@ -314,10 +326,10 @@ def render_failures(failures: Sequence[Failure], *, reruns: int, tolerate: bool)
         f"Triage (up to {reruns} reruns each, alone, then in the company it failed in): "
         f"{counts_line(failures)}.",
     ]
-    if tolerate and tolerated(failures):
+    if tolerated(failures, tolerate):
         lines.append(
-            "Passed with warnings: no failure was confirmed by a rerun, and "
-            "tolerate-flaky = true lets such a run pass."
+            "Passed with warnings: every failure is quarantined, or (tolerate-flaky = true) "
+            "was not confirmed by a rerun."
         )
     lines += ["", "| test | status | triage | root cause |", "|---|---|---|---|"]
     for f in failures:
