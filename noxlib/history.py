@@ -175,19 +175,26 @@ def watched(history: Sequence[Run], window: int = WINDOW) -> set[str]:
     return {str(f.get("nodeid")) for run in history[-window:] for f in failures_of(run)}
 
 
-def passes_at(history: Sequence[Run], inputs: str, nodeids: Iterable[str]) -> dict[str, str]:
-    """Which of ``nodeids`` passed in a recorded run with the same ``inputs``, and when."""
-    if not inputs:
-        return {}
+def passes_at(
+    history: Sequence[Run], inputs: str, nodeids: Iterable[str], code: str = ""
+) -> dict[str, str]:
+    """Which of ``nodeids`` passed where a fails-always verdict says they cannot: in a
+    recorded run with the same ``inputs``, or alone (a triage rerun) at the same ``code``."""
     found: dict[str, str] = {}
     wanted = set(nodeids)
     for run in history:
+        when = run.get("started_at", "")
         passed = run.get("passed_watched")
-        if run.get("inputs") != inputs or not isinstance(passed, list):
+        if inputs and run.get("inputs") == inputs and isinstance(passed, list):
+            for nodeid in wanted.intersection(str(p) for p in passed):
+                found[nodeid] = f"passed at the same code and inputs in the run of {when}"
+        if not (code and run.get("code") == code):
             continue
-        for nodeid in wanted.intersection(str(p) for p in passed):
-            when = run.get("started_at", "")
-            found[nodeid] = f"passed at the same code and inputs in the run of {when}"
+        for failure in failures_of(run):
+            alone = failure.get("alone")
+            nodeid = str(failure.get("nodeid"))
+            if nodeid in wanted and isinstance(alone, list) and "passed" in alone:
+                found[nodeid] = f"passed alone at the same code in the run of {when}"
     return found
 
 
@@ -197,8 +204,8 @@ def _corrected(run: Run, failure: Mapping[str, object], history: Sequence[Run]) 
     verdict = str(failure.get("triage"))
     if verdict != FAILS_ALWAYS:
         return verdict
-    inputs = str(run.get("inputs", ""))
-    return FLAKY if passes_at(history, inputs, [str(failure.get("nodeid"))]) else verdict
+    inputs, code = str(run.get("inputs", "")), str(run.get("code", ""))
+    return FLAKY if passes_at(history, inputs, [str(failure.get("nodeid"))], code) else verdict
 
 
 # --- reports/flaky.md --------------------------------------------------------------------------

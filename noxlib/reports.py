@@ -73,6 +73,7 @@ class RunSummary:
     # The code and inputs of the run (history.inputs_key), and which of the tests that failed
     # in recent runs passed in this one: the evidence that a later failure is flaky.
     inputs: str = ""
+    code: str = ""
     passed_watched: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
@@ -250,6 +251,7 @@ def to_json_line(summary: RunSummary) -> str:
     }
     if summary.inputs:
         data["inputs"] = summary.inputs
+        data["code"] = summary.code
         data["passed_watched"] = list(summary.passed_watched)
     if summary.coverage_percent is not None:
         data["coverage_percent"] = round(summary.coverage_percent, 2)

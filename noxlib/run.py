@@ -350,9 +350,7 @@ class TestRun:
             interrupted=interrupted,
             log=self.host.log,
             reap=lambda: reaping.reap_run(self.run, self.host.log, grace=self.config.reap_grace),
-            history=history.passes_at(
-                self.past(), self.inputs(), [str(r["nodeid"]) for r in failed]
-            ),
+            history=self.history_passes(failed),
         )
 
     def hold(self, failures: list[Failure]) -> list[Failure]:
@@ -454,6 +452,7 @@ class TestRun:
             coverage_percent=self.coverage.total if self.coverage else None,
             books=self.books.line() if self.books else "",
             inputs=inputs,
+            code=self.code if inputs else "",
             passed_watched=passed,
         )
         path, _ = write_report(summary, Settings.of(self.config), os.environ)
@@ -466,15 +465,18 @@ class TestRun:
         """The run's code and inputs (history.inputs_key); "" outside git. Git is asked only
         by a run with failures, or with recent failures to watch."""
         if self.inputs_key is None:
-            code = self.code
-            if not code:
-                try:
-                    code = coveragemap.code_digest(*coveragemap.map_base(self.config.root))
-                except GitError:
-                    code = ""
+            self.code = self.code or self.identify_any_code()
             groups = [g.name for g in self.plan.groups]
-            self.inputs_key = history.inputs_key(code, self.host.name, groups, self.plan.user_args)
+            self.inputs_key = history.inputs_key(
+                self.code, self.host.name, groups, self.plan.user_args
+            )
         return self.inputs_key
+
+    def identify_any_code(self) -> str:
+        try:
+            return coveragemap.code_digest(*coveragemap.map_base(self.config.root))
+        except GitError:
+            return ""
 
     def evidence_fields(self) -> tuple[str, tuple[str, ...]]:
         """What the history line records for the cross-run evidence (none for a run that
@@ -488,6 +490,10 @@ class TestRun:
         if self.status is RunStatus.INTERRUPTED or not (passed or self.failures):
             return "", ()
         return self.inputs(), tuple(passed)
+
+    def history_passes(self, failed: Sequence[Mapping[str, object]]) -> dict[str, str]:
+        ids = [str(r["nodeid"]) for r in failed]
+        return history.passes_at(self.past(), self.inputs(), ids, self.code)
 
     def status_text(self) -> str:
         return f"{self.status} ({self.reason})" if self.reason else str(self.status)

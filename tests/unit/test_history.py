@@ -131,6 +131,19 @@ def test_a_failure_that_passed_at_the_same_code_and_inputs_is_flaky() -> None:
     assert flaky_tests([failed, elsewhere]) == []
 
 
+def test_a_fails_always_verdict_is_contradicted_by_a_pass_alone_at_the_same_code() -> None:
+    mixed = {"nodeid": "t.py::coin", "triage": "flaky", "alone": ["failed", "passed"]}
+    earlier = {**run(1), "code": "c1", "failures": [mixed]}
+    assert passes_at([earlier], "", ["t.py::coin"], "c1") == {
+        "t.py::coin": "passed alone at the same code in the run of 2026-11-01T10:00:00+0000"
+    }
+    assert passes_at([earlier], "", ["t.py::coin"], "c2") == {}
+    always = {"nodeid": "t.py::coin", "triage": "fails-always", "alone": ["failed", "failed"]}
+    later = {**run(2), "code": "c1", "failures": [always]}
+    assert [t.triage for t in flaky_tests([earlier, later])] == ["flaky"]
+    assert flaky_tests([{**later, "code": "c2"}]) == []
+
+
 def test_read_history_reads_the_tail_and_skips_torn_lines(tmp_path: Path) -> None:
     path = tmp_path / "ci_timings.jsonl"
     assert read_history(path) == []
