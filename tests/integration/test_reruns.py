@@ -1,5 +1,6 @@
-"""Triage's serial reruns with real pytest processes: one fresh process per round, only the
-chosen tests, and a round that pytest reports interrupted stops the rest."""
+"""Triage's reruns with real pytest processes: one fresh process per rerun, only the chosen
+tests, in the order given, a time limit on every rerun, and a rerun that pytest reports
+interrupted stops the rest."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.reruns import rerun, rerun_argv
+from noxlib.reruns import Rerunner, rerun_argv
 from tests.conftest import nox_env
 
 SUITE = """
@@ -48,45 +49,51 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return nox_env(NOXLIB_RUN_DIR=str(tmp_path / "run"), NOXLIB_RUN_ID="rerun-test", **extra)
 
 
-def test_each_round_is_one_fresh_process_over_the_chosen_tests(tmp_path: Path) -> None:
+def runner(tmp_path: Path, root: Path, per_test: float = 60.0, **extra: str) -> Rerunner:
+    def argv(ids: object) -> tuple[str, ...]:
+        return rerun_argv(sys.executable, [str(root)], ["-p", "no:cacheprovider", "-x"])
+
+    return Rerunner(argv, env(tmp_path, **extra), tmp_path / "triage", per_test)
+
+
+def notes(root: Path) -> list[list[str]]:
+    return [line.split() for line in (root / "pids.txt").read_text().splitlines()]
+
+
+def test_each_rerun_is_one_fresh_process_over_the_chosen_tests(tmp_path: Path) -> None:
     root = suite(tmp_path)
-    argv = rerun_argv(sys.executable, [str(root / "test_x.py")], ["-p", "no:cacheprovider", "-x"])
+    rerunner = runner(tmp_path, root)
     ids = ["test_x.py::test_passes", "test_x.py::test_fails"]
-    rounds = list(rerun(ids, 2, argv=argv, env=env(tmp_path), folder=tmp_path / "triage"))
-    assert rounds == [{"test_x.py::test_passes": "passed", "test_x.py::test_fails": "failed"}] * 2
-    notes = [line.split() for line in (root / "pids.txt").read_text().splitlines()]
-    assert [name for name, _ in notes] == ["passes", "fails", "passes", "fails"]  # -x overridden
-    assert notes[0][1] == notes[1][1] != notes[2][1] == notes[3][1]  # a process per round
+    found = [rerunner.run(ids) for _ in range(2)]
+    assert found == [{"test_x.py::test_passes": "passed", "test_x.py::test_fails": "failed"}] * 2
+    noted = notes(root)
+    assert [name for name, _ in noted] == ["passes", "fails", "passes", "fails"]  # -x overridden
+    assert noted[0][1] == noted[1][1] != noted[2][1] == noted[3][1]  # a process per rerun
+    assert rerunner.outcome(["test_x.py::test_fails"]) == "failed"
 
 
-def test_an_interrupted_round_stops_the_reruns(tmp_path: Path) -> None:
+def test_a_rerun_keeps_the_order_it_is_given(tmp_path: Path) -> None:
+    # The company of a failed test reruns in the order it ran in, not collection's order.
     root = suite(tmp_path)
-    argv = rerun_argv(sys.executable, [str(root / "test_x.py")], ["-p", "no:cacheprovider"])
-    ids = ["test_x.py::test_stops_the_session", "test_x.py::test_fails"]
-    found = []
-    with pytest.raises(KeyboardInterrupt, match="rerun 1 was interrupted"):
-        found += rerun(ids, 2, argv=argv, env=env(tmp_path, STOP="1"), folder=tmp_path / "t")
-    assert found == []
-    assert not (tmp_path / "t" / "rerun-2").exists()
+    ids = ["test_x.py::test_not_chosen", "test_x.py::test_fails", "test_x.py::test_passes"]
+    runner(tmp_path, root).run(ids)
+    assert [name for name, _ in notes(root)] == ["not_chosen", "fails", "passes"]
 
 
-def test_a_time_limit_bounds_each_round(tmp_path: Path) -> None:
-    # A batched run's hung test was stopped by its batch-timeout; its reruns get the limit too.
+def test_an_interrupted_rerun_is_raised(tmp_path: Path) -> None:
+    root = suite(tmp_path)
+    rerunner = runner(tmp_path, root, STOP="1")
+    with pytest.raises(KeyboardInterrupt, match="rerun-1 was interrupted"):
+        rerunner.run(["test_x.py::test_stops_the_session", "test_x.py::test_fails"])
+
+
+def test_a_time_limit_bounds_every_rerun(tmp_path: Path) -> None:
     root = tmp_path / "suite"
     root.mkdir()
     (root / "pytest.ini").write_text("[pytest]\n")
     (root / "test_h.py").write_text("import time\n\ndef test_hangs():\n    time.sleep(60)\n")
-    argv = rerun_argv(sys.executable, [str(root / "test_h.py")], ["-p", "no:cacheprovider"])
-    rounds = list(
-        rerun(
-            ["test_h.py::test_hangs"],
-            2,
-            argv=argv,
-            env=env(tmp_path),
-            folder=tmp_path / "t",
-            # Long enough for a pytest under coverage on a loaded machine to reach the test
-            # (1.5 s was not, in CI): the round must end in the test, not before it.
-            timeout=5.0,
-        )
-    )
-    assert rounds == [{"test_h.py::test_hangs": "timeout"}] * 2
+    # Long enough for a pytest under coverage on a loaded machine to reach the test (1.5 s was
+    # not, in CI): the rerun must end in the test, not before it.
+    rerunner = runner(tmp_path, root, per_test=0.0)
+    assert rerunner.outcome(["test_h.py::test_hangs"], limit=5.0) == "timeout"
+    assert rerunner.limit(3) == 60.0  # START_SECONDS and nothing per test: the default is set
