@@ -11,37 +11,32 @@ state they share; each phase's decisions live in the modules it calls.
 
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from noxlib import (
     affected,
     cover,
     coveragemap,
-    history,
     measure,
-    quarantine,
     reaping,
     reports,
-    reruns,
     triage,
 )
 from noxlib.batchplan import BatchPlan
 from noxlib.books import Books, balance
-from noxlib.choice import Engine as EngineChoice
 from noxlib.config import Config
 from noxlib.describe import describe_run
 from noxlib.durations import DURATIONS_LOCK, write_durations
 from noxlib.engine import Part, PartOutcome, run_parts
-from noxlib.findings import TIMINGS_FILE, Settings, write_report
+from noxlib.findings import Settings, write_report
 from noxlib.gitdiff import GitError
 from noxlib.host import TEST_TOOLS, Engine, Host, RunFailed
+from noxlib.judging import Judging
 from noxlib.launch import Launch, file_plan, make_parts, run_env
 from noxlib.memory import Sampler
 from noxlib.merge import (
@@ -53,11 +48,10 @@ from noxlib.merge import (
 )
 from noxlib.outcomes import RunStatus
 from noxlib.pipeline import Pipeline
-from noxlib.plan import Plan, measures_coverage, pytest_args, records_map
+from noxlib.plan import Plan, measures_coverage, records_map
 from noxlib.progress import Progress, failures_report, outcome_lines
 from noxlib.reaping import Run, finish_run
 from noxlib.runinfo import RunInfo, write_run_info
-from noxlib.triage import Failure
 
 # Run statuses that tolerate-flaky may turn into "passed with warnings": tests failed, and
 # triage found every failure flaky or parallel-only (a crash or a thread timeout included).
@@ -106,7 +100,7 @@ class TestRun:
         self.order_env: dict[str, str] = {}
         self.map_base: tuple[str, dict[str, str]] | None = None
         self.code = ""
-        self.inputs_key: str | None = None
+        self.judging = Judging(self)  # the triage phase's reruns, quarantine and history
 
     @property
     def results(self) -> list[dict[str, object]]:
@@ -326,8 +320,8 @@ class TestRun:
         them (docs/testing.md#triage). A green run does nothing here."""
         failed = triage.failing(self.results)
         if failed:
-            self.failures = self.rerun(failed)
-        self.failures = self.hold(self.failures)
+            self.failures = self.judging.rerun(failed)
+        self.failures = self.judging.hold(self.failures)
         if failed:
             annotated = triage.annotate(self.results, self.failures)
             write_results(self.config.reports_path / RESULTS_FILE, annotated)
@@ -335,69 +329,6 @@ class TestRun:
         only_tests_failed = self.status in _TOLERABLE and not self.reason
         if balanced and only_tests_failed:
             self.tolerated = triage.tolerated(self.failures, self.config.tolerate_flaky)
-
-    def rerun(self, failed: Sequence[Mapping[str, object]]) -> list[Failure]:
-        interrupted = self.status is RunStatus.INTERRUPTED
-        runner = reruns.Rerunner(
-            self.rerun_argv, self.launch().env, self.run.dir / "triage", self.rerun_seconds()
-        )
-        return reruns.triage_failures(
-            failed,
-            self.results,
-            self.config,
-            self.plan,
-            runner=runner,
-            interrupted=interrupted,
-            log=self.host.log,
-            reap=lambda: reaping.reap_run(self.run, self.host.log, grace=self.config.reap_grace),
-            history=self.history_passes(failed),
-        )
-
-    def hold(self, failures: list[Failure]) -> list[Failure]:
-        """The quarantine: the failures it covers are marked (they fail no run); an expired
-        entry fails the run, green or not."""
-        entries = self.config.quarantine
-        if not entries:
-            return failures
-        collected = [str(r["nodeid"]) for r in self.results]
-        held = quarantine.judge(
-            entries, [f.nodeid for f in failures], collected, datetime.date.today()
-        )
-        for entry in held.unmatched:
-            self.host.log(
-                f"noxlib: quarantine entry {entry.nodeid} ({entry.source}) matches no test this "
-                "run collected: remove it if the test is gone"
-            )
-        marked = [
-            replace(f, quarantined=held.covered[f.nodeid].describe())
-            if f.nodeid in held.covered
-            else f
-            for f in failures
-        ]
-        for failure in marked:
-            if failure.quarantined:
-                self.host.log(f"noxlib: {failure.nodeid} failed; {failure.quarantined}")
-        if held.expired:
-            self.host.log(f"noxlib: {held.expired_line()}")
-            self.fail(held.expired_line())
-        return marked
-
-    def rerun_seconds(self) -> float:
-        """What one test may take in a rerun: the run's own per-test limit, else a default
-        (a rerun without a limit could hang the run's end)."""
-        if self.plan.mode.ci and self.config.ci_timeout > 0:
-            return self.config.ci_timeout
-        return self.batch_plan.longest_timeout() or reruns.DEFAULT_TEST_SECONDS
-
-    def rerun_argv(self, nodeids: Sequence[str]) -> tuple[str, ...]:
-        """A rerun: the run's pytest arguments for one serial process (timeout, user's
-        arguments), over the failed tests' files, without coverage."""
-        serial = replace(
-            self.plan, engine=EngineChoice("serial", ""), groups=(), explicit_paths=True
-        )
-        args = pytest_args(serial, self.config)
-        paths = reruns.rerun_paths(nodeids, self.config.root, self.plan.paths(self.config.root))
-        return reruns.rerun_argv(str(self.host.bin() / "python"), paths, args)
 
     def combine_coverage(self) -> None:
         if not self.rcfile:
@@ -428,7 +359,7 @@ class TestRun:
             self.status = RunStatus.PASSED_WITH_WARNINGS
         info = self.run_info()
         write_run_info(self.config.reports_path, info)
-        inputs, passed = self.evidence_fields()
+        inputs, passed = self.judging.evidence_fields()
         summary = reports.RunSummary(
             session=self.host.name,
             run_id=self.run.run_id,
@@ -457,43 +388,6 @@ class TestRun:
         )
         path, _ = write_report(summary, Settings.of(self.config), os.environ)
         self.host.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
-
-    def past(self) -> list[dict[str, object]]:
-        return history.read_history(self.config.reports_path / TIMINGS_FILE)
-
-    def inputs(self) -> str:
-        """The run's code and inputs (history.inputs_key); "" outside git. Git is asked only
-        by a run with failures, or with recent failures to watch."""
-        if self.inputs_key is None:
-            self.code = self.code or self.identify_any_code()
-            groups = [g.name for g in self.plan.groups]
-            self.inputs_key = history.inputs_key(
-                self.code, self.host.name, groups, self.plan.user_args
-            )
-        return self.inputs_key
-
-    def identify_any_code(self) -> str:
-        try:
-            return coveragemap.code_digest(*coveragemap.map_base(self.config.root))
-        except GitError:
-            return ""
-
-    def evidence_fields(self) -> tuple[str, tuple[str, ...]]:
-        """What the history line records for the cross-run evidence (none for a run that
-        was interrupted: its passes stand for nothing)."""
-        watched = history.watched(self.past())
-        passed = [
-            str(r["nodeid"])
-            for r in self.results
-            if r.get("nodeid") in watched and r.get("outcome") == "passed"
-        ]
-        if self.status is RunStatus.INTERRUPTED or not (passed or self.failures):
-            return "", ()
-        return self.inputs(), tuple(passed)
-
-    def history_passes(self, failed: Sequence[Mapping[str, object]]) -> dict[str, str]:
-        ids = [str(r["nodeid"]) for r in failed]
-        return history.passes_at(self.past(), self.inputs(), ids, self.code)
 
     def status_text(self) -> str:
         return f"{self.status} ({self.reason})" if self.reason else str(self.status)

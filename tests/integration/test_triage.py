@@ -167,10 +167,10 @@ def test_the_reports_show_them(triaged: dict[str, Ran], session: str) -> None:
     text = (ran.reports / "ci_timings.md").read_text()
     assert "| triage |" in text  # the phase, with its own timing
     assert (
-        "Triage (2 serial reruns each): 9 fails-always, 1 parallel-only, 1 flaky, 1 not-rerun"
-        in text
+        "Triage (up to 2 reruns each, alone, then in the company it failed in): "
+        "9 fails-always, 1 parallel-only, 1 flaky, 1 not-rerun" in text
     )
-    assert f"| `{PAIR}` | failed | parallel-only; reruns: passed, passed |" in text
+    assert f"| `{PAIR}` | failed | parallel-only (alone: passed, passed" in text
     assert f"### 5 tests: {FIVE_CAUSE}" in text
     assert "shared files" in text  # the likely causes of a parallel-only failure
     assert text.index("## Root causes") < text.index("## Trend")
@@ -178,7 +178,7 @@ def test_the_reports_show_them(triaged: dict[str, Ran], session: str) -> None:
     flaky = (ran.reports / "flaky.md").read_text()
     assert f"`{PAIR}` | parallel-only" in flaky
     assert "`tests/test_flaky.py::test_fails_on_odd_attempts` | flaky" in flaky
-    assert f"nox -s tests -- {PAIR}" in flaky
+    assert f"PYTEST_WORKERS=1 nox -s tests -- {PAIR}" in flaky
     assert f"PYTEST_WORKERS=2 NOXLIB_ENGINE=shards nox -s {session} -- suite" in flaky
     assert "test_always_fails" not in flaky
     summary = ran.step_summary.read_text()
@@ -232,11 +232,12 @@ def test_a_collection_error_that_stops_pytest_is_one_error(tmp_path: Path) -> No
 
 
 def history(total: int, flaky_at: set[int]) -> str:
-    """A ci_timings.jsonl of ``total`` parallel runs, those in ``flaky_at`` with a flaky test."""
+    """A ci_timings.jsonl of ``total`` parallel runs, those in ``flaky_at`` with a parallel-only
+    failure."""
     lines = []
     for i in range(total):
         failures = (
-            [{"nodeid": PAIR, "status": "failed", "triage": "flaky", "category": "C"}]
+            [{"nodeid": PAIR, "status": "failed", "triage": "parallel-only", "category": "C"}]
             if i in flaky_at
             else []
         )
@@ -279,8 +280,8 @@ def test_high_flakiness_says_roll_back_and_auto_rollback_runs_serially(tmp_path:
     project = flaky_project(tmp_path, "tolerate-flaky = true")
     first = run_nox(project, "-s", "tests-parallel", env=nox_env(PYTEST_WORKERS="2"))
     rollback = (
-        "Roll back: flakiness 10 %: 2 of the last 20 parallel runs had a flaky or "
-        "parallel-only failure, above flaky-threshold 5 %"
+        "Roll back: parallel-only failures in 2 of the last 20 parallel runs of tests-parallel "
+        "(10 %), above flaky-threshold 5 %"
     )
     assert f"noxlib: {rollback}" in first.stdout
     assert "PYTEST_WORKERS=1" in first.stdout
@@ -292,7 +293,7 @@ def test_high_flakiness_says_roll_back_and_auto_rollback_runs_serially(tmp_path:
     assert "# Test run: `tests-parallel` — passed with warnings" in report
     assert "Passed with warnings" in report
     # The report counts this run too: the oldest run left the window, a flaky one came in.
-    assert "Roll back: flakiness 15 %: 3 of the last 20 parallel runs" in report
+    assert "Roll back: parallel-only failures in 3 of the last 20 parallel runs" in report
     triages = {
         f["triage"]
         for f in json.loads(
@@ -306,8 +307,9 @@ def test_high_flakiness_says_roll_back_and_auto_rollback_runs_serially(tmp_path:
         pyproject.read_text().replace("[tool.noxlib]\n", "[tool.noxlib]\nauto-rollback = true\n")
     )
     second = run_nox(project, "-R", "-s", "tests-parallel")  # auto workers
-    assert "serial, 1 worker: auto-rollback, flakiness" in second.stdout, second.stdout
-    assert "above flaky-threshold 5 %; PYTEST_WORKERS=N overrides" in second.stdout
+    assert "serial, 1 worker: auto-rollback, parallel-only failures in" in second.stdout
+    assert "above flaky-threshold 5 %; flaky in" in second.stdout
+    assert "; PYTEST_WORKERS=N overrides" in second.stdout
     line = json.loads((project / "reports" / "ci_timings.jsonl").read_text().splitlines()[-1])
     assert (line["mode"], line["workers"]) == ("serial", 1)
     # Serially the pair never meets; the flaky test still fails on its first attempt.
