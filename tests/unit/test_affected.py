@@ -179,6 +179,10 @@ def test_failures_of_the_last_run_of_the_session_go_first() -> None:
         "t.py::c",
     ]
     assert affected.last_failures(history, "tests-parallel") == []
+    # Run first, an order-dependent victim would pass without its polluter: it stays in place.
+    victim = {"nodeid": "t.py::v", "status": "failed", "triage": "order-dependent"}
+    ordered = [{"session": "tests", "failures": [victim, {"nodeid": "t.py::b"}]}]
+    assert affected.last_failures(ordered, "tests") == ["t.py::b"]
 
 
 def test_the_diff_parser_reads_old_sides() -> None:
