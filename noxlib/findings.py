@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from noxlib import causes, history, reports, trend, triage
+from noxlib.ctrf import write_ctrf
 from noxlib.files import write_atomic
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ def write_report(
     summary: reports.RunSummary, settings: Settings, env: Mapping[str, str]
 ) -> tuple[Path, reports.RunSummary]:
     """Write ``ci_timings.md`` (with the failures, root causes, flakiness and trend),
-    ``ci_timings.jsonl``, ``flaky.md``, and under GitHub Actions the step summary. Returns the
+    ``ci_timings.jsonl``, ``flaky.md``, ``ctrf.json``, and under GitHub Actions the step
+    summary. Returns the
     .md path and the summary as written."""
     runs = [*history.read_history(settings.reports_dir / TIMINGS_FILE)]
     runs.append(json.loads(reports.to_json_line(summary)))
@@ -67,6 +69,7 @@ def write_report(
     summary = replace(summary, sections=(*found, *flakiness, *trend.render_trend(runs)))
     path = reports.write_reports(settings.reports_dir, summary)
     write_atomic(settings.reports_dir / history.FLAKY_FILE, history.render_flaky_md(runs))
+    write_ctrf(settings.reports_dir, summary, env)
     step_summary = env.get(STEP_SUMMARY_ENV)
     if step_summary:
         text = "\n".join([*reports.render_head(summary), *found, *flakiness])

@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from noxlib.files import write_atomic
+from noxlib.outcomes import FAILING
+from noxlib.triage import Failure
 
 Result = Mapping[str, object]
 # The JUnit element of each failing or skipped outcome; the rest pass.
@@ -107,3 +109,32 @@ def _document(cases: list[ET.Element]) -> str:
     root = ET.Element("testsuites")
     root.append(suite)
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+# The JUnit element of a failing rerun, as Surefire writes reruns (and Jenkins reads them).
+_RERUN_TAG = {"failed": "rerunFailure", "timeout": "rerunFailure"}
+
+
+def add_reruns(path: Path, failures: Sequence[Failure]) -> None:
+    """Add to the testcases of ``path`` what triage found: a ``rerunFailure`` (or
+    ``rerunError``) per failing rerun, and the verdict in the testcase's ``system-out``. The
+    testcase keeps its own ``failure``: the run's outcome of the test is the truth."""
+    try:
+        tree = ET.parse(path)
+    except (FileNotFoundError, ET.ParseError):
+        return
+    by_address = {junit_address(f.nodeid): f for f in failures}
+    for case in tree.getroot().iter("testcase"):
+        failure = by_address.get((case.get("classname", ""), case.get("name", "")))
+        if failure is None:
+            continue
+        reruns = [("alone", o) for o in failure.evidence.alone]
+        reruns += [("in its company", o) for o in failure.evidence.company]
+        for index, (where, outcome) in enumerate(reruns, 1):
+            if outcome in FAILING:
+                tag = _RERUN_TAG.get(outcome, "rerunError")
+                message = f"rerun {index} ({where}): {outcome}"
+                ET.SubElement(case, tag, message=message, type=outcome)
+        note = ET.SubElement(case, "system-out")
+        note.text = xml_safe(f"noxlib triage: {failure.verdict_line()}")
+    write_atomic(path, ET.tostring(tree.getroot(), encoding="unicode", xml_declaration=True))

@@ -37,9 +37,11 @@ from noxlib.findings import Settings, write_report
 from noxlib.gitdiff import GitError
 from noxlib.host import TEST_TOOLS, Engine, Host, RunFailed
 from noxlib.judging import Judging
+from noxlib.junit import add_reruns
 from noxlib.launch import Launch, file_plan, make_parts, run_env
 from noxlib.memory import Sampler
 from noxlib.merge import (
+    JUNIT_FILE,
     RESULTS_FILE,
     part_source,
     update_run_durations,
@@ -325,6 +327,8 @@ class TestRun:
         if failed:
             annotated = triage.annotate(self.results, self.failures)
             write_results(self.config.reports_path / RESULTS_FILE, annotated)
+            if self.plan.mode.ci:  # the session that writes the JUnit XML
+                add_reruns(self.config.reports_path / JUNIT_FILE, self.failures)
         balanced = self.books is not None and self.books.balanced
         only_tests_failed = self.status in _TOLERABLE and not self.reason
         if balanced and only_tests_failed:
