@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,8 @@ def verdicts(project: Path) -> dict[str, dict[str, object]]:
 
 RUNS = {
     "serial": ("-s", "tests"),
-    "shards": ("-s", "tests-parallel", "--", "--engine", "shards"),
+    # ci: the session that writes junit.xml; shards, as tests-parallel runs them.
+    "shards": ("-s", "ci", "--", "--engine", "shards"),
     "xdist": ("-s", "tests-parallel", "--", "--engine", "xdist"),
 }
 
@@ -66,7 +68,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str, 
     for name, args in RUNS.items():
         project = committed_copy(base, name)
         workers = "1" if name == "serial" else "2"
-        env = nox_env(NOXLIB_DEMO_SEED=SEED, PYTEST_WORKERS=workers)
+        env = nox_env(NOXLIB_DEMO_SEED=SEED, PYTEST_WORKERS=workers, GITHUB_RUN_ID="4242")
         result = run_nox(project, *args, env=env)
         found[name] = (project, result.stdout, result.returncode)
     return found
@@ -131,6 +133,58 @@ def test_under_each_engine_each_failure_gets_its_verdict(
         assert set(found) == set(expected)
         assert "An order-dependent failure is not fixed by running serially" in output
         assert "A parallel-only failure is an isolation bug" in output
+
+
+DATA = Path(__file__).parents[1] / "data"
+
+
+def test_junit_xml_carries_the_reruns_and_validates_against_the_jenkins_schema(
+    ran: dict[str, tuple[Path, str, int]],
+) -> None:
+    import xmlschema
+
+    project, _, _ = ran["shards"]
+    junit = project / "reports" / "junit.xml"
+    xmlschema.XMLSchema(DATA / "junit-10.xsd").validate(junit)
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    real = cases["test_real_failure"]
+    assert real.find("failure") is not None  # the run's outcome stays the truth
+    assert [r.get("message") for r in real.iter("rerunFailure")] == [
+        "rerun 1 (alone): failed",
+        "rerun 2 (alone): failed",
+    ]
+    waiter = cases["test_fails_while_the_lock_is_held"]
+    assert waiter.find("failure") is not None
+    assert list(waiter.iter("rerunFailure")) == []  # it passed every rerun
+    assert "noxlib triage: parallel-only" in str(waiter.findtext("system-out"))
+    victim = cases["test_checker"]
+    assert [r.get("message") for r in victim.iter("rerunFailure")] == [
+        "rerun 3 (in its company): failed",
+        "rerun 4 (in its company): failed",
+    ]
+    assert f"fails after {HOLDER}" in str(victim.findtext("system-out"))
+
+
+def test_ctrf_json_validates_against_the_ctrf_schema(
+    ran: dict[str, tuple[Path, str, int]],
+) -> None:
+    import jsonschema
+
+    project, _, _ = ran["shards"]
+    document = json.loads((project / "reports" / "ctrf.json").read_text())
+    schema = json.loads((DATA / "ctrf.schema.json").read_text())
+    jsonschema.validate(document, schema)
+    results = document["results"]
+    tests = {t["name"]: t for t in results["tests"]}
+    assert len(tests) == results["summary"]["tests"] == 14
+    assert results["summary"]["failed"] == 4
+    assert (tests[WAITER]["status"], tests[WAITER]["flaky"]) == ("failed", True)
+    assert tests[WAITER]["retries"] == 2
+    assert (tests[REAL]["flaky"], tests[REAL]["extra"]["triage"]) == (False, "fails-always")
+    assert tests[VICTIM]["extra"]["polluter"] == [HOLDER]
+    assert tests[HOLDER]["status"] == "passed"
+    # The CI provider's run id: every shard of the CI run, and their combine, carry it.
+    assert results["extra"]["runId"] == "4242"
 
 
 def test_the_flaky_test_is_never_called_fails_always_over_twenty_seeded_runs(
