@@ -65,11 +65,19 @@ def _test(nodeid: str, outcome: str, seconds: float, failure: Failure | None) ->
     }
     if failure is None:
         return test
-    reruns = len(failure.evidence.alone) + len(failure.evidence.company)
+    reruns = [*failure.evidence.alone, *failure.evidence.company]
+    attempts = [{"attempt": 1, "status": test["status"], "rawStatus": outcome}]
+    attempts += [
+        {"attempt": n, "status": STATUS.get(o, "other"), "extra": {"rerun": o}}
+        for n, o in enumerate(reruns, 2)
+    ]
+    for attempt in attempts[:1]:
+        attempt["extra"] = {"rawStatus": attempt.pop("rawStatus")}
     test.update(
         message=failure.cause.key,
         flaky=failure.triage in TOLERABLE,
-        retries=reruns,
+        retries=len(reruns),
+        retryAttempts=attempts,
     )
     extra: dict[str, object] = {"triage": failure.triage, "verdict": failure.verdict_line()}
     if failure.polluter:
@@ -101,6 +109,7 @@ def report(
             "summary": {
                 "tests": len(tests),
                 **counted,
+                "flaky": sum(t.get("flaky") is True for t in tests),
                 "start": round(start * 1000),
                 "stop": round(stop * 1000),
             },

@@ -111,9 +111,9 @@ def gather(
     budget: Budget,
 ) -> triage.Evidence:
     """The evidence on one failed test: ``rounds`` reruns alone; when it passes alone (or
-    only skips), up to ``rounds`` reruns after the tests ``before`` it, stopping at the first
-    pass; when every one of those fails again, the polluter search. The company reruns and
-    the search share ``budget``."""
+    only skips), one rerun after the tests ``before`` it; when that fails again and it passed
+    alone, the polluter search, and one more rerun of the polluter then the test to confirm
+    it. The company reruns and the searches of a run share ``budget``."""
     alone = tuple(runner.outcome([nodeid]) for _ in range(rounds))
     passes = [o not in FAILING for o in alone if o not in triage.NO_EVIDENCE]
     if passes and not any(passes):
@@ -121,17 +121,12 @@ def gather(
     evidence = triage.Evidence(alone=alone, company_size=len(before))
     if not before:
         return evidence
-    company: list[str] = []
-    for _ in range(rounds):
-        if budget.spent():
-            break
-        limit = min(budget.left(), runner.limit(len(before) + 1))
-        company.append(runner.outcome([*before, nodeid], limit))
-        if company[-1] not in FAILING:
-            break
-    stopped = "" if company else "its company was not rerun: triage-budget spent"
-    evidence = replace(evidence, company=tuple(company), stopped=stopped)
-    if not (company and all(o in FAILING for o in company) and any(passes)):
+    if budget.spent():
+        return replace(evidence, stopped="its company was not rerun: triage-budget spent")
+    limit = min(budget.left(), runner.limit(len(before) + 1))
+    company = runner.outcome([*before, nodeid], limit)
+    evidence = replace(evidence, company=(company,))
+    if company not in FAILING or not any(passes):
         return evidence
 
     def fails(subset: Sequence[str]) -> bool | None:
@@ -139,7 +134,14 @@ def gather(
         found = runner.outcome([*subset, nodeid], limit)
         return None if found in triage.NO_EVIDENCE else found in FAILING
 
-    return replace(evidence, search=polluter.search(before, fails, budget))
+    search = polluter.search(before, fails, budget)
+    if not search.found or len(before) == 1:
+        return replace(evidence, search=search)
+    # The search's last step may rest on one outcome: the polluter and the test, once more,
+    # confirm it (a flaky test can fail its way down any path).
+    confirmed = fails(search.culprits)
+    again = {True: "failed", False: "passed", None: "skipped"}[confirmed]
+    return replace(evidence, company=(company, again), search=search)
 
 
 def triage_failures(

@@ -88,7 +88,7 @@ def test_serially_the_victim_is_order_dependent_and_its_polluter_is_named(
     assert found[VICTIM]["polluter"] == [HOLDER]
     assert f"{VICTIM}: order-dependent: fails after {HOLDER} (found in " in output
     assert f"{REAL}: fails-always: failed 2 of 2 reruns alone" in output
-    assert f"{LONELY}: fails-always: failed 2 of 2 reruns in its company" in output
+    assert f"{LONELY}: fails-always: failed 1 of 1 reruns in its company" in output
     assert "not fixed by running serially (PYTEST_WORKERS=1)" in output
     flaky = (project / "reports" / "flaky.md").read_text()
     assert f"| `{VICTIM}` | order-dependent | `{HOLDER}` |" in flaky
