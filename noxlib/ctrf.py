@@ -3,16 +3,18 @@ CI dashboards and report actions read.
 
 One test per result of the run's books, with its true outcome; a failure carries its triage
 (``flaky`` for a failure no rerun confirmed, ``retries`` for the reruns it got) and, in
-``extra``, the verdict, polluter and quarantine. The ``runId`` in ``results.extra`` (and the
-``buildId`` of the environment) is the CI provider's id of the run, so that the reports of
-the shards of one CI run, and their combined report, carry the same one. Pure but for
+``extra``, the verdict, polluter and quarantine. The ``runId`` (and the environment's
+``buildId``) is the CI provider's id of the run, so that the reports of the shards of one CI
+run, and their combined report, carry the same one. Pure but for
 `write_ctrf`.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -103,6 +105,9 @@ def report(
     return {
         "reportFormat": "CTRF",
         "specVersion": SPEC_VERSION,
+        "reportId": str(uuid.uuid4()),
+        "runId": ci_run,
+        "timestamp": datetime.datetime.fromtimestamp(stop, datetime.timezone.utc).isoformat(),
         "generatedBy": "noxlib",
         "results": {
             "tool": {"name": "noxlib", "version": __version__},
@@ -116,7 +121,6 @@ def report(
             "tests": tests,
             "environment": {"buildId": ci_run, "testEnvironment": summary.session},
             "extra": {
-                "runId": ci_run,
                 "noxlibRunId": summary.run_id,
                 "status": summary.status,
                 "books": summary.books,
