@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from noxlib.coveragemap import (
     CoverageMap,
     FileLines,
+    OldMap,
     file_hash,
     read_map,
 )
@@ -106,43 +107,42 @@ def _glob(path: PurePosixPath, pattern: str) -> bool:
     return fnmatch.fnmatch(str(path), pattern)
 
 
-def select(
-    cmap: CoverageMap,
-    changes: Sequence[FileChange],
-    old_text: Callable[[str], str | None],
-    current_hash: Callable[[str], str | None],
-    rules: Rules,
-) -> Selection:
-    """The tests that can see ``changes`` (made since ``cmap.commit``).
+def _unknown(path: str) -> str | None:
+    return None
 
-    ``old_text(path)`` is a file's text at the map's commit and ``current_hash(path)`` the hash
-    of its text now (None when gone). Returns every test, with the reason, when a change is one
-    the map cannot see.
-    """
+
+@dataclass(frozen=True)
+class Tree:
+    """The two sides of the change, asked by path: ``old_text`` at the map's commit,
+    ``current_hash`` and ``new_text`` in the working tree (None when gone or not known)."""
+
+    old_text: Callable[[str], str | None]
+    current_hash: Callable[[str], str | None]
+    new_text: Callable[[str], str | None] = _unknown
+
+
+def select(cmap: CoverageMap, changes: Sequence[FileChange], tree: Tree, rules: Rules) -> Selection:
+    """The tests that can see ``changes`` (made since ``cmap.commit``) in ``tree``. Returns
+    every test, with the reason, when a change is one the map cannot answer for."""
     considered = [c for c in changes if not rules.ignores(c.path)]
+    listed = {c.path for c in considered}
+    for path, then in sorted(cmap.dirty.items()):
+        # Compared whatever git lists: reverted to the commit, it is still not what was mapped.
+        if path not in listed and not rules.ignores(path) and tree.current_hash(path) != then:
+            return run_everything(_dirty_reason(path), cmap.commit)
     affected: set[int] = set()
     whole_files: set[str] = set()
     new_test_files: list[str] = []
     test_files = cmap.test_files()
     for change in considered:
-        why = _beyond_the_map(change, cmap, rules, test_files)
-        if why:
-            return run_everything(why, cmap.commit)
+        found = _reach(change, cmap, rules, test_files, tree)
+        if isinstance(found, str):
+            return run_everything(found, cmap.commit)
+        affected |= found | cmap.opened.get(change.path, frozenset())
         if change.path in test_files or rules.is_test_file(change.path):
             whole_files.add(change.path)
             if change.path not in test_files:
                 new_test_files.append(change.path)
-        lines = cmap.files.get(change.path)
-        if lines is None:
-            continue
-        if change.path in cmap.dirty:
-            if current_hash(change.path) != cmap.dirty[change.path]:
-                affected |= _whole_file(change.path, lines)
-            continue
-        found = _tests_of_hunks(change, lines, old_text(change.path))
-        if isinstance(found, str):
-            return run_everything(found, cmap.commit)
-        affected |= found
     keep = {cmap.tests[i] for i in affected}
     skip = {t for t in cmap.tests if t not in keep and file_of(t) not in whole_files}
     return Selection(
@@ -155,24 +155,58 @@ def select(
     )
 
 
+def _reach(
+    change: FileChange, cmap: CoverageMap, rules: Rules, test_files: Collection[str], tree: Tree
+) -> set[int] | str:
+    """The tests ``change`` can reach, or why every test may see it."""
+    why = _beyond_the_map(change, cmap, rules, test_files)
+    if why:
+        return why
+    if change.path in test_files or rules.is_test_file(change.path):
+        return set()  # its file runs whole
+    if not change.path.endswith(".py"):
+        return _readers(change.path, cmap)
+    if change.status in ("added", "untracked"):
+        return _package_tests(change.path, cmap)
+    return _source_reach(change, cmap, tree)
+
+
+def _source_reach(change: FileChange, cmap: CoverageMap, tree: Tree) -> set[int] | str:
+    """The tests a modified source file's change reaches, the map's dirty files aside."""
+    path = change.path
+    if path in cmap.dirty:
+        if tree.current_hash(path) == cmap.dirty[path]:
+            return set()  # what the map was made from, uncommitted then and now
+        return _dirty_reason(path)
+    return _tests_of_hunks(change, cmap.files[path], tree.old_text(path), tree.new_text(path))
+
+
+def _dirty_reason(path: str) -> str:
+    return (
+        f"{path} differs from the text the map was made with (it was uncommitted then), so "
+        "the map's lines for it do not hold"
+    )
+
+
 def _beyond_the_map(
     change: FileChange, cmap: CoverageMap, rules: Rules, test_files: Collection[str]
 ) -> str | None:
     """Why ``change`` runs every test, or None when the map can answer for it."""
     name = PurePosixPath(change.path).name
+    if change.path.startswith("../"):
+        return (
+            f"{change.path} changed: it is outside the project folder, where the map does not "
+            "look (add it to tool.noxlib.affected.ignore if no test imports or reads it)"
+        )
     if name == "conftest.py":
         return f"conftest.py changed ({change.path})"
     if name in CONFIG_FILES:
         return f"configuration changed ({change.path})"
     if change.status == "deleted":
         return f"a file was deleted ({change.path})"
-    if not change.path.endswith(".py"):
-        return (
-            f"a file that is not Python changed ({change.path}): tests may read it "
-            "(add it to tool.noxlib.affected.ignore if none does)"
-        )
     known = change.path in cmap.files or change.path in test_files
-    if change.status == "modified" and not known and not rules.is_test_file(change.path):
+    python = change.path.endswith(".py")
+    if python and change.status == "modified" and not known and not rules.is_test_file(change.path):
         return (
             f"{change.path} changed and the map has no line of it (coverage did not measure "
             "it; add it to tool.noxlib.affected.ignore if no test imports it)"
@@ -180,107 +214,180 @@ def _beyond_the_map(
     return None
 
 
-def _whole_file(path: str, lines: FileLines) -> set[int]:
-    return lines.touched_by()
+def _readers(path: str, cmap: CoverageMap) -> set[int] | str:
+    """The tests that opened the data file ``path`` while the map was recorded, with every test
+    that started a process (what a child reads, no hook sees); or why every test may read it."""
+    unseen = (
+        f"a file that is not Python changed ({path}): tests may read it "
+        "(add it to tool.noxlib.affected.ignore if none does)"
+    )
+    if not cmap.records:
+        return unseen + "; the map holds no record of the files tests opened"
+    if path in cmap.opened_outside:
+        return f"{path} changed, and it was opened outside any test (at import or collection)"
+    readers = cmap.opened.get(path)
+    if not readers:
+        return unseen + "; no test opened it while the map was recorded"
+    return set(readers) | set(cmap.spawners)
 
 
-def _tests_of_hunks(change: FileChange, lines: FileLines, old: str | None) -> set[int] | str:
-    """The tests that ran the old lines a modified file's hunks replaced, or the reason to run
-    every test. A new (added or untracked) file has no old lines: whoever runs it imports it
-    from a file that changed too."""
+def _package_tests(path: str, cmap: CoverageMap) -> set[int] | str:
+    """The tests of the measured package a new module lands in: a package may find its modules
+    by listing its folder (pkgutil, importlib), so every test that ran its code may see it."""
+    folder = PurePosixPath(path).parent
+    for package in (folder, *folder.parents):
+        if any(PurePosixPath(p).parent == package for p in cmap.files):
+            break
+    else:
+        return set()  # in no measured package: whoever imports it changed too
+    inside = [
+        lines
+        for p, lines in cmap.files.items()
+        if package == PurePosixPath(".") or PurePosixPath(p).is_relative_to(package)
+    ]
+    touched: set[int] = set().union(*(lines.touched_by() for lines in inside))
+    if touched:
+        return touched
+    if any(lines.outside for lines in inside):
+        return (
+            f"{path} is a new module of {package}, whose code ran only outside tests "
+            "(at import time, or in a subprocess)"
+        )
+    return set()
+
+
+def _tests_of_hunks(
+    change: FileChange, lines: FileLines, old: str | None, new: str | None
+) -> set[int] | str:
+    """The tests that ran the functions a modified file's hunks change, or the reason to run
+    every test: a change at module level (what runs at import), in a cached function, or in
+    lines that ran outside any test. The new text, when known, is read too: code moved out of
+    a function, or a function added, is a change at module level."""
     if change.status != "modified" or not change.hunks:
         return set()
-    if old is None:
-        return _whole_file(change.path, lines)
-    try:
-        statements = Statements(ast.parse(old))
-    except (SyntaxError, ValueError):
-        return _whole_file(change.path, lines)  # the old text did not parse: no spans to use
-    found: set[int] = set()
-    outside = False
+    old_code = Code.parse(old) if old is not None else None
+    if old_code is None:
+        return f"{change.path} changed, and its text at the map's commit cannot be parsed"
+    new_code = Code.parse(new) if new is not None else None
+    if new is not None and new_code is None:
+        return f"{change.path} does not parse any more: every test that imports it fails"
+    spans: set[tuple[int, int]] = set()
     for hunk in change.hunks:
-        for first, last in statements.spans_of(hunk):
-            for line in range(first, last + 1):
-                found |= lines.by_line.get(line, frozenset())
-                outside = outside or line in lines.outside
-    if outside:
-        # A line that ran at import time (or outside any test) changed: every test that used
-        # the module may see it, and a module no test ran may break every import of it.
-        touched = lines.touched_by()
-        if not touched:
-            return (
-                f"{change.path} changed in lines that ran outside any test (at import time or "
-                "in a subprocess) and no test ran its code"
-            )
-        found |= touched
-    return found
+        found = _functions_of_hunk(change.path, hunk, old_code, new_code)
+        if isinstance(found, str):
+            return found
+        spans |= found
+    tests: set[int] = set()
+    for first, last in spans:
+        for line in range(first, last + 1):
+            tests |= lines.by_line.get(line, frozenset())
+            if line in lines.outside:
+                return (
+                    f"{change.path} changed in lines that ran outside any test (at import "
+                    "time, or in a subprocess): any test may see them"
+                )
+    return tests
 
 
-class Statements:
-    """The statements of one old file by line span, to map a changed line to the lines
-    coverage records for it: a statement is recorded at its first line, however many lines
-    it spans."""
+def _functions_of_hunk(
+    path: str, hunk: Hunk, old: Code, new: Code | None
+) -> set[tuple[int, int]] | str:
+    """The old line spans of the functions ``hunk`` changes, or why every test may see it."""
+    old_lines = list(range(hunk.start, hunk.start + hunk.count))
+    new_lines = list(range(hunk.new_start, hunk.new_start + hunk.new_count)) if new else []
+    if new is not None and old.no_code(old_lines) and new.no_code(new_lines):
+        return set()  # comments and blank lines only
+    if new is None and hunk.count == 0:
+        old_lines = [hunk.start, hunk.start + 1]  # what is inserted runs where its neighbours do
+    spans: set[tuple[int, int]] = set()
+    for side, numbers in ((old, old_lines), (new, new_lines)):
+        for line in numbers:
+            if new is not None and side is not None and side.no_code([line]):
+                continue  # both sides known: a blank line or a comment is no code to place
+            function = side.function_at(line) if side is not None else None
+            if function is not None and side is new:
+                function = old.named(function.name)  # a new side's function, by its old lines
+            if function is None:
+                now = " now" if side is new else ""
+                return (
+                    f"{path} changed at module level (line {line}{now}): what runs when the "
+                    "module is imported, so any test that imports it may see the change"
+                )
+            if function.cached:
+                return (
+                    f"{path} changed in {function.name}, a cached function: a test may use "
+                    "what an earlier test computed, without running its lines"
+                )
+            spans.add((function.first, function.last))
+    return spans
 
-    def __init__(self, tree: ast.Module) -> None:
-        self.spans: list[tuple[int, int, ast.stmt]] = []
+
+@dataclass(frozen=True)
+class Function:
+    """A function or method as a unit of change: whoever ran any line of its body may see a
+    change anywhere in it (a memo dict filled by one test and read by the next)."""
+
+    name: str
+    first: int  # its body's first line: the def line and the signature run at import
+    last: int
+    cached: bool
+
+
+class Code:
+    """One version of a Python file: its outermost functions and methods, and the lines that
+    hold code (not comments, not blank)."""
+
+    def __init__(self, tree: ast.Module, text: str) -> None:
+        self.functions: list[Function] = []
+        self._collect(tree.body, "")
+        self.text_lines = text.splitlines()
+        self.in_strings: set[int] = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.stmt):
-                first = min([node.lineno, *(d.lineno for d in _decorators(node))])
-                self.spans.append((first, node.end_lineno or node.lineno, node))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                self.in_strings.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
 
-    def spans_of(self, hunk: Hunk) -> list[tuple[int, int]]:
-        """Line spans whose recorded tests see ``hunk``: for replaced lines, the innermost
-        statement of each; for an insertion, the statements on either side of it."""
-        if hunk.count == 0:
-            wanted = [hunk.start, hunk.start + 1]
-        else:
-            wanted = list(range(hunk.start, hunk.start + hunk.count))
-        found: list[tuple[int, int]] = []
-        for line in wanted:
-            found += self.span_of(line)
-        return found
+    @classmethod
+    def parse(cls, text: str) -> Code | None:
+        try:
+            return cls(ast.parse(text), text)
+        except (SyntaxError, ValueError):
+            return None
 
-    def span_of(self, line: int) -> list[tuple[int, int]]:
-        inner = self.innermost(line)
-        if inner is None:
-            # A blank or comment line between statements: replacing it may add code, which
-            # runs where its neighbours run.
-            return [s for s in (self.before(line), self.after(line)) if s is not None]
-        first, last, node = inner
-        if _has_body(node) and _in_header(node, line):
-            # A def, class, if, for, ... header: who runs its body sees the change.
-            return [(first, last)]
-        if _has_body(node):
-            # A line inside a compound statement but in none of its body statements (an else:
-            # line, a blank line in a body): the statements on either side of it.
-            return [s for s in (self.before(line), self.after(line)) if s is not None]
-        return [(first, last)]
+    def _collect(self, body: Sequence[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                first, last = node.body[0].lineno, node.end_lineno or node.lineno
+                self.functions.append(Function(prefix + node.name, first, last, _cached(node)))
+            elif isinstance(node, ast.ClassDef):
+                self._collect(node.body, f"{prefix}{node.name}.")
+            else:
+                # Module-level if/try/with/for: the functions they define are functions still.
+                for name in ("body", "orelse", "finalbody", "handlers"):
+                    self._collect(getattr(node, name, ()), prefix)
 
-    def innermost(self, line: int) -> tuple[int, int, ast.stmt] | None:
-        holding = [s for s in self.spans if s[0] <= line <= s[1]]
-        return min(holding, key=lambda s: s[1] - s[0]) if holding else None
+    def function_at(self, line: int) -> Function | None:
+        return next((f for f in self.functions if f.first <= line <= f.last), None)
 
-    def before(self, line: int) -> tuple[int, int] | None:
-        ending = [(s[0], s[1]) for s in self.spans if s[1] < line and not _has_body(s[2])]
-        return max(ending, key=lambda s: (s[1], s[0])) if ending else None
+    def named(self, name: str) -> Function | None:
+        return next((f for f in self.functions if f.name == name), None)
 
-    def after(self, line: int) -> tuple[int, int] | None:
-        starting = [(s[0], s[0]) for s in self.spans if s[0] > line]
-        return min(starting) if starting else None
+    def no_code(self, lines: Sequence[int]) -> bool:
+        for line in lines:
+            text = self.text_lines[line - 1].strip() if 0 < line <= len(self.text_lines) else ""
+            if line in self.in_strings or (text and not text.startswith("#")):
+                return False
+        return True
 
 
-def _decorators(node: ast.stmt) -> list[ast.expr]:
-    return list(getattr(node, "decorator_list", []))
-
-
-def _has_body(node: ast.stmt) -> bool:
-    return bool(getattr(node, "body", None))
-
-
-def _in_header(node: ast.stmt, line: int) -> bool:
-    """Whether ``line`` is in the statement's own lines, before its first body statement."""
-    body: list[ast.stmt] = getattr(node, "body", [])
-    return line < body[0].lineno if body else True
+def _cached(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether a decorator names a cache (functools.cache, lru_cache, cached_property, a
+    project's own memoize): the function's body runs for the first caller only."""
+    for decorator in node.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if "cache" in name.lower() or "memo" in name.lower():
+            return True
+    return False
 
 
 # --- order: last run's failures first -------------------------------------------------------
@@ -340,17 +447,18 @@ def rules_for(
     return Rules((*ALWAYS_IGNORED, *own_files, *ignore), tuple(test_patterns))
 
 
-def select_since_map(root: Path, map_path: Path, rules: Rules) -> Selection:
+def select_since_map(root: Path, map_path: Path, rules: Rules, no_map_fix: str) -> Selection:
     """What ``--affected`` runs in the project at ``root``: the map at ``map_path`` against
     ``git diff`` since its commit, plus untracked files. Raises UsageError for a map that
     cannot be read; every other doubt runs every test, and says why."""
     from noxlib import gitdiff
 
-    cmap = read_map(map_path)
+    try:
+        cmap = read_map(map_path)
+    except OldMap as exc:
+        return run_everything(f"{exc}; the next nox -s ci that records it writes a new one")
     if cmap is None:
-        return run_everything(
-            f"there is no map at {map_path} yet (nox -s ci writes it; or fetch CI's)"
-        )
+        return run_everything(f"there is no map at {map_path} yet ({no_map_fix})")
     try:
         gitdiff.head_commit(root)
     except gitdiff.GitError as exc:
@@ -365,13 +473,19 @@ def select_since_map(root: Path, map_path: Path, rules: Rules) -> Selection:
         changes = gitdiff.changes_since(root, cmap.commit)
     except gitdiff.GitError as exc:
         return run_everything(f"git diff against the map's commit failed ({exc})", cmap.commit)
-    return select(
-        cmap,
-        changes,
+    tree = Tree(
         lambda path: gitdiff.old_text(root, cmap.commit, path),
         lambda path: file_hash(root / path),
-        rules,
+        lambda path: _read_text(root / path),
     )
+    return select(cmap, changes, tree, rules)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 @dataclass(frozen=True)

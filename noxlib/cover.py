@@ -179,7 +179,8 @@ def _say(verdict: Verdict) -> int:
 def write_affected_map(data: Any, spec_path: Path) -> None:
     """Write the ``--affected`` map from combined coverage ``data`` recorded with one context per
     test. ``spec_path`` is JSON from the session: ``out`` (the map file), ``root``, ``commit``,
-    ``dirty`` ({path: hash}) and ``tests_file`` (the node ids that ran to their end)."""
+    ``dirty`` ({path: hash}), ``tests_file`` (the node ids that ran to their end) and
+    ``records`` (the folder of the pytest processes' Records)."""
     from noxlib import coveragemap
     from noxlib.idfile import read_ids
 
@@ -187,7 +188,8 @@ def write_affected_map(data: Any, spec_path: Path) -> None:
     tests = sorted(set(read_ids(Path(spec["tests_file"]))))
     contexts = {name: data.contexts_by_lineno(name) for name in data.measured_files()}
     root, commit, dirty = Path(spec["root"]), spec["commit"], spec["dirty"]
-    cmap = coveragemap.build_map(contexts, tests, root, commit, dirty)
+    records = coveragemap.read_records(Path(spec["records"]))
+    cmap = coveragemap.build_map(contexts, tests, root, commit, dirty, records=records)
     coveragemap.write_map(Path(spec["out"]), cmap)
     lines = sum(len(f.by_line) for f in cmap.files.values())
     print(

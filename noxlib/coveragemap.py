@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,12 @@ from noxlib.outcomes import COMPLETE
 
 DEFAULT_MAP_FILE = ".test_affected"
 MAP_FORMAT = "noxlib-affected-map"
-MAP_VERSION = 1
+MAP_VERSION = 2
+# The coverage context a fixture wider than a test is set up under: its lines belong to every
+# test that uses it, not to the first one.
+FIXTURE_CONTEXT = "noxlib-fixture:"
+# The folder of a run where each pytest process writes its Records.
+RECORDS_FOLDER = "reach"
 # Outcomes of a test that ran to its end: its recorded lines are all the lines it runs. A test
 # that errored, timed out or crashed is left out of the map, so it always runs.
 
@@ -44,15 +51,72 @@ class FileLines:
 class CoverageMap:
     """Source lines -> tests, made at ``commit``. ``dirty`` holds the files that differed from
     the commit when the map was made, with a hash of their text then: their line numbers are
-    not the commit's, so a later change to them runs every test that touched them."""
+    not the commit's, so a later change to them runs every test that touched them.
+
+    ``opened`` holds the files inside the project each test opened (``opened_outside``: those
+    opened at import or collection time), ``spawners`` the tests that started a process, and
+    ``records`` whether every test's records came back (a process that crashed loses them): a
+    changed data file can be narrowed to its readers only when they did."""
 
     commit: str
     tests: tuple[str, ...]
     files: Mapping[str, FileLines]
     dirty: Mapping[str, str] = field(default_factory=dict)
+    opened: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    opened_outside: frozenset[str] = frozenset()
+    spawners: frozenset[int] = frozenset()
+    records: bool = False
 
     def test_files(self) -> set[str]:
         return {file_of(t) for t in self.tests}
+
+
+@dataclass
+class Records:
+    """What one pytest process saw that coverage's lines do not show: each test's fixture
+    names (``uses``), the files opened under each context, the contexts that started a
+    process. Written by the plugin at the end of its session, read back by ``build_map``."""
+
+    uses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    opened: dict[str, set[str]] = field(default_factory=dict)
+    spawned: set[str] = field(default_factory=set)
+
+    def open(self, context: str, path: str) -> None:
+        self.opened.setdefault(context, set()).add(path)
+
+    def write(self, folder: Path) -> None:
+        data = {
+            "uses": self.uses,
+            "opened": {context: sorted(paths) for context, paths in self.opened.items()},
+            "spawned": sorted(self.spawned),
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json", json.dumps(data))
+
+    def add(self, other: Records) -> None:
+        self.uses.update(other.uses)
+        for context, paths in other.opened.items():
+            self.opened.setdefault(context, set()).update(paths)
+        self.spawned |= other.spawned
+
+
+def read_records(folder: Path) -> Records:
+    """Every process's records in ``folder``, merged. A file that cannot be read counts as
+    missing: its tests then have no ``uses``, and the map does not narrow by records."""
+    merged = Records()
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            merged.add(
+                Records(
+                    {str(k): tuple(v) for k, v in data["uses"].items()},
+                    {str(k): set(v) for k, v in data["opened"].items()},
+                    set(data["spawned"]),
+                )
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return merged
 
 
 def text_hash(data: bytes) -> str:
@@ -68,13 +132,16 @@ def build_map(
     root: Path,
     commit: str,
     dirty: Mapping[str, str] | None = None,
+    *,
+    records: Records | None = None,
 ) -> CoverageMap:
     """The map from ``contexts``: for each measured file (absolute path), each line's coverage
     contexts (``CoverageData.contexts_by_lineno``). ``tests`` are the node ids of the tests
     that ran to their end; a context that names none of them (the empty one of import time,
-    a subprocess, a test that crashed) makes its lines "outside". Files outside ``root`` are
-    left out: a change there is not the project's."""
-    index = {nodeid: i for i, nodeid in enumerate(tests)}
+    a subprocess, a test that crashed) makes its lines "outside". A wider fixture's context
+    names every test that uses it. Files outside ``root`` are left out: a change there runs
+    every test."""
+    owners = Owners(tests, records or Records())
     files: dict[str, FileLines] = {}
     for filename, by_line in contexts.items():
         path = _relative(filename, root)
@@ -83,21 +150,79 @@ def build_map(
         lines: dict[int, frozenset[int]] = {}
         outside: set[int] = set()
         for line, names in by_line.items():
-            ids = {i for name in names if (i := _test_index(name, index)) is not None}
+            ids: set[int] = set()
+            for name in names:
+                found = owners.of(name)
+                if found is None:
+                    outside.add(line)
+                else:
+                    ids |= found
             if ids:
                 lines[line] = frozenset(ids)
-            if any(_test_index(name, index) is None for name in names):
-                outside.add(line)
         files[path] = FileLines(lines, frozenset(outside))
-    return CoverageMap(commit, tuple(tests), files, dict(dirty or {}))
+    opened, opened_outside, spawners = owners.reads(root)
+    return CoverageMap(
+        commit,
+        tuple(tests),
+        files,
+        dict(dirty or {}),
+        opened,
+        opened_outside,
+        spawners,
+        owners.complete,
+    )
 
 
-def _test_index(context: str, index: Mapping[str, int]) -> int | None:
-    # A static context set in [tool.coverage.run] comes first: "static|tests/t.py::test_x".
-    if context in index:
-        return index[context]
-    _, bar, rest = context.partition("|")
-    return index.get(rest) if bar else None
+class Owners:
+    """Which tests a coverage context (or a record's context) stands for: a test's node id
+    names it, a wider fixture's context every test that uses the fixture; None means outside
+    any test (or, with records missing, a fixture whose users are not known)."""
+
+    def __init__(self, tests: Sequence[str], records: Records) -> None:
+        self.index = {nodeid: i for i, nodeid in enumerate(tests)}
+        self.records = records
+        self.complete = bool(tests) and all(t in records.uses for t in tests)
+        self.users: dict[str, set[int]] = {}
+        for nodeid, names in records.uses.items():
+            if nodeid in self.index:
+                for name in names:
+                    self.users.setdefault(name, set()).add(self.index[nodeid])
+
+    def of(self, context: str) -> set[int] | None:
+        # A static context set in [tool.coverage.run] comes first: "static|tests/t.py::test_x".
+        for name in (context, context.partition("|")[2]):
+            if name in self.index:
+                return {self.index[name]}
+            if name.startswith(FIXTURE_CONTEXT) and self.complete:
+                users = self.users.get(name[len(FIXTURE_CONTEXT) :])
+                if users:
+                    return users
+        return None
+
+    def reads(self, root: Path) -> tuple[dict[str, frozenset[int]], frozenset[str], frozenset[int]]:
+        """The project files each test opened, those opened outside any test, and the tests
+        that started a process. A process started outside any test makes every test a
+        possible reader, as if it had started it."""
+        opened: dict[str, set[int]] = {}
+        outside: set[str] = set()
+        for context, paths in self.records.opened.items():
+            owners = self.of(context)
+            for filename in paths:
+                path = _relative(filename, root)
+                if path is None or _in_hidden_folder(path) or "__pycache__/" in path:
+                    continue
+                if owners is None:
+                    # Imports open every module: only data files read at import time matter.
+                    if not path.endswith((".py", ".pyc")):
+                        outside.add(path)
+                else:
+                    opened.setdefault(path, set()).update(owners)
+        spawners: set[int] = set()
+        for context in self.records.spawned:
+            owners = self.of(context)
+            spawners |= set(self.index.values()) if owners is None else owners
+        frozen = {path: frozenset(ids) for path, ids in opened.items()}
+        return frozen, frozenset(outside), frozenset(spawners)
 
 
 def _relative(filename: str, root: Path) -> str | None:
@@ -117,6 +242,7 @@ def map_json(cmap: CoverageMap) -> dict[str, object]:
         for line, ids in sorted(lines.by_line.items()):
             flat += [line, sets.setdefault(ids, len(sets))]
         files[path] = {"lines": flat, "outside": sorted(lines.outside)}
+    opened = {path: sets.setdefault(ids, len(sets)) for path, ids in sorted(cmap.opened.items())}
     return {
         "format": MAP_FORMAT,
         "version": MAP_VERSION,
@@ -125,6 +251,10 @@ def map_json(cmap: CoverageMap) -> dict[str, object]:
         "tests": list(cmap.tests),
         "sets": [sorted(ids) for ids in sets],
         "files": files,
+        "opened": opened,
+        "opened_outside": sorted(cmap.opened_outside),
+        "spawners": sorted(cmap.spawners),
+        "records": cmap.records,
     }
 
 
@@ -148,10 +278,11 @@ def read_map(path: Path) -> CoverageMap | None:
         raise _bad_map(path, f"it is not valid JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != MAP_FORMAT:
         raise _bad_map(path, f'it is not a noxlib map (no "format": "{MAP_FORMAT}")')
-    if data.get("version") != MAP_VERSION:
-        raise _bad_map(
-            path, f"it has version {data.get('version')!r}; this noxlib reads {MAP_VERSION}"
-        )
+    version = data.get("version")
+    if isinstance(version, int) and 0 < version < MAP_VERSION:
+        raise OldMap(f"the map {path} was written by an older noxlib (format {version})")
+    if version != MAP_VERSION:
+        raise _bad_map(path, f"it has version {version!r}; this noxlib reads {MAP_VERSION}")
     try:
         return _parse_map(data)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -174,8 +305,19 @@ def _parse_map(data: Mapping[str, object]) -> CoverageMap:
     dirty = data.get("dirty", {})
     if not isinstance(dirty, dict):
         raise TypeError("dirty is not an object")
+    raw_opened = data["opened"]
+    if not isinstance(raw_opened, dict):
+        raise TypeError("opened is not an object")
+    opened = {str(path): sets[_index(i, len(sets))] for path, i in raw_opened.items()}
     return CoverageMap(
-        str(data["commit"]), tuple(tests), files, {str(k): str(v) for k, v in dirty.items()}
+        str(data["commit"]),
+        tuple(tests),
+        files,
+        {str(k): str(v) for k, v in dirty.items()},
+        opened,
+        frozenset(str(p) for p in _list(data["opened_outside"])),
+        frozenset(_index(i, len(tests)) for i in _list(data["spawners"])),
+        data["records"] is True,
     )
 
 
@@ -196,6 +338,10 @@ def _index(value: object, size: int) -> int:
     if not isinstance(value, int) or not 0 <= value < size:
         raise IndexError(f"{value!r} is not an index below {size}")
     return value
+
+
+class OldMap(Exception):
+    """A map in an older format: it cannot narrow a run, and the next ``ci`` replaces it."""
 
 
 def _bad_map(path: Path, why: str) -> UsageError:
@@ -239,8 +385,9 @@ def map_base(root: Path) -> tuple[str, dict[str, str]]:
 
 def _in_hidden_folder(path: str) -> bool:
     # .nox, .venv, .tox, .noxlib: tools' folders (venvs full of Python files), not the code
-    # under test, when the project's .gitignore does not list them.
-    return any(part.startswith(".") for part in path.split("/")[:-1])
+    # under test, when the project's .gitignore does not list them. ".." is a way out of the
+    # project folder, not a hidden folder.
+    return any(part.startswith(".") and part != ".." for part in path.split("/")[:-1])
 
 
 def write_map_spec(
@@ -260,6 +407,7 @@ def write_map_spec(
     commit, dirty = base
     spec = {"out": str(out), "root": str(root), "commit": commit, "dirty": dirty}
     spec["tests_file"] = str(tests)
+    spec["records"] = str(folder / RECORDS_FOLDER)
     path = folder / "affected-map.json"
     path.write_text(json.dumps(spec), encoding="utf-8")
     return path

@@ -92,7 +92,14 @@ def _affected_selection(config: Config, plan: Plan) -> affected.Selection | None
         return None
     own = [config.durations_file, config.affected.map_file, config.reports_dir.rstrip("/") + "/"]
     rules = affected.rules_for(own, config.affected.ignore, config.python_files)
-    return affected.select_since_map(config.root, config.map_path, rules)
+    if config.affected.record:
+        fix = "nox -s ci writes it; or fetch CI's"
+    else:
+        fix = (
+            "no run writes it while tool.noxlib.affected.record is off: set record = true "
+            "under [tool.noxlib.affected] and run nox -s ci, or fetch CI's map"
+        )
+    return affected.select_since_map(config.root, config.map_path, rules, fix)
 
 
 def banner(plan: Plan, config: Config) -> str:

@@ -1,12 +1,15 @@
 """What git says changed since a commit: the few git commands ``--affected`` needs.
 
 Standard library only. Every path is relative to the project root (the folder the commands run
-in, which may be a subfolder of the repository), as the map stores them. A git failure is a
-``GitError`` with git's own words: the caller turns it into "every test runs, because ...".
+in, which may be a subfolder of the repository), as the map stores them; a changed file of the
+repository outside that folder is named from it, ``../shared/lib.py``, so it is never lost. A
+git failure is a ``GitError`` with git's own words: the caller turns it into "every test runs,
+because ...".
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -17,17 +20,20 @@ class GitError(Exception):
     """git could not answer (not a repository, unknown commit, git missing)."""
 
 
-# A hunk header of `git diff -U0`: the old side's start and count (count 1 when left out).
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
+# A hunk header of `git diff -U0`: each side's start and count (count 1 when left out).
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
 @dataclass(frozen=True)
 class Hunk:
-    """One change, on the old side of the diff: ``count`` lines from line ``start`` were
-    replaced or removed; ``count == 0`` means lines were inserted after line ``start``."""
+    """One change: on the old side, ``count`` lines from line ``start`` were replaced or
+    removed (``count == 0``: lines were inserted after line ``start``); on the new side,
+    ``new_count`` lines from ``new_start`` replace them."""
 
     start: int
     count: int
+    new_start: int = 0
+    new_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,14 +92,23 @@ def untracked(root: Path) -> list[str]:
 
 
 def changes_since(root: Path, commit: str) -> list[FileChange]:
-    """Every path under ``root`` that differs between ``commit`` and the working tree (staged
-    or not), and every untracked file, sorted by path."""
-    base = ("diff", "--relative", "--no-renames", "--no-ext-diff", "--no-color")
-    statuses = parse_name_status(_git(root, *base, "--name-status", commit))
-    hunks = parse_hunks(_git(root, *base, "-U0", commit))
+    """Every path of the repository that differs between ``commit`` and the working tree
+    (staged or not), and every untracked file, named from ``root`` and sorted by path. The
+    whole repository is asked, not only ``root``: tests may import files beside it."""
+    top = Path(_git(root, "rev-parse", "--show-toplevel").strip())
+    base = ("diff", "--no-renames", "--no-ext-diff", "--no-color")
+    statuses = parse_name_status(_git(top, *base, "--name-status", commit))
+    hunks = parse_hunks(_git(top, *base, "-U0", commit))
     found = [FileChange(path, status, hunks.get(path, ())) for path, status in statuses.items()]
-    found += [FileChange(path, "untracked") for path in untracked(root) if path not in statuses]
-    return sorted(found, key=lambda change: change.path)
+    found += [FileChange(path, "untracked") for path in untracked(top) if path not in statuses]
+    named = [FileChange(from_root(top, root, c.path), c.status, c.hunks) for c in found]
+    return sorted(named, key=lambda change: change.path)
+
+
+def from_root(top: Path, root: Path, path: str) -> str:
+    """``path`` (relative to the repository's ``top``) as seen from ``root``: ``pkg/a.py`` for
+    a file inside it, ``../shared/b.py`` for one beside it."""
+    return Path(os.path.relpath(top.resolve() / path, root.resolve())).as_posix()
 
 
 _STATUS = {"M": "modified", "A": "added", "D": "deleted", "T": "modified"}
@@ -128,7 +143,9 @@ def parse_hunks(text: str) -> dict[str, tuple[Hunk, ...]]:
                 path = _strip_prefix(new)
         elif path is not None and (match := _HUNK.match(line)):
             count = 1 if match.group(2) is None else int(match.group(2))
-            found.setdefault(path, []).append(Hunk(int(match.group(1)), count))
+            new_count = 1 if match.group(4) is None else int(match.group(4))
+            hunk = Hunk(int(match.group(1)), count, int(match.group(3)), new_count)
+            found.setdefault(path, []).append(hunk)
     return {key: tuple(value) for key, value in found.items()}
 
 

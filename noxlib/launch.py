@@ -15,6 +15,7 @@ from pathlib import Path
 from noxlib.byfile import FilePlan, split_by_file
 from noxlib.choice import known_durations
 from noxlib.config import Config
+from noxlib.coveragemap import RECORDS_FOLDER
 from noxlib.engine import Part
 from noxlib.groups import GROUPS_ENV, groups_for_plugin
 from noxlib.idfile import write_ids
@@ -82,7 +83,7 @@ def run_env(
         env["COVERAGE_RCFILE"] = str(rcfile)
     env.update(order_env)
     if contexts:
-        env[CONTEXTS_ENV] = "1"
+        env[CONTEXTS_ENV] = str(run.dir / RECORDS_FOLDER)
     return env
 
 

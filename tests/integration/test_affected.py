@@ -162,7 +162,7 @@ def test_without_a_map_everything_runs_and_says_why(project: Path) -> None:
 
 def test_a_corrupt_map_stops_the_run_and_names_the_file(project: Path) -> None:
     original = (project / ".test_affected").read_bytes()
-    (project / ".test_affected").write_text('{"format": "noxlib-affected-map", "version": 1}')
+    (project / ".test_affected").write_text('{"format": "noxlib-affected-map", "version": 2}')
     try:
         out = affected_run(project)
     finally:

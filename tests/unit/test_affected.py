@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from noxlib import affected
-from noxlib.affected import Rules, Selection, select
+from noxlib.affected import Rules, Selection, Tree, select
 from noxlib.config import parse_config
 from noxlib.coveragemap import CoverageMap, FileLines
 from noxlib.errors import ConfigError, UsageError
@@ -41,18 +41,21 @@ OLD = textwrap.dedent(
 TESTS = ("tests/test_m.py::test_small", "tests/test_m.py::test_total", "tests/test_n.py::test_n")
 
 
-def old_map() -> CoverageMap:
+def old_map(**extra: object) -> CoverageMap:
     """small() run by test 0, total() by test 1; test 2 runs nothing of m.py."""
     lines = FileLines(
         {5: frozenset({0}), 9: frozenset({1}), 10: frozenset({1}), 11: frozenset({1})}
         | {13: frozenset({1})},
         outside=frozenset({1, 4, 8}),
     )
-    return CoverageMap("c0ffee" * 6 + "abcd", TESTS, {"m.py": lines})
+    return CoverageMap("c0ffee" * 6 + "abcd", TESTS, {"m.py": lines}, **extra)  # type: ignore[arg-type]
 
 
-def choose(*changes: FileChange, cmap: CoverageMap | None = None) -> Selection:
-    return select(cmap or old_map(), changes, lambda path: OLD, lambda path: None, Rules())
+def choose(
+    *changes: FileChange, cmap: CoverageMap | None = None, new: str | None = None, old: str = OLD
+) -> Selection:
+    tree = Tree(lambda path: old, lambda path: None, lambda path: new)
+    return select(cmap or old_map(), changes, tree, Rules())
 
 
 def kept(selection: Selection) -> set[str]:
@@ -60,43 +63,95 @@ def kept(selection: Selection) -> set[str]:
     return set(TESTS) - selection.skip
 
 
+def everything(selection: Selection) -> str:
+    assert selection.everything is not None, f"selected {set(TESTS) - selection.skip}"
+    assert selection.skip == frozenset()
+    return selection.everything
+
+
 def modified(*hunks: Hunk) -> FileChange:
     return FileChange("m.py", "modified", hunks)
 
 
-def test_a_changed_line_selects_the_tests_that_ran_it() -> None:
-    assert kept(choose(modified(Hunk(5, 1)))) == {TESTS[0]}
+def replaced(line: int, text: str) -> tuple[FileChange, str]:
+    """The change that replaces line ``line`` of OLD with ``text``, and the new text."""
+    lines = OLD.splitlines()
+    lines[line - 1] = text
+    return modified(Hunk(line, 1, line, 1)), "\n".join(lines) + "\n"
 
 
-def test_a_line_inside_a_multi_line_statement_selects_who_ran_the_statement() -> None:
-    # Line 15 ("* 2") is never recorded: coverage records the statement at its first line, 13.
-    assert kept(choose(modified(Hunk(15, 1)))) == {TESTS[1]}
+def test_a_changed_line_selects_the_tests_that_ran_its_function() -> None:
+    change, new = replaced(5, "    return x <= LIMIT")
+    assert kept(choose(change, new=new)) == {TESTS[0]}
 
 
-def test_an_insertion_selects_the_tests_of_the_lines_around_it() -> None:
-    # Lines inserted after line 11 (inside the loop), between two lines test 1 ran.
-    assert kept(choose(modified(Hunk(11, 0)))) == {TESTS[1]}
+def test_a_change_anywhere_in_a_function_selects_whoever_ran_any_of_it() -> None:
+    # Line 15 ("* 2") is never recorded, nor is the return at 13 in this map: a test that
+    # ran the function's first lines may still see what the last one computes (a memo dict).
+    cmap = CoverageMap("abc", TESTS, {"m.py": FileLines({9: frozenset({1})}, frozenset({8}))})
+    change, new = replaced(15, "            * 3")
+    assert kept(choose(change, new=new, cmap=cmap)) == {TESTS[1]}
+    assert kept(choose(modified(Hunk(15, 1)), cmap=cmap)) == {TESTS[1]}  # new text unknown
 
 
-def test_a_replaced_comment_selects_the_tests_of_its_neighbours() -> None:
-    assert kept(choose(modified(Hunk(12, 1)))) == {TESTS[1]}
+def test_an_insertion_inside_a_function_selects_its_tests() -> None:
+    lines = OLD.splitlines()
+    new = "\n".join([*lines[:11], "        print(item)", *lines[11:]]) + "\n"
+    assert kept(choose(modified(Hunk(11, 0, 12, 1)), new=new)) == {TESTS[1]}
+    assert kept(choose(modified(Hunk(11, 0)))) == {TESTS[1]}  # new text unknown: neighbours
 
 
-def test_a_changed_def_line_selects_who_ran_the_function_and_the_module() -> None:
-    # The def line ran at import time (outside any test): every test of the module runs.
-    assert kept(choose(modified(Hunk(4, 1)))) == {TESTS[0], TESTS[1]}
+def test_a_comment_or_a_blank_line_selects_nothing() -> None:
+    change, new = replaced(12, "        # another comment")
+    assert kept(choose(change, new=new)) == set()
+    change, new = replaced(2, "# a module comment")
+    assert kept(choose(change, new=new)) == set()
 
 
-def test_a_module_level_change_selects_every_test_that_ran_the_module() -> None:
-    assert kept(choose(modified(Hunk(1, 1)))) == {TESTS[0], TESTS[1]}
+@pytest.mark.parametrize(
+    ("line", "text"),
+    [(1, "LIMIT = 4"), (4, "def small(x, y=1):"), (7, "import os")],
+)
+def test_a_change_at_module_level_runs_every_test(line: int, text: str) -> None:
+    # A constant a test imports, a signature, an import: each runs when the module is
+    # imported, which is outside any test, so any test that imports it may see the change.
+    change, new = replaced(line, text)
+    assert everything(choose(change, new=new)).startswith(
+        f"m.py changed at module level (line {line}"
+    )
 
 
-def test_a_module_no_test_ran_runs_everything_when_its_import_time_lines_change() -> None:
-    cmap = CoverageMap("abc", TESTS, {"m.py": FileLines({}, frozenset({1}))})
-    selection = choose(modified(Hunk(1, 1)), cmap=cmap)
-    assert selection.everything is not None
-    assert "ran outside any test" in selection.everything
-    assert selection.skip == frozenset()
+def test_a_function_added_or_code_moved_out_of_one_is_a_change_at_module_level() -> None:
+    added = OLD + "\n\ndef small(x):\n    return False\n"  # shadows small()
+    why = everything(choose(modified(Hunk(16, 0, 17, 4)), new=added))
+    assert why.startswith("m.py changed at module level (line 19 now)")
+    moved = "\n".join(OLD.splitlines()[:9]) + "\nresult = 1\n"  # out of total()
+    assert everything(choose(modified(Hunk(10, 7, 10, 1)), new=moved)).startswith(
+        "m.py changed at module level (line 10 now)"
+    )
+
+
+def test_a_cached_function_runs_every_test() -> None:
+    old = "import functools\n\n\n@functools.lru_cache(maxsize=None)\ndef table():\n    return 1\n"
+    cmap = CoverageMap("abc", TESTS, {"m.py": FileLines({6: frozenset({0})}, frozenset({1, 4}))})
+    new = old.replace("return 1", "return 2")
+    why = everything(choose(modified(Hunk(6, 1, 6, 1)), cmap=cmap, new=new, old=old))
+    assert why.startswith("m.py changed in table, a cached function")
+
+
+def test_a_function_that_also_ran_outside_any_test_runs_every_test() -> None:
+    # Called at import time, or run by a subprocess (whose lines belong to no test).
+    lines = FileLines({5: frozenset({0})}, frozenset({1, 4, 5}))
+    cmap = CoverageMap("abc", TESTS, {"m.py": lines})
+    change, new = replaced(5, "    return x <= LIMIT")
+    assert "m.py changed in lines that ran outside any test" in everything(
+        choose(change, cmap=cmap, new=new)
+    )
+
+
+def test_a_file_that_no_longer_parses_runs_every_test() -> None:
+    change, new = replaced(5, "    return (x <")
+    assert "m.py does not parse any more" in everything(choose(change, new=new))
 
 
 def test_a_changed_test_file_runs_whole_and_a_new_one_is_counted() -> None:
@@ -111,8 +166,51 @@ def test_a_changed_test_file_runs_whole_and_a_new_one_is_counted() -> None:
     )
 
 
-def test_a_new_module_selects_nothing_by_itself() -> None:
-    assert kept(choose(FileChange("newmod.py", "untracked"))) == set()
+def test_a_new_module_brings_the_tests_of_its_package() -> None:
+    # The package may list its own folder (pkgutil): whoever ran its code may see the module.
+    files = {
+        "src/pkg/__init__.py": FileLines({3: frozenset({0})}, frozenset({1})),
+        "src/pkg/sub/a.py": FileLines({2: frozenset({1})}),
+        "src/other/b.py": FileLines({2: frozenset({2})}),
+        "src/quiet/c.py": FileLines({}, frozenset({1})),
+    }
+    cmap = CoverageMap("abc", TESTS, files)
+    assert kept(choose(FileChange("src/pkg/new.py", "untracked"), cmap=cmap)) == {
+        TESTS[0],
+        TESTS[1],
+    }
+    assert kept(choose(FileChange("src/pkg/sub/new.py", "added"), cmap=cmap)) == {TESTS[1]}
+    # Beside no measured module: whoever imports it changed too.
+    assert kept(choose(FileChange("scripts/tool.py", "untracked"), cmap=cmap)) == set()
+    quiet = choose(FileChange("src/quiet/d.py", "untracked"), cmap=cmap)
+    assert "a new module of src/quiet, whose code ran only outside tests" in everything(quiet)
+
+
+def test_a_data_file_brings_the_tests_that_opened_it_and_those_that_started_a_process() -> None:
+    cmap = old_map(
+        opened={"data/a.csv": frozenset({0})},
+        opened_outside=frozenset({"data/conf.json"}),
+        spawners=frozenset({2}),
+        records=True,
+    )
+    assert kept(choose(FileChange("data/a.csv", "modified"), cmap=cmap)) == {TESTS[0], TESTS[2]}
+    assert "opened outside any test (at import or collection)" in everything(
+        choose(FileChange("data/conf.json", "modified"), cmap=cmap)
+    )
+    assert "no test opened it while the map was recorded" in everything(
+        choose(FileChange("data/b.csv", "modified"), cmap=cmap)
+    )
+    # Without every test's records (a process crashed), nobody's reads are known.
+    blind = old_map(opened={"data/a.csv": frozenset({0})}, records=False)
+    assert "the map holds no record of the files tests opened" in everything(
+        choose(FileChange("data/a.csv", "modified"), cmap=blind)
+    )
+
+
+def test_a_python_file_a_test_opened_brings_that_test() -> None:
+    cmap = old_map(opened={"m.py": frozenset({2})}, records=True)
+    change, new = replaced(5, "    return x <= LIMIT")
+    assert kept(choose(change, cmap=cmap, new=new)) == {TESTS[0], TESTS[2]}
 
 
 @pytest.mark.parametrize(
@@ -124,35 +222,42 @@ def test_a_new_module_selects_nothing_by_itself() -> None:
         (FileChange("m.py", "deleted"), "a file was deleted (m.py)"),
         (FileChange("data/x.csv", "modified"), "a file that is not Python changed (data/x.csv)"),
         (FileChange("helpers.py", "modified"), "helpers.py changed and the map has no line"),
+        (FileChange("../lib/x.py", "modified"), "../lib/x.py changed: it is outside the project"),
     ],
 )
 def test_what_the_map_cannot_see_runs_everything(change: FileChange, why: str) -> None:
     selection = choose(change)
-    assert selection.everything is not None
-    assert selection.everything.startswith(why)
-    assert selection.skip == frozenset()
+    assert everything(selection).startswith(why)
     assert selection.line(TESTS).startswith(f"--affected: every test, because {why}")
 
 
 def test_ignored_files_change_nothing() -> None:
-    rules = affected.rules_for([".test_durations", "reports/"], ["docs/**", "*.md"], ["test_*.py"])
+    rules = affected.rules_for(
+        [".test_durations", "reports/"], ["docs/**", "*.md", "../site/**"], ["test_*.py"]
+    )
     changes = [
         FileChange(p, "untracked")
         for p in ("docs/a.rst", "README.md", "reports/x.json", ".test_durations", "a/b.pyc")
-    ]
-    selection = select(old_map(), changes, lambda p: OLD, lambda p: None, rules)
+    ] + [FileChange("../site/index.html", "modified")]
+    selection = select(old_map(), changes, Tree(lambda p: OLD, lambda p: None), rules)
     assert selection.everything is None
     assert selection.changed == ()
 
 
-def test_a_file_dirty_when_the_map_was_made_runs_all_its_tests_once_changed() -> None:
-    base = old_map()
-    cmap = CoverageMap(base.commit, TESTS, base.files, {"m.py": "hash-then"})
+def test_a_file_dirty_when_the_map_was_made_is_compared_by_its_hash() -> None:
+    cmap = old_map(dirty={"m.py": "hash-then"})
     change = modified(Hunk(5, 1))
-    same = select(cmap, [change], lambda p: OLD, lambda p: "hash-then", Rules())
-    other = select(cmap, [change], lambda p: OLD, lambda p: "hash-now", Rules())
-    assert set(TESTS) - same.skip == set()
-    assert set(TESTS) - other.skip == {TESTS[0], TESTS[1]}
+
+    def with_hash(digest: str, *changes: FileChange) -> Selection:
+        return select(cmap, changes, Tree(lambda p: OLD, lambda p: digest), Rules())
+
+    assert kept(with_hash("hash-then", change)) == set()  # what was mapped, then and now
+    assert "m.py differs from the text the map was made with" in everything(
+        with_hash("hash-now", change)
+    )
+    # Reverted to the commit, git lists nothing: the hash still differs from the mapped text.
+    assert "m.py differs from the text the map was made with" in everything(with_hash("hash-now"))
+    assert kept(with_hash("hash-then")) == set()
 
 
 def test_failures_of_the_last_run_of_the_session_go_first() -> None:
@@ -185,7 +290,7 @@ def test_failures_of_the_last_run_of_the_session_go_first() -> None:
     assert affected.last_failures(ordered, "tests") == ["t.py::b"]
 
 
-def test_the_diff_parser_reads_old_sides() -> None:
+def test_the_diff_parser_reads_both_sides() -> None:
     diff = textwrap.dedent(
         """\
         diff --git a/m.py b/m.py
@@ -206,9 +311,9 @@ def test_the_diff_parser_reads_old_sides() -> None:
         """
     )
     assert parse_hunks(diff) == {
-        "m.py": (Hunk(5, 1), Hunk(11, 0), Hunk(20, 3)),
-        "gone.py": (Hunk(1, 2),),
-        "new.py": (Hunk(0, 0),),
+        "m.py": (Hunk(5, 1, 5, 1), Hunk(11, 0, 12, 2), Hunk(20, 3, 22, 0)),
+        "gone.py": (Hunk(1, 2, 0, 0),),
+        "new.py": (Hunk(0, 0, 1, 1),),
     }
     assert parse_name_status("M\tm.py\nD\tgone.py\nA\tnew.py\n") == {
         "m.py": "modified",
@@ -228,6 +333,29 @@ def test_the_option_and_ci_refusing_it(tmp_path: Path) -> None:
         make_plan(MODES["ci"], ["--affected"], {}, config, machine)
     plan = make_plan(MODES["tests"], ["--affected"], {}, config, machine)
     assert plan.options.affected
+
+
+@pytest.mark.parametrize(
+    ("record", "fix"),
+    [
+        (True, "(nox -s ci writes it; or fetch CI's)"),
+        (False, "while tool.noxlib.affected.record is off: set record = true under"),
+    ],
+)
+def test_without_a_map_the_reason_says_how_to_get_one(
+    tmp_path: Path, record: bool, fix: str
+) -> None:
+    from noxlib.entry import _affected_selection
+
+    (tmp_path / "tests").mkdir()
+    table = {"groups": {"unit": {"paths": ["tests"]}}, "affected": {"record": record}}
+    config = parse_config(table, tmp_path, tmp_path / "p")
+    machine = Machine(cpus=2, available_memory=2**34)
+    plan = make_plan(MODES["tests"], ["--affected"], {}, config, machine)
+    selection = _affected_selection(config, plan)
+    assert selection is not None
+    assert selection.everything is not None
+    assert fix in selection.everything
 
 
 def test_the_settings_table(tmp_path: Path) -> None:

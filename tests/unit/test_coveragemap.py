@@ -30,15 +30,64 @@ def test_the_map_file_round_trips_compactly(tmp_path: Path) -> None:
     assert coveragemap.read_map(tmp_path / "none") is None
 
 
+def test_an_older_map_is_told_apart_from_a_broken_one(tmp_path: Path) -> None:
+    path = tmp_path / ".test_affected"
+    path.write_text('{"format": "noxlib-affected-map", "version": 1}')
+    with pytest.raises(coveragemap.OldMap, match=r"written by an older noxlib \(format 1\)"):
+        coveragemap.read_map(path)
+
+
+def records_in(tmp_path: Path, *processes: coveragemap.Records) -> coveragemap.Records:
+    folder = tmp_path / "reach"
+    for records in processes:
+        records.write(folder)
+    (folder / "torn.json").write_text('{"uses": ')  # a process cut short: ignored
+    return coveragemap.read_records(folder)
+
+
+def test_a_wider_fixtures_lines_belong_to_every_test_that_uses_it(tmp_path: Path) -> None:
+    fixture = coveragemap.FIXTURE_CONTEXT + "db"
+    contexts = {str(tmp_path / "setup.py"): {2: [fixture], 3: [TESTS[2]]}}
+    uses = {TESTS[0]: ("db", "tmp_path"), TESTS[1]: ("db",)}
+    records = records_in(tmp_path, coveragemap.Records(uses), coveragemap.Records({TESTS[2]: ()}))
+    cmap = coveragemap.build_map(contexts, TESTS, tmp_path, "abc", records=records)
+    assert cmap.records
+    assert cmap.files["setup.py"].by_line == {2: frozenset({0, 1}), 3: frozenset({2})}
+    # With a process's records missing, the fixture's users are not known: outside.
+    partial = coveragemap.Records(uses)
+    blind = coveragemap.build_map(contexts, TESTS, tmp_path, "abc", records=partial)
+    assert not blind.records
+    assert blind.files["setup.py"].outside == frozenset({2})
+
+
+def test_the_files_tests_opened_and_the_tests_that_started_processes(tmp_path: Path) -> None:
+    uses = {t: () for t in TESTS}
+    opened = {
+        TESTS[0]: {str(tmp_path / "data" / "a.csv"), "/etc/hosts"},
+        "": {str(tmp_path / "conf.json"), str(tmp_path / "m.py"), str(tmp_path / ".nox/x")},
+    }
+    records = coveragemap.Records(uses, opened, {TESTS[1]})
+    cmap = coveragemap.build_map({}, TESTS, tmp_path, "abc", records=records)
+    assert cmap.opened == {"data/a.csv": frozenset({0})}
+    assert cmap.opened_outside == frozenset({"conf.json"})  # imports and tools' files aside
+    assert cmap.spawners == frozenset({1})
+    path = tmp_path / ".test_affected"
+    coveragemap.write_map(path, cmap)
+    assert coveragemap.read_map(path) == cmap
+    # A process started outside any test may serve every test.
+    anyone = coveragemap.Records(uses, {}, {""})
+    assert coveragemap.build_map({}, TESTS, tmp_path, "a", records=anyone).spawners == {0, 1, 2}
+
+
 @pytest.mark.parametrize(
     ("text", "why"),
     [
         ("{", "it is not valid JSON"),
         ("[]", "it is not a noxlib map"),
         ('{"format": "noxlib-affected-map", "version": 9}', "it has version 9"),
-        ('{"format": "noxlib-affected-map", "version": 1}', "its content is malformed"),
+        ('{"format": "noxlib-affected-map", "version": 2}', "its content is malformed"),
         (
-            '{"format": "noxlib-affected-map", "version": 1, "commit": "a", "tests": ["t"], '
+            '{"format": "noxlib-affected-map", "version": 2, "commit": "a", "tests": ["t"], '
             '"sets": [[5]], "files": {}}',
             "its content is malformed (IndexError: 5 is not an index below 1)",
         ),

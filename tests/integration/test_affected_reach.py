@@ -1,0 +1,162 @@
+"""``--affected`` never leaves out a test that a change can reach (issue 21's cases).
+
+tests/projects/reach is made a git repository whose project is its ``proj/`` folder, and
+``nox -s ci`` records the map once, with ``src/calc/double.py`` fixed but not committed. Each
+test then breaks one test of the project by a change that reaches it without running a line of
+the changed code in that test's own context, runs ``nox -R -s tests -- --affected``, and checks
+that the broken test ran and the run failed, as plain pytest on the same tree would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import nox_env, run_nox
+
+REPOSITORY = Path(__file__).parents[1] / "projects" / "reach"
+KEEP = (".nox", ".noxlib", "reports", ".test_affected", ".test_durations", ".pytest_cache")
+DOUBLE = "src/calc/double.py"
+DOUBLE_FIXED = "def double(x):\n    return x * 2\n"
+EVERY_TEST = 12
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def mapped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project, committed with a bug in double.py, and the map of one ``ci`` run made
+    with the fix uncommitted."""
+    top = Path(shutil.copytree(REPOSITORY, tmp_path_factory.mktemp("reach") / "repo"))
+    git(top, "init", "-q")
+    git(top, "add", "-A")
+    git(top, "commit", "-qm", "the repository")
+    project = top / "proj"
+    (project / DOUBLE).write_text(DOUBLE_FIXED)
+    # One process: a cached function or a session fixture runs once, for the first test that
+    # needs it (in two shards each would run it, and the map would not show the loss).
+    result = run_nox(project, "-s", "ci", env=nox_env(PYTEST_WORKERS="1"))
+    assert result.returncode == 0, result.stdout
+    assert f"wrote the --affected map of {EVERY_TEST} tests" in result.stdout, result.stdout
+    return project
+
+
+@pytest.fixture
+def project(mapped: Path) -> Iterator[Path]:
+    yield mapped
+    top = mapped.parent
+    git(top, "checkout", "-q", "--", ".")
+    git(top, "clean", "-fdq", *(arg for keep in KEEP for arg in ("-e", keep)))
+    (mapped / DOUBLE).write_text(DOUBLE_FIXED)
+
+
+def ran(root: Path) -> set[str]:
+    lines = (root / "reports" / "results.jsonl").read_text().splitlines()
+    return {json.loads(line)["nodeid"] for line in lines}
+
+
+def failed(root: Path) -> set[str]:
+    lines = (root / "reports" / "results.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    return {r["nodeid"] for r in records if r["outcome"] != "passed"}
+
+
+def affected_run(root: Path) -> str:
+    result = run_nox(root, "-R", "-s", "tests", "--", "--affected", "--no-triage", env=nox_env())
+    return f"exit {result.returncode}\n{result.stdout}"
+
+
+def edit(root: Path, path: str, old: str, new: str) -> None:
+    file = root / path
+    text = file.read_text()
+    assert old in text
+    file.write_text(text.replace(old, new))
+
+
+def assert_caught(root: Path, out: str, broken: str) -> None:
+    """The run failed, and because of the broken test: it was selected, ran and failed."""
+    assert out.startswith("exit 1"), out
+    assert broken in ran(root), out
+    assert broken in failed(root), out
+
+
+def test_a_a_module_level_constant_a_test_imports(project: Path) -> None:
+    edit(project, "src/calc/limits.py", "LIMIT = 10", "LIMIT = 11")
+    out = affected_run(project)
+    assert_caught(project, out, "tests/test_limits.py::test_limit_is_ten")
+    assert "src/calc/limits.py changed at module level (line 1)" in out
+
+
+def test_b_the_body_of_a_cached_function(project: Path) -> None:
+    edit(project, "src/calc/cached.py", '"two": 2', '"two": 3')
+    out = affected_run(project)
+    assert_caught(project, out, "tests/test_cached.py::test_table_has_two")
+
+
+def test_c_code_run_by_a_session_scoped_fixture(project: Path) -> None:
+    edit(project, "src/calc/setup_env.py", '"level": 3', '"level": 4')
+    out = affected_run(project)
+    assert_caught(project, out, "tests/test_env.py::test_level")
+    # Every user of the fixture, and no other test: the map knows who shares it.
+    assert ran(project) == {"tests/test_env.py::test_mode", "tests/test_env.py::test_level"}
+
+
+def test_d_a_new_module_found_by_pkgutil_in_a_measured_package(project: Path) -> None:
+    (project / "src/calc/plugins/broken.py").write_text('def run():\n    return "broken"\n')
+    out = affected_run(project)
+    assert_caught(project, out, "tests/test_plugins.py::test_every_plugin_runs")
+
+
+def test_e_a_file_of_the_repository_outside_the_project_folder(project: Path) -> None:
+    edit(project.parent, "shared/sharedlib.py", '"hello"', '"bye"')
+    out = affected_run(project)
+    assert_caught(project, out, "tests/test_shared.py::test_greeting")
+    assert "--affected: every test, because ../shared/sharedlib.py changed" in out
+
+
+def test_f_a_file_the_map_saw_uncommitted_is_reverted(project: Path) -> None:
+    git(project, "checkout", "-q", "--", DOUBLE)  # back to the committed bug
+    out = affected_run(project)
+    assert_caught(project, out, "tests/test_double.py::test_double")
+
+
+def test_a_handler_that_only_a_server_subprocess_runs(project: Path) -> None:
+    edit(project, "src/calc/server.py", "self.send_response(200)", "self.send_response(500)")
+    out = affected_run(project)
+    assert_caught(project, out, "tests/test_server.py::test_server_replies_pong")
+
+
+def test_a_data_file_brings_the_tests_that_opened_it(project: Path) -> None:
+    with (project / "tests/data/words.txt").open("a") as words:
+        words.write("gamma\n")
+    out = affected_run(project)
+    assert_caught(project, out, "tests/test_words.py::test_two_words")
+    # Not every test: the one that opened it, and the one that started a process (what its
+    # child opened is not seen).
+    assert ran(project) == {
+        "tests/test_words.py::test_two_words",
+        "tests/test_server.py::test_server_replies_pong",
+    }, out
+
+
+def test_a_function_body_still_selects_only_its_tests(project: Path) -> None:
+    # The policy leans the safe way, but a change inside a function run only by tests keeps
+    # the selection to them.
+    edit(project, "src/calc/limits.py", "return min(value, LIMIT)", "return min(LIMIT, value)")
+    out = affected_run(project)
+    assert out.startswith("exit 0"), out
+    assert ran(project) == {"tests/test_limits.py::test_clamp_keeps_small_values"}, out

@@ -1,0 +1,3 @@
+import noxlib
+
+noxlib.register_sessions()

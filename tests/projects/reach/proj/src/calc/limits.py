@@ -1,0 +1,5 @@
+LIMIT = 10
+
+
+def clamp(value):
+    return min(value, LIMIT)

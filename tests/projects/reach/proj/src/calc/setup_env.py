@@ -1,0 +1,2 @@
+def make_env():
+    return {"mode": "fast", "level": 3}

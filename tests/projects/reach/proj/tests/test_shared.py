@@ -1,0 +1,5 @@
+from sharedlib import GREETING
+
+
+def test_greeting():
+    assert GREETING == "hello"
