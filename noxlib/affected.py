@@ -295,8 +295,6 @@ def _functions_of_hunk(
     """The old line spans of the functions ``hunk`` changes, or why every test may see it."""
     old_lines = list(range(hunk.start, hunk.start + hunk.count))
     new_lines = list(range(hunk.new_start, hunk.new_start + hunk.new_count)) if new else []
-    if new is not None and old.no_code(old_lines) and new.no_code(new_lines):
-        return set()  # comments and blank lines only
     if new is None and hunk.count == 0:
         old_lines = [hunk.start, hunk.start + 1]  # what is inserted runs where its neighbours do
     spans: set[tuple[int, int]] = set()

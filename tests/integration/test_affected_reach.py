@@ -125,7 +125,7 @@ def test_e_a_file_of_the_repository_outside_the_project_folder(project: Path) ->
     edit(project.parent, "shared/sharedlib.py", '"hello"', '"bye"')
     out = affected_run(project)
     assert_caught(project, out, "tests/test_shared.py::test_greeting")
-    assert "--affected: every test, because ../shared/sharedlib.py changed" in out
+    assert "every test, because ../shared/sharedlib.py changed: it is outside the project" in out
 
 
 def test_f_a_file_the_map_saw_uncommitted_is_reverted(project: Path) -> None:
