@@ -74,6 +74,9 @@ def _order(
         known = known_durations(dict.fromkeys(selection.tests, 0.0), plan.paths(config.root), None)
         host.log(f"noxlib: {selection.line(known)}")
     first = tuple(affected.last_failures(past, host.name))
+    if selection is not None:
+        # Only the failures --affected still runs go first; the rest are not run at all.
+        first = tuple(nodeid for nodeid in first if nodeid not in selection.skip)
     if first:
         host.log(
             f"noxlib: the {len(first)} test(s) that failed in the last {host.name} run go first"

@@ -187,3 +187,15 @@ def test_last_runs_failures_go_first(project: Path) -> None:
     assert "the 1 test(s) that failed in the last tests run go first" in second.stdout
     assert ran(project)[0] == "tests/test_names.py::test_shout"
     assert set(ran(project)) == EVERY_TEST
+
+
+def test_failures_that_affected_leaves_out_are_not_announced_first(project: Path) -> None:
+    edit(project, "src/shapes/names.py", 'return name.upper() + "!"', 'return name + "!"')
+    first = run_nox(project, "-R", "-s", "tests", "--", "--no-triage")
+    assert first.returncode == 1, first.stdout
+    git(project, "checkout", "-q", "--", "src/shapes/names.py")
+    edit(project, "src/shapes/arith.py", "total = add(total, a)", "total = add(a, total)")
+    out = affected_run(project)
+    assert out.startswith("exit 0"), out
+    assert "tests/test_names.py::test_shout" not in ran(project)
+    assert "go first" not in out
