@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from noxlib.coveragemap import (
@@ -60,6 +60,7 @@ class Selection:
     new_test_files: tuple[str, ...] = ()
     commit: str | None = None
     tests: tuple[str, ...] = ()  # every test the map knows
+    why: Mapping[str, str] = field(default_factory=dict)  # a selected test -> what brought it
 
     def line(self, known: Collection[str]) -> str:
         """The banner's line, counting the ``known`` tests of this run (the map's tests under
@@ -72,6 +73,33 @@ class Selection:
         if self.new_test_files:
             what.append(plural(len(self.new_test_files), "new test file") + " run whole")
         return f"--affected: {selected:,} of {len(known):,} tests ({'; '.join(what)}; {where})"
+
+    def explain(self, known: Collection[str], shown: int = 20) -> list[str]:
+        """``--explain``: what brought each selected test of ``known``, grouped by the change,
+        and why leaving the rest out is safe; at most ``shown`` ids a group."""
+        if self.everything is not None:
+            return [f"--explain: no test is left out, because {self.everything}"]
+        groups: dict[str, list[str]] = {}
+        for nodeid in sorted(known):
+            if nodeid not in self.skip:
+                groups.setdefault(self.why.get(nodeid, "the map has no record of it"), []).append(
+                    nodeid
+                )
+        lines: list[str] = []
+        for reason, ids in sorted(groups.items()):
+            lines.append(f"--explain: {plural(len(ids), 'test')} {reason}:")
+            lines += [f"    {nodeid}" for nodeid in ids[:shown]]
+            if len(ids) > shown:
+                lines.append(f"    ... and {len(ids) - shown:,} more")
+        lines += [f"--explain: new test file {path} runs whole" for path in self.new_test_files]
+        left_out = sum(1 for t in known if t in self.skip)
+        lines.append(
+            f"--explain: {plural(left_out, 'test')} left out: none ran a line of a changed "
+            "function, used a fixture whose code changed or opened a changed file, and no "
+            "change was at module level, in a cached function or in lines that ran outside "
+            "any test (docs/testing.md#what-runs). Tests the map does not know run anyway."
+        )
+        return lines
 
 
 def run_everything(why: str, commit: str | None = None) -> Selection:
@@ -130,21 +158,24 @@ def select(cmap: CoverageMap, changes: Sequence[FileChange], tree: Tree, rules: 
         # Compared whatever git lists: reverted to the commit, it is still not what was mapped.
         if path not in listed and not rules.ignores(path) and tree.current_hash(path) != then:
             return run_everything(_dirty_reason(path), cmap.commit)
-    affected: set[int] = set()
-    whole_files: set[str] = set()
+    why: dict[str, str] = {}
     new_test_files: list[str] = []
     test_files = cmap.test_files()
     for change in considered:
         found = _reach(change, cmap, rules, test_files, tree)
         if isinstance(found, str):
             return run_everything(found, cmap.commit)
-        affected |= found | cmap.opened.get(change.path, frozenset())
+        opened = cmap.opened.get(change.path, frozenset())
+        found = {i: f"opened {change.path}, which changed" for i in opened} | found
+        for i, reason in found.items():
+            why.setdefault(cmap.tests[i], reason)
         if change.path in test_files or rules.is_test_file(change.path):
-            whole_files.add(change.path)
+            for nodeid in cmap.tests:
+                if file_of(nodeid) == change.path:
+                    why.setdefault(nodeid, f"are in {change.path}, which changed")
             if change.path not in test_files:
                 new_test_files.append(change.path)
-    keep = {cmap.tests[i] for i in affected}
-    skip = {t for t in cmap.tests if t not in keep and file_of(t) not in whole_files}
+    skip = {t for t in cmap.tests if t not in why}
     return Selection(
         frozenset(skip),
         None,
@@ -152,18 +183,23 @@ def select(cmap: CoverageMap, changes: Sequence[FileChange], tree: Tree, rules: 
         tuple(new_test_files),
         cmap.commit,
         cmap.tests,
+        why,
     )
+
+
+# The tests a change reaches (index in the map -> what brought it), or why every test may.
+Reach = dict[int, str] | str
 
 
 def _reach(
     change: FileChange, cmap: CoverageMap, rules: Rules, test_files: Collection[str], tree: Tree
-) -> set[int] | str:
+) -> Reach:
     """The tests ``change`` can reach, or why every test may see it."""
     why = _beyond_the_map(change, cmap, rules, test_files)
     if why:
         return why
     if change.path in test_files or rules.is_test_file(change.path):
-        return set()  # its file runs whole
+        return {}  # its file runs whole
     if not change.path.endswith(".py"):
         return _readers(change.path, cmap)
     if change.status in ("added", "untracked"):
@@ -171,12 +207,12 @@ def _reach(
     return _source_reach(change, cmap, tree)
 
 
-def _source_reach(change: FileChange, cmap: CoverageMap, tree: Tree) -> set[int] | str:
+def _source_reach(change: FileChange, cmap: CoverageMap, tree: Tree) -> Reach:
     """The tests a modified source file's change reaches, the map's dirty files aside."""
     path = change.path
     if path in cmap.dirty:
         if tree.current_hash(path) == cmap.dirty[path]:
-            return set()  # what the map was made from, uncommitted then and now
+            return {}  # what the map was made from, uncommitted then and now
         return _dirty_reason(path)
     return _tests_of_hunks(change, cmap.files[path], tree.old_text(path), tree.new_text(path))
 
@@ -214,7 +250,7 @@ def _beyond_the_map(
     return None
 
 
-def _readers(path: str, cmap: CoverageMap) -> set[int] | str:
+def _readers(path: str, cmap: CoverageMap) -> Reach:
     """The tests that opened the data file ``path`` while the map was recorded, with every test
     that started a process (what a child reads, no hook sees); or why every test may read it."""
     unseen = (
@@ -228,10 +264,13 @@ def _readers(path: str, cmap: CoverageMap) -> set[int] | str:
     readers = cmap.opened.get(path)
     if not readers:
         return unseen + "; no test opened it while the map was recorded"
-    return set(readers) | set(cmap.spawners)
+    started = f"started a process, and {path} changed (what a child reads, no hook sees)"
+    return {i: started for i in cmap.spawners} | {
+        i: f"opened {path}, which changed" for i in readers
+    }
 
 
-def _package_tests(path: str, cmap: CoverageMap) -> set[int] | str:
+def _package_tests(path: str, cmap: CoverageMap) -> Reach:
     """The tests of the measured package a new module lands in: a package may find its modules
     by listing its folder (pkgutil, importlib), so every test that ran its code may see it."""
     folder = PurePosixPath(path).parent
@@ -239,7 +278,7 @@ def _package_tests(path: str, cmap: CoverageMap) -> set[int] | str:
         if any(PurePosixPath(p).parent == package for p in cmap.files):
             break
     else:
-        return set()  # in no measured package: whoever imports it changed too
+        return {}  # in no measured package: whoever imports it changed too
     inside = [
         lines
         for p, lines in cmap.files.items()
@@ -247,40 +286,41 @@ def _package_tests(path: str, cmap: CoverageMap) -> set[int] | str:
     ]
     touched: set[int] = set().union(*(lines.touched_by() for lines in inside))
     if touched:
-        return touched
+        return dict.fromkeys(touched, f"ran code of {package}, where {path} is a new module")
     if any(lines.outside for lines in inside):
         return (
             f"{path} is a new module of {package}, whose code ran only outside tests "
             "(at import time, or in a subprocess)"
         )
-    return set()
+    return {}
 
 
 def _tests_of_hunks(
     change: FileChange, lines: FileLines, old: str | None, new: str | None
-) -> set[int] | str:
+) -> Reach:
     """The tests that ran the functions a modified file's hunks change, or the reason to run
     every test: a change at module level (what runs at import), in a cached function, or in
     lines that ran outside any test. The new text, when known, is read too: code moved out of
     a function, or a function added, is a change at module level."""
     if change.status != "modified" or not change.hunks:
-        return set()
+        return {}
     old_code = Code.parse(old) if old is not None else None
     if old_code is None:
         return f"{change.path} changed, and its text at the map's commit cannot be parsed"
     new_code = Code.parse(new) if new is not None else None
     if new is not None and new_code is None:
         return f"{change.path} does not parse any more: every test that imports it fails"
-    spans: set[tuple[int, int]] = set()
+    functions: set[Function] = set()
     for hunk in change.hunks:
         found = _functions_of_hunk(change.path, hunk, old_code, new_code)
         if isinstance(found, str):
             return found
-        spans |= found
-    tests: set[int] = set()
-    for first, last in spans:
-        for line in range(first, last + 1):
-            tests |= lines.by_line.get(line, frozenset())
+        functions |= found
+    tests: dict[int, str] = {}
+    for function in sorted(functions, key=lambda f: f.first):
+        for line in range(function.first, function.last + 1):
+            for i in lines.by_line.get(line, frozenset()):
+                tests.setdefault(i, f"ran {function.name} in {change.path}, which changed")
             if line in lines.outside:
                 return (
                     f"{change.path} changed in lines that ran outside any test (at import "
@@ -289,15 +329,13 @@ def _tests_of_hunks(
     return tests
 
 
-def _functions_of_hunk(
-    path: str, hunk: Hunk, old: Code, new: Code | None
-) -> set[tuple[int, int]] | str:
-    """The old line spans of the functions ``hunk`` changes, or why every test may see it."""
+def _functions_of_hunk(path: str, hunk: Hunk, old: Code, new: Code | None) -> set[Function] | str:
+    """The functions (with their old lines) ``hunk`` changes, or why every test may see it."""
     old_lines = list(range(hunk.start, hunk.start + hunk.count))
     new_lines = list(range(hunk.new_start, hunk.new_start + hunk.new_count)) if new else []
     if new is None and hunk.count == 0:
         old_lines = [hunk.start, hunk.start + 1]  # what is inserted runs where its neighbours do
-    spans: set[tuple[int, int]] = set()
+    functions: set[Function] = set()
     for side, numbers in ((old, old_lines), (new, new_lines)):
         for line in numbers:
             if new is not None and side is not None and side.no_code([line]):
@@ -316,8 +354,8 @@ def _functions_of_hunk(
                     f"{path} changed in {function.name}, a cached function: a test may use "
                     "what an earlier test computed, without running its lines"
                 )
-            spans.add((function.first, function.last))
-    return spans
+            functions.add(function)
+    return functions
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,9 @@ def _order(
     if selection is not None:
         known = known_durations(dict.fromkeys(selection.tests, 0.0), plan.paths(config.root), None)
         host.log(f"noxlib: {selection.line(known)}")
+        if plan.options.explain:
+            for line in selection.explain(known):
+                host.log(f"noxlib: {line}")
     first = tuple(affected.last_failures(past, host.name))
     if selection is not None:
         # Only the failures --affected still runs go first; the rest are not run at all.

@@ -47,6 +47,11 @@ OPTIONS = (
         "uncommitted and untracked files); every test when the map cannot tell. tests and "
         "tests-parallel only: ci always runs everything",
     ),
+    Option(
+        "--explain",
+        "with --affected: print, for each test it runs, the change that brought it, and why "
+        "leaving the others out is safe",
+    ),
     Option("--coverage", "measure coverage in this run, whatever the session"),
     Option("--no-coverage", "do not measure coverage in this run, not even in ci"),
     Option("--no-triage", "do not rerun failed tests serially to classify them in this run"),
@@ -67,6 +72,7 @@ class Options:
     given: tuple[str, ...] = field(default=())
     no_triage: bool = False
     affected: bool = False
+    explain: bool = False
 
 
 def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
@@ -116,7 +122,13 @@ def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
         given=tuple(values),
         no_triage="--no-triage" in values,
         affected="--affected" in values,
+        explain="--explain" in values,
     )
+    if options.explain and not options.affected:
+        raise UsageError(
+            "--explain (after --) explains what --affected selects, and --affected was not "
+            "given: use nox -s tests -- --affected --explain."
+        )
     return options, tuple(words[index:])
 
 

@@ -75,8 +75,9 @@ def failed(root: Path) -> set[str]:
     return {r["nodeid"] for r in records if r["outcome"] != "passed"}
 
 
-def affected_run(root: Path) -> str:
-    result = run_nox(root, "-R", "-s", "tests", "--", "--affected", "--no-triage", env=nox_env())
+def affected_run(root: Path, *options: str) -> str:
+    args = ("--", "--affected", *options, "--no-triage")
+    result = run_nox(root, "-R", "-s", "tests", *args, env=nox_env())
     return f"exit {result.returncode}\n{result.stdout}"
 
 
@@ -109,10 +110,17 @@ def test_b_the_body_of_a_cached_function(project: Path) -> None:
 
 def test_c_code_run_by_a_session_scoped_fixture(project: Path) -> None:
     edit(project, "src/calc/setup_env.py", '"level": 3', '"level": 4')
-    out = affected_run(project)
+    out = affected_run(project, "--explain")
     assert_caught(project, out, "tests/test_env.py::test_level")
     # Every user of the fixture, and no other test: the map knows who shares it.
     assert ran(project) == {"tests/test_env.py::test_mode", "tests/test_env.py::test_level"}
+    explained = (
+        "noxlib: --explain: 2 tests ran make_env in src/calc/setup_env.py, which changed:\n"
+        "noxlib:     tests/test_env.py::test_level\n"
+        "noxlib:     tests/test_env.py::test_mode\n"
+        "noxlib: --explain: 10 tests left out: none ran a line of a changed function"
+    )
+    assert explained in out.replace("nox > ", "")
 
 
 def test_d_a_new_module_found_by_pkgutil_in_a_measured_package(project: Path) -> None:
@@ -143,8 +151,10 @@ def test_a_handler_that_only_a_server_subprocess_runs(project: Path) -> None:
 def test_a_data_file_brings_the_tests_that_opened_it(project: Path) -> None:
     with (project / "tests/data/words.txt").open("a") as words:
         words.write("gamma\n")
-    out = affected_run(project)
+    out = affected_run(project, "--explain")
     assert_caught(project, out, "tests/test_words.py::test_two_words")
+    assert "--explain: 1 test opened tests/data/words.txt, which changed:" in out
+    assert "--explain: 1 test started a process, and tests/data/words.txt changed" in out
     # Not every test: the one that opened it, and the one that started a process (what its
     # child opened is not seen).
     assert ran(project) == {

@@ -207,6 +207,31 @@ def test_a_data_file_brings_the_tests_that_opened_it_and_those_that_started_a_pr
     )
 
 
+def test_explain_says_what_brought_each_test_and_why_the_rest_may_go() -> None:
+    cmap = old_map(opened={"data/a.csv": frozenset({2})}, records=True)
+    change, new = replaced(5, "    return x <= LIMIT")
+    selection = choose(change, FileChange("data/a.csv", "modified"), cmap=cmap, new=new)
+    lines = selection.explain(TESTS, shown=1)
+    assert lines[:4] == [
+        "--explain: 1 test opened data/a.csv, which changed:",
+        "    tests/test_n.py::test_n",
+        "--explain: 1 test ran small in m.py, which changed:",
+        "    tests/test_m.py::test_small",
+    ]
+    assert lines[-1].startswith("--explain: 1 test left out: none ran a line of a changed")
+    many = choose(modified(Hunk(15, 1)), cmap=CoverageMap("a", TESTS, old_map().files))
+    assert many.explain(TESTS, shown=0)[1] == "    ... and 1 more"
+    assert choose(FileChange("conftest.py", "modified")).explain(TESTS) == [
+        "--explain: no test is left out, because conftest.py changed (conftest.py)"
+    ]
+
+
+def test_explain_needs_affected() -> None:
+    with pytest.raises(UsageError, match=r"--explain \(after --\) explains what --affected"):
+        parse_options(["--explain"])
+    assert parse_options(["--affected", "--explain"])[0].explain
+
+
 def test_a_python_file_a_test_opened_brings_that_test() -> None:
     cmap = old_map(opened={"m.py": frozenset({2})}, records=True)
     change, new = replaced(5, "    return x <= LIMIT")
