@@ -149,6 +149,7 @@ def test_help_lists_every_option_with_its_help() -> None:
         "--batch",
         "--resume",
         "--affected",
+        "--explain",
         "--coverage",
         "--no-coverage",
         "--no-triage",
