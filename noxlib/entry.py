@@ -13,6 +13,7 @@ from noxlib import affected, history
 from noxlib.choice import known_durations
 from noxlib.config import Config
 from noxlib.durations import read_durations
+from noxlib.errors import UsageError
 from noxlib.findings import TIMINGS_FILE
 from noxlib.host import Host
 from noxlib.machine import current_machine
@@ -51,7 +52,10 @@ def run_tests(
         return
     run = start_run(config.state_dir)
     order = _order(host, config, plan, selection, past, rate=rate)
-    test_run = TestRun(host, config, plan, run, durations, order=order, self_install=self_install)
+    shadow = _shadow_selection(host, config, plan)
+    test_run = TestRun(
+        host, config, plan, run, durations, order=order, self_install=self_install, shadow=shadow
+    )
     if install_only:
         test_run.install_only()
     else:
@@ -96,6 +100,22 @@ def _affected_selection(config: Config, plan: Plan) -> affected.Selection | None
     it. Raises UsageError for a map that cannot be read."""
     if not plan.options.affected:
         return None
+    return _select(config)
+
+
+def _shadow_selection(host: Host, config: Config, plan: Plan) -> affected.Selection | None:
+    """In ``ci`` with a map present: what ``--affected`` would select, judged after the full
+    run (shadow.py). A map that cannot be read is said and skipped: ci runs everything anyway."""
+    if not plan.mode.ci or plan.shard or not config.map_path.is_file():
+        return None
+    try:
+        return _select(config)
+    except UsageError as exc:
+        host.log(f"noxlib: no shadow --affected in this run: {exc}")
+        return None
+
+
+def _select(config: Config) -> affected.Selection:
     own = [config.durations_file, config.affected.map_file, config.reports_dir.rstrip("/") + "/"]
     rules = affected.rules_for(own, config.affected.ignore, config.python_files)
     if config.affected.record:

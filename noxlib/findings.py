@@ -66,6 +66,7 @@ def write_report(
         *causes.render_digest([(f.nodeid, f.cause) for f in summary.failures]),
     ]
     flakiness = flakiness_section(rate, settings.reports_name, parallel=summary.mode != "serial")
+    found += summary.shadow.lines() if summary.shadow else []
     summary = replace(summary, sections=(*found, *flakiness, *trend.render_trend(runs)))
     path = reports.write_reports(settings.reports_dir, summary)
     write_atomic(settings.reports_dir / history.FLAKY_FILE, history.render_flaky_md(runs))

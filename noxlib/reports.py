@@ -23,6 +23,7 @@ from noxlib.merge import Result
 from noxlib.outcomes import SHOWN
 from noxlib.pipeline import PhaseTiming
 from noxlib.runinfo import PartRow
+from noxlib.shadow import ShadowVerdict
 from noxlib.triage import Failure
 
 OUTCOMES = tuple(outcome.value for outcome in SHOWN)
@@ -75,6 +76,7 @@ class RunSummary:
     inputs: str = ""
     code: str = ""
     passed_watched: tuple[str, ...] = ()
+    shadow: ShadowVerdict | None = None  # in ci with a map: what --affected would have missed
 
     def counts(self) -> dict[str, int]:
         counted = Counter(r.outcome for r in self.results)
@@ -227,7 +229,7 @@ def _batches_table(batches: Sequence[Mapping[str, object]]) -> list[str]:
 
 def to_json_line(summary: RunSummary) -> str:
     """One JSON object for ``ci_timings.jsonl``: the summary, with only the slowest tests."""
-    data = {
+    data: dict[str, object] = {
         "run_id": summary.run_id,
         "started_at": summary.started_at,
         "session": summary.session,
@@ -255,6 +257,8 @@ def to_json_line(summary: RunSummary) -> str:
         data["passed_watched"] = list(summary.passed_watched)
     if summary.coverage_percent is not None:
         data["coverage_percent"] = round(summary.coverage_percent, 2)
+    if summary.shadow is not None:
+        data["shadow"] = summary.shadow.record()
     return json.dumps(data, sort_keys=True)
 
 

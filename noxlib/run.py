@@ -25,6 +25,7 @@ from noxlib import (
     measure,
     reaping,
     reports,
+    shadow,
     triage,
 )
 from noxlib.batchplan import BatchPlan
@@ -76,9 +77,11 @@ class TestRun:
         order: affected.TestOrder | None = None,
         self_install: Sequence[str] = (),
         engine: Engine = run_parts,
+        shadow: affected.Selection | None = None,
     ) -> None:
         self.host, self.config, self.plan, self.run = host, config, plan, run
         self.engine = engine  # what runs the parts: engine.run_parts (a fake one in tests)
+        self.shadow = shadow  # in ci: what --affected would have run, judged in report()
         self.durations = durations
         self.self_install = tuple(self_install)
         self.pipeline = Pipeline(log=host.log)
@@ -389,9 +392,18 @@ class TestRun:
             inputs=inputs,
             code=self.code if inputs else "",
             passed_watched=passed,
+            shadow=self.judged_shadow(),
         )
         path, _ = write_report(summary, Settings.of(self.config), os.environ)
         self.host.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
+
+    def judged_shadow(self) -> shadow.ShadowVerdict | None:
+        if self.shadow is None:
+            return None
+        results = reports.report_results(self.results)
+        verdict = shadow.judge(self.shadow, ((r.nodeid, r.outcome, r.duration) for r in results))
+        self.host.log(f"noxlib: {verdict.log_line()}")
+        return verdict
 
     def status_text(self) -> str:
         return f"{self.status} ({self.reason})" if self.reason else str(self.status)

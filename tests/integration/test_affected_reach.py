@@ -170,3 +170,64 @@ def test_a_function_body_still_selects_only_its_tests(project: Path) -> None:
     out = affected_run(project)
     assert out.startswith("exit 0"), out
     assert ran(project) == {"tests/test_limits.py::test_clamp_keeps_small_values"}, out
+
+
+# --- shadow mode: ci runs everything, and says what --affected would have missed ------------
+
+
+@pytest.fixture
+def kept_map(project: Path) -> Iterator[Path]:
+    """The module's map, put back after a test whose ci run rewrites or spoils it."""
+    saved = (project / ".test_affected").read_bytes()
+    yield project
+    (project / ".test_affected").write_bytes(saved)
+
+
+def ci_run(root: Path) -> str:
+    result = run_nox(root, "-R", "-s", "ci", "--", "--no-triage", env=nox_env(PYTEST_WORKERS="1"))
+    return f"exit {result.returncode}\n{result.stdout}"
+
+
+def last_history(root: Path) -> dict[str, object]:
+    lines = (root / "reports" / "ci_timings.jsonl").read_text().splitlines()
+    record: dict[str, object] = json.loads(lines[-1])
+    return record
+
+
+def test_shadow_mode_reports_a_failing_test_the_selection_would_have_missed(
+    kept_map: Path,
+) -> None:
+    project = kept_map
+    # A deliberately incomplete map: it knows limits.py but no test that ran clamp().
+    cmap = json.loads((project / ".test_affected").read_text())
+    cmap["files"]["src/calc/limits.py"] = {"lines": [], "outside": []}
+    (project / ".test_affected").write_text(json.dumps(cmap))
+    edit(project, "src/calc/limits.py", "return min(value, LIMIT)", "return max(value, LIMIT)")
+    out = ci_run(project)
+    assert out.startswith("exit 1"), out
+    missed = "tests/test_limits.py::test_clamp_keeps_small_values"
+    assert (
+        f"shadow --affected (the map of {cmap['commit'][:7]}): MISSED 1 failing test that it "
+        f"would have left out: {missed}. it would have run 0 of 12 tests (0%)"
+    ) in out
+    report = (project / "reports" / "ci_timings.md").read_text()
+    assert "## Shadow --affected" in report
+    assert f"- `{missed}`" in report
+    shadow = last_history(project)["shadow"]
+    assert isinstance(shadow, dict)
+    assert shadow["missed"] == [missed]
+    assert (shadow["selected"], shadow["total"], shadow["share"]) == (0, 12, 0.0)
+
+
+def test_shadow_mode_says_what_a_right_selection_would_have_saved(kept_map: Path) -> None:
+    project = kept_map
+    edit(project, "src/calc/limits.py", "return min(value, LIMIT)", "return max(value, LIMIT)")
+    out = ci_run(project)
+    assert out.startswith("exit 1"), out
+    assert "it would have run 1 of 12 tests (8%), " in out
+    assert "s fewer; no failing test left out" in out
+    shadow = last_history(project)["shadow"]
+    assert isinstance(shadow, dict)
+    assert shadow["missed"] == []
+    assert isinstance(shadow["saved_seconds"], float)
+    assert shadow["saved_seconds"] > 0
