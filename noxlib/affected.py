@@ -27,7 +27,7 @@ from noxlib.durations import file_of
 from noxlib.gitdiff import FileChange, Hunk, short
 from noxlib.idfile import write_ids
 from noxlib.outcomes import FAILING
-from noxlib.parts import FIRST_ENV, SKIP_ENV
+from noxlib.parts import FIRST_ENV, SKIP_ENV, UNCOLLECTED_ENV
 from noxlib.words import plural
 
 # Outcomes that put a test first in the next run of its session.
@@ -61,6 +61,8 @@ class Selection:
     commit: str | None = None
     tests: tuple[str, ...] = ()  # every test the map knows
     why: Mapping[str, str] = field(default_factory=dict)  # a selected test -> what brought it
+    # Test files with no selected test that the map vouches for: not even collected.
+    uncollected: frozenset[str] = frozenset()
 
     def line(self, known: Collection[str]) -> str:
         """The banner's line, counting the ``known`` tests of this run (the map's tests under
@@ -184,6 +186,24 @@ def select(cmap: CoverageMap, changes: Sequence[FileChange], tree: Tree, rules: 
         cmap.commit,
         cmap.tests,
         why,
+        _uncollected(cmap, considered, why, rules),
+    )
+
+
+def _uncollected(
+    cmap: CoverageMap, changes: Sequence[FileChange], why: Mapping[str, str], rules: Rules
+) -> frozenset[str]:
+    """The files a run need not collect: each one the map vouches for (every test pytest
+    collected from it is in the map) whose tests are all left out. None while a new module
+    is among the changes: a test file may list modules at collection time and gain tests."""
+    if any(c.status in ("added", "untracked") and c.path.endswith(".py") for c in changes):
+        return frozenset()
+    selected_files = {file_of(nodeid) for nodeid in why}
+    return frozenset(
+        path
+        for path in cmap.vouched
+        if path not in selected_files
+        and PurePosixPath(path).name not in ("conftest.py", "__init__.py")
     )
 
 
@@ -532,12 +552,16 @@ class TestOrder:
 
     skip: frozenset[str] = frozenset()
     first: tuple[str, ...] = ()
+    uncollected: tuple[str, ...] = ()  # absolute paths of files pytest need not collect
 
     def env(self, folder: Path) -> dict[str, str]:
         """Write the lists into ``folder`` and return the variables that name them."""
         env: dict[str, str] = {}
         if self.skip:
             env[SKIP_ENV] = str(write_ids(folder / "affected-skip.jsonl", sorted(self.skip)))
+        if self.uncollected:
+            path = folder / "affected-uncollected.jsonl"
+            env[UNCOLLECTED_ENV] = str(write_ids(path, self.uncollected))
         if self.first:
             env[FIRST_ENV] = str(write_ids(folder / "run-first.jsonl", self.first))
         return env

@@ -189,7 +189,10 @@ def write_affected_map(data: Any, spec_path: Path) -> None:
     contexts = {name: data.contexts_by_lineno(name) for name in data.measured_files()}
     root, commit, dirty = Path(spec["root"]), spec["commit"], spec["dirty"]
     records = coveragemap.read_records(Path(spec["records"]))
-    cmap = coveragemap.build_map(contexts, tests, root, commit, dirty, records=records)
+    vouched = spec.get("vouched", ())
+    cmap = coveragemap.build_map(
+        contexts, tests, root, commit, dirty, records=records, vouched=vouched
+    )
     coveragemap.write_map(Path(spec["out"]), cmap)
     lines = sum(len(f.by_line) for f in cmap.files.values())
     print(

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +66,10 @@ class CoverageMap:
     opened_outside: frozenset[str] = frozenset()
     spawners: frozenset[int] = frozenset()
     records: bool = False
+    # Files every test of which that pytest collected (before any -m, -k or group selection)
+    # ran to its end and is in the map: only such a file may be left uncollected by a
+    # selection. A file with a test the map lacks is always collected.
+    vouched: frozenset[str] = frozenset()
 
     def test_files(self) -> set[str]:
         return {file_of(t) for t in self.tests}
@@ -134,6 +138,7 @@ def build_map(
     dirty: Mapping[str, str] | None = None,
     *,
     records: Records | None = None,
+    vouched: Iterable[str] = (),
 ) -> CoverageMap:
     """The map from ``contexts``: for each measured file (absolute path), each line's coverage
     contexts (``CoverageData.contexts_by_lineno``). ``tests`` are the node ids of the tests
@@ -170,6 +175,7 @@ def build_map(
         opened_outside,
         spawners,
         owners.complete,
+        frozenset(vouched),
     )
 
 
@@ -255,6 +261,7 @@ def map_json(cmap: CoverageMap) -> dict[str, object]:
         "opened_outside": sorted(cmap.opened_outside),
         "spawners": sorted(cmap.spawners),
         "records": cmap.records,
+        "vouched": sorted(cmap.vouched),
     }
 
 
@@ -318,6 +325,7 @@ def _parse_map(data: Mapping[str, object]) -> CoverageMap:
         frozenset(str(p) for p in _list(data["opened_outside"])),
         frozenset(_index(i, len(tests)) for i in _list(data["spawners"])),
         data["records"] is True,
+        frozenset(str(p) for p in _list(data["vouched"])),
     )
 
 
@@ -390,23 +398,31 @@ def _in_hidden_folder(path: str) -> bool:
     return any(part.startswith(".") and part != ".." for part in path.split("/")[:-1])
 
 
+def vouched_files(collected: Iterable[str], complete: Collection[str]) -> list[str]:
+    """The files every ``collected`` id of which is ``complete`` (ran to its end, in the map)."""
+    doubtful = {file_of(nodeid) for nodeid in collected if nodeid not in complete}
+    return sorted({file_of(nodeid) for nodeid in complete} - doubtful)
+
+
 def write_map_spec(
     folder: Path,
     out: Path,
     root: Path,
     base: tuple[str, dict[str, str]],
     results: Iterable[tuple[str, str]],
+    *,
+    collected: Iterable[str] = (),
 ) -> Path:
     """The request for ``python -m noxlib.cover --affected-map``: where the map goes, the
     commit and dirty files of ``base``, and the tests of ``results`` ((node id, outcome)
     pairs) that ran to their end."""
-    tests = write_ids(
-        folder / "map-tests.jsonl",
-        sorted({nodeid for nodeid, outcome in results if outcome in COMPLETE}),
-    )
+    complete = {nodeid for nodeid, outcome in results if outcome in COMPLETE}
+    tests = write_ids(folder / "map-tests.jsonl", sorted(complete))
     commit, dirty = base
-    spec = {"out": str(out), "root": str(root), "commit": commit, "dirty": dirty}
+    spec: dict[str, object] = {"out": str(out), "root": str(root), "commit": commit}
+    spec["dirty"] = dirty
     spec["tests_file"] = str(tests)
+    spec["vouched"] = vouched_files(collected, complete)
     spec["records"] = str(folder / RECORDS_FOLDER)
     path = folder / "affected-map.json"
     path.write_text(json.dumps(spec), encoding="utf-8")

@@ -92,7 +92,10 @@ def _order(
     rollback = history.rollback_line(rate, config.reports_dir) if plan.parallel else None
     if rollback:
         host.log(f"noxlib: {rollback}")
-    return affected.TestOrder(selection.skip if selection else frozenset(), first)
+    if selection is None:
+        return affected.TestOrder(first=first)
+    uncollected = tuple(sorted(str(config.root / path) for path in selection.uncollected))
+    return affected.TestOrder(selection.skip, first, uncollected)
 
 
 def _affected_selection(config: Config, plan: Plan) -> affected.Selection | None:

@@ -183,6 +183,8 @@ CONTEXTS_ENV = "NOXLIB_TEST_CONTEXTS"
 # A file of node ids the run leaves out (--affected), and one of node ids to run first.
 SKIP_ENV = "NOXLIB_SKIP_FILE"
 FIRST_ENV = "NOXLIB_FIRST_FILE"
+# A file of the test files --affected leaves out whole: pytest does not even collect them.
+UNCOLLECTED_ENV = "NOXLIB_UNCOLLECTED_FILE"
 # "1": gc.freeze() once the tests are collected (tool.noxlib.gc-freeze; "0" to keep gc as is).
 GC_FREEZE_ENV = "NOXLIB_GC_FREEZE"
 # "K/N" levels, global first ("2/3 1/2": local shard 1 of 2 within CI shard 2 of 3).
@@ -330,9 +332,10 @@ PART_ONLY = (
     CONTEXTS_ENV,
     SKIP_ENV,
     FIRST_ENV,
+    UNCOLLECTED_ENV,
 )
 # What a part's process hands on to its xdist workers (they run its tests).
-WORKER_SETTINGS = (CONTEXTS_ENV, SKIP_ENV, FIRST_ENV)
+WORKER_SETTINGS = (CONTEXTS_ENV, SKIP_ENV, FIRST_ENV, UNCOLLECTED_ENV)
 
 
 def take_part_env(environ: MutableMapping[str, str]) -> dict[str, str]:

@@ -44,6 +44,7 @@ from noxlib.memory import Sampler
 from noxlib.merge import (
     JUNIT_FILE,
     RESULTS_FILE,
+    collected,
     part_source,
     update_run_durations,
     write_merged,
@@ -348,8 +349,14 @@ class TestRun:
         if self.map_base and self.status is not RunStatus.INTERRUPTED:
             # An interrupted test's lines are cut short: no map rather than a wrong one.
             results = ((str(r.get("nodeid")), str(r.get("outcome"))) for r in self.results)
+            ids, _ = collected([part.files for part in self.parts])
             spec = coveragemap.write_map_spec(
-                self.run.dir, self.config.map_path, self.config.root, self.map_base, results
+                self.run.dir,
+                self.config.map_path,
+                self.config.root,
+                self.map_base,
+                results,
+                collected=ids,
             )
             args += ["--affected-map", str(spec)]
         # A CI shard holds part of the run's coverage: combine judges the whole.

@@ -26,9 +26,15 @@ class RunOrder:
     selector (trylast), which keeps the order it finds.
     """
 
-    def __init__(self, skip: set[str], first: set[str]) -> None:
+    def __init__(self, skip: set[str], first: set[str], uncollected: set[str]) -> None:
         self.skip = skip
         self.first = first
+        self.uncollected = uncollected
+
+    def pytest_ignore_collect(self, collection_path: Path) -> bool | None:
+        # A file with no test the change can reach, vouched for by the map: not imported at
+        # all, which is most of a selected run's time on a large suite. None: pytest decides.
+        return True if str(collection_path) in self.uncollected else None
 
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
@@ -120,12 +126,15 @@ SPAWN_EVENTS = frozenset(
 
 def _order_and_contexts(config: pytest.Config, settings: Mapping[str, str]) -> None:
     from noxlib.idfile import read_ids
-    from noxlib.parts import CONTEXTS_ENV, FIRST_ENV, SKIP_ENV
+    from noxlib.parts import CONTEXTS_ENV, FIRST_ENV, SKIP_ENV, UNCOLLECTED_ENV
 
-    skip = set(read_ids(Path(settings[SKIP_ENV]))) if settings.get(SKIP_ENV) else set()
-    first = set(read_ids(Path(settings[FIRST_ENV]))) if settings.get(FIRST_ENV) else set()
-    if skip or first:
-        config.pluginmanager.register(RunOrder(skip, first), "noxlib-run-order")
+    def ids(key: str) -> set[str]:
+        return set(read_ids(Path(settings[key]))) if settings.get(key) else set()
+
+    skip, first, uncollected = ids(SKIP_ENV), ids(FIRST_ENV), ids(UNCOLLECTED_ENV)
+    if skip or first or uncollected:
+        order = RunOrder(skip, first, uncollected)
+        config.pluginmanager.register(order, "noxlib-run-order")
     if settings.get(CONTEXTS_ENV):
         cov = _running_coverage()
         if cov is not None:

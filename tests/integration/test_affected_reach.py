@@ -127,6 +127,8 @@ def test_d_a_new_module_found_by_pkgutil_in_a_measured_package(project: Path) ->
     (project / "src/calc/plugins/broken.py").write_text('def run():\n    return "broken"\n')
     out = affected_run(project)
     assert_caught(project, out, "tests/test_plugins.py::test_every_plugin_runs")
+    # With a new module about, every file is collected: one may list modules as it loads.
+    assert "collected 12 items / 11 deselected / 1 selected" in out, out
 
 
 def test_e_a_file_of_the_repository_outside_the_project_folder(project: Path) -> None:
@@ -170,6 +172,8 @@ def test_a_function_body_still_selects_only_its_tests(project: Path) -> None:
     out = affected_run(project)
     assert out.startswith("exit 0"), out
     assert ran(project) == {"tests/test_limits.py::test_clamp_keeps_small_values"}, out
+    # Only the file of the selected test is collected: the map vouches for the others.
+    assert "collected 2 items / 1 deselected / 1 selected" in out, out
 
 
 # --- shadow mode: ci runs everything, and says what --affected would have missed ------------

@@ -226,6 +226,27 @@ def test_explain_says_what_brought_each_test_and_why_the_rest_may_go() -> None:
     ]
 
 
+def test_files_with_no_selected_test_that_the_map_vouches_for_are_not_collected() -> None:
+    cmap = old_map(vouched=frozenset({"tests/test_m.py", "tests/test_n.py", "tests/__init__.py"}))
+    change, new = replaced(5, "    return x <= LIMIT")
+    assert choose(change, cmap=cmap, new=new).uncollected == {"tests/test_n.py"}
+    # A new module may be listed by a test file at collection time: collect everything.
+    with_new = choose(change, FileChange("pkg_new.py", "untracked"), cmap=cmap, new=new)
+    assert with_new.uncollected == frozenset()
+    # A file the map does not vouch for (a test of it errored, or was not collected in ci).
+    assert choose(change, new=new).uncollected == frozenset()
+
+
+def test_a_file_is_vouched_for_when_every_test_collected_from_it_is_in_the_map() -> None:
+    from noxlib.coveragemap import vouched_files
+
+    collected = ["a.py::x", "a.py::y", "b.py::x", "c.py::x", "c.py::deselected"]
+    assert vouched_files(collected, {"a.py::x", "a.py::y", "b.py::x", "c.py::x"}) == [
+        "a.py",
+        "b.py",
+    ]
+
+
 def test_explain_needs_affected() -> None:
     with pytest.raises(UsageError, match=r"--explain \(after --\) explains what --affected"):
         parse_options(["--explain"])
