@@ -12,6 +12,10 @@ Two commands, on a suite of real_suites.py (its pinned sdist, made a git reposit
              one, ``nox -R -s tests -- --affected`` must fail too. Prints, per mutation, the tests
              selected and the wall time, and at the end the misses, the median share selected,
              and the median --affected wall time against the full ``nox -R -s tests``.
+             With ``--testmon``, pytest-testmon runs the same mutations in the same rounds: it
+             is installed in the suite's plain venv, records with one full ``pytest --testmon``,
+             and each mutation's ``pytest --testmon`` starts from that recording (its data file
+             is put back before each), so both tools answer the same change.
 
   change     the time goal: after a one-function change that breaks nothing (a comment added
              to the first line of a function's body that the suite runs), the wall time of
@@ -33,6 +37,7 @@ import ast
 import json
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,7 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from real_suites import CACHE, SUITES, Command, nox, plain_pytest, prepare
+from real_suites import CACHE, SUITES, VENV, Command, nox, plain_pytest, prepare
 
 WORK = Path("/tmp/noxlib-bench-affected")
 GITIGNORE = ".bench-venv/\n.nox/\n.hypothesis/\n__pycache__/\n"
@@ -214,7 +219,45 @@ def apply(mutation: Mutation) -> str:
     return text
 
 
-def mutations(name: str, want: int, tries: int) -> int:
+TESTMON_DATA = ".testmondata"
+PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
+
+
+@dataclass(frozen=True)
+class Testmon:
+    """pytest-testmon in the suite's plain venv, from one recording run's data file."""
+
+    name: str
+    dest: Path
+    saved: Path
+
+    @classmethod
+    def record(cls, name: str, dest: Path) -> Testmon:
+        python = str(dest / VENV / "bin" / "python")
+        # Its data file is no change of the project's: git (and so --affected) must not see it.
+        with (dest / ".git" / "info" / "exclude").open("a", encoding="utf-8") as exclude:
+            exclude.write(f"{TESTMON_DATA}*\n")
+        install = [sys.executable, "-m", "uv", "pip", "install", "-q", "--python", python]
+        subprocess.run([*install, "pytest-testmon"], check=True)
+        (dest / TESTMON_DATA).unlink(missing_ok=True)
+        done = run(plain_pytest(name, dest, "--testmon", "-q", "-p", "no:cacheprovider"), 1800)
+        print(f"testmon recording: exit {done.returncode} in {done.seconds:.1f} s", flush=True)
+        saved = WORK / f"{name}{TESTMON_DATA}"
+        shutil.copyfile(dest / TESTMON_DATA, saved)
+        return cls(name, dest, saved)
+
+    def select(self) -> tuple[int, int, float, bool]:
+        """(tests run, tests collected, wall seconds, caught) of one ``pytest --testmon``."""
+        shutil.copyfile(self.saved, self.dest / TESTMON_DATA)
+        done = run(plain_pytest(self.name, self.dest, "--testmon", "-q", "-p", "no:cacheprovider"))
+        tail = done.output.strip().splitlines()[-1] if done.output.strip() else ""
+        counts = {word: int(n) for n, word in PYTEST_COUNTS.findall(tail)}
+        deselected = counts.pop("deselected", 0)
+        ran = sum(counts.values())
+        return ran, ran + deselected, done.seconds, done.returncode != 0
+
+
+def mutations(name: str, want: int, tries: int, testmon: bool = False) -> int:
     dest = repository(name)
     git(dest, "checkout", "-q", "--", ".")
     mapped = run(nox(name, dest, "-s", "ci"))
@@ -225,13 +268,14 @@ def mutations(name: str, want: int, tries: int) -> int:
     run(nox(name, dest, "-s", "tests", "--install-only"))
     full = [run(nox(name, dest, "-R", "-s", "tests")).seconds for _ in range(3)]
     print(f"full nox -R -s tests: {[round(s, 1) for s in full]} s", flush=True)
+    other = Testmon.record(name, dest) if testmon else None
     rows: list[Row] = []
     tried = 0
     for mutation in candidates(name, dest):
         if len(rows) >= want or tried >= tries:
             break
         tried += 1
-        row = try_mutation(name, dest, mutation)
+        row = try_mutation(name, dest, mutation, other)
         if row is not None:
             rows.append(row)
     return summary(name, rows, tried, statistics.median(full))
@@ -244,11 +288,15 @@ class Row:
     total: int
     seconds: float
     caught: bool
+    testmon: tuple[int, int, float, bool] | None = None  # its (run, collected, seconds, caught)
 
 
-def try_mutation(name: str, dest: Path, mutation: Mutation) -> Row | None:
+def try_mutation(
+    name: str, dest: Path, mutation: Mutation, testmon: Testmon | None = None
+) -> Row | None:
     """The --affected run of one mutation that the whole suite catches; None when it does not."""
     original = apply(mutation)
+    other = None
     try:
         whole = run(plain_pytest(name, dest, "-x", "-q", "-p", "no:cacheprovider"), 900)
         if whole.returncode == 0:
@@ -256,6 +304,7 @@ def try_mutation(name: str, dest: Path, mutation: Mutation) -> Row | None:
             return None
         options = ("--affected", "--no-triage")
         chosen = run(nox(name, dest, "-R", "-s", "tests", options=options))
+        other = testmon.select() if testmon else None
     finally:
         mutation.path.write_text(original, encoding="utf-8")
     match = BANNER.search(chosen.output)
@@ -267,9 +316,12 @@ def try_mutation(name: str, dest: Path, mutation: Mutation) -> Row | None:
         selected = int(match.group(1).replace(",", ""))
         total = int(match.group(2).replace(",", ""))
         what = f"{selected} of {total} tests"
-    row = Row(mutation, selected, total, chosen.seconds, chosen.returncode != 0)
+    row = Row(mutation, selected, total, chosen.seconds, chosen.returncode != 0, other)
     verdict = "caught" if row.caught else "MISSED"
     print(f"{verdict}: {mutation}: {what}, {chosen.seconds:.1f} s", flush=True)
+    if other is not None:
+        word = "caught" if other[3] else "MISSED"
+        print(f"  testmon {word}: {other[0]} of {other[1]} tests, {other[2]:.1f} s", flush=True)
     return row
 
 
@@ -288,6 +340,13 @@ def summary(name: str, rows: Sequence[Row], tried: int, full_seconds: float) -> 
     if rows:
         median = statistics.median(row.seconds for row in rows)
         print(f"--affected run: median {median:.1f} s = {median / full_seconds:.2f} x the full run")
+    theirs = [row.testmon for row in rows if row.testmon is not None]
+    if theirs:
+        print(
+            f"pytest-testmon: missed {sum(1 for t in theirs if not t[3])}, share selected median "
+            f"{statistics.median(t[0] / t[1] if t[1] else 1.0 for t in theirs):.1%}, "
+            f"wall median {statistics.median(t[2] for t in theirs):.1f} s"
+        )
     return 1 if missed else 0
 
 
@@ -384,13 +443,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--want", type=int, help="mutations: 25; change: 10")
     parser.add_argument("--tries", type=int, default=120)
+    parser.add_argument("--testmon", action="store_true", help="mutations: pytest-testmon too")
     args = parser.parse_args(argv)
     if args.command == "cost":
         cost(args.name, args.rounds)
         return 0
     if args.command == "change":
         return change(args.name, args.want or 10)
-    return mutations(args.name, args.want or 25, args.tries)
+    return mutations(args.name, args.want or 25, args.tries, args.testmon)
 
 
 if __name__ == "__main__":
