@@ -16,10 +16,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from noxlib import cover, measure, reports, triage
+from noxlib import cover, coveragemap, measure, reports, triage
 from noxlib.books import Books, balance
 from noxlib.config import Config
 from noxlib.durations import DURATIONS_LOCK
+from noxlib.errors import UsageError
 from noxlib.findings import TIMINGS_FILE, Settings, write_report
 from noxlib.history import FLAKY_FILE
 from noxlib.host import COVERAGE_REQUIREMENT, Host, RunFailed
@@ -65,12 +66,14 @@ class Combine:
         self.coverage: cover.Verdict | None = None
         self.reasons: list[str] = []
         self.complete = False
+        self.merged_map: coveragemap.CoverageMap | None = None
 
     def execute(self) -> None:
         try:
             self.pipeline.execute(
                 (
                     ("merge", self.merge),
+                    ("merge-maps", self.merge_maps),
                     ("combine-coverage", self.combine_coverage),
                     ("report", self.report),
                 ),
@@ -91,6 +94,29 @@ class Combine:
         failed = [f"shard {info.shard}" for _, info in self.infos if not _passed(info.status)]
         if failed:
             self.reasons.append(f"{', '.join(failed)} did not pass")
+
+    def merge_maps(self) -> None:
+        """The shards' --affected maps as one, staged; published as the project's map. Every
+        shard must have one: a map missing a shard's tests would run them, but say less."""
+        found = [(folder / coveragemap.SHARD_MAP_FILE, info) for folder, info in self.infos]
+        paths = [path for path, _ in found]
+        missing = [str(info.shard) for path, info in found if not path.is_file()]
+        if len(missing) == len(paths):
+            return
+        if missing:
+            self.host.log(f"noxlib: no merged --affected map: shard {', '.join(missing)} has none")
+            return
+        try:
+            maps = [m for path in paths if (m := coveragemap.read_map(path)) is not None]
+        except (UsageError, coveragemap.OldMap) as exc:
+            self.host.log(f"noxlib: no merged --affected map: {exc}")
+            return
+        merged = coveragemap.merge_maps(maps)
+        coveragemap.write_map(self.stage / coveragemap.SHARD_MAP_FILE, merged)
+        self.merged_map = merged
+        self.host.log(
+            f"noxlib: merged the --affected maps of {len(maps)} shards: {len(merged.tests)} tests"
+        )
 
     def combine_coverage(self) -> None:
         data = [
@@ -156,6 +182,9 @@ class Combine:
             if entry.name.startswith("."):
                 continue
             _move_into(entry, reports_dir / entry.name)
+        if self.merged_map is not None:
+            coveragemap.write_map(self.config.map_path, self.merged_map)
+            self.host.log(f"noxlib: the merged --affected map: {self.config.map_path}")
         if self.books is not None:
             ensure_state_dir(self.config.state_dir)  # with its .gitignore: the lock lives there
             size = update_durations(

@@ -27,6 +27,9 @@ MAP_VERSION = 2
 # The coverage context a fixture wider than a test is set up under: its lines belong to every
 # test that uses it, not to the first one.
 FIXTURE_CONTEXT = "noxlib-fixture:"
+# A CI matrix shard's map, in its reports folder; combine merges them (and publishes the
+# merged one there too, beside writing the project's map).
+SHARD_MAP_FILE = "affected-map.json"
 # The folder of a run where each pytest process writes its Records.
 RECORDS_FOLDER = "reach"
 # Outcomes of a test that ran to its end: its recorded lines are all the lines it runs. A test
@@ -263,6 +266,47 @@ def map_json(cmap: CoverageMap) -> dict[str, object]:
         "records": cmap.records,
         "vouched": sorted(cmap.vouched),
     }
+
+
+def merge_maps(maps: Sequence[CoverageMap]) -> CoverageMap:
+    """One map from the maps of a CI matrix's shards, made at one commit (``combine`` has
+    checked it): their tests together, each line's tests together, the records together. A
+    shard vouches only for the files it collected whole, so their union is the merged one."""
+    first = maps[0]
+    tests = tuple(sorted({t for m in maps for t in m.tests}))
+    index = {nodeid: i for i, nodeid in enumerate(tests)}
+    by_line: dict[str, dict[int, set[int]]] = {}
+    outside: dict[str, set[int]] = {}
+    opened: dict[str, set[int]] = {}
+    spawners: set[int] = set()
+    for cmap in maps:
+
+        def moved(ids: Iterable[int], cmap: CoverageMap = cmap) -> set[int]:
+            return {index[cmap.tests[i]] for i in ids}
+
+        for path, lines in cmap.files.items():
+            target = by_line.setdefault(path, {})
+            for line, ids in lines.by_line.items():
+                target.setdefault(line, set()).update(moved(ids))
+            outside.setdefault(path, set()).update(lines.outside)
+        for path, ids in cmap.opened.items():
+            opened.setdefault(path, set()).update(moved(ids))
+        spawners |= moved(cmap.spawners)
+    files = {
+        path: FileLines({n: frozenset(ids) for n, ids in lines.items()}, frozenset(outside[path]))
+        for path, lines in by_line.items()
+    }
+    return CoverageMap(
+        first.commit,
+        tests,
+        files,
+        dict(first.dirty),
+        {path: frozenset(ids) for path, ids in opened.items()},
+        frozenset().union(*(m.opened_outside for m in maps)),
+        frozenset(spawners),
+        all(m.records for m in maps),
+        frozenset().union(*(m.vouched for m in maps)),
+    )
 
 
 def write_map(path: Path, cmap: CoverageMap) -> None:

@@ -352,7 +352,7 @@ class TestRun:
             ids, _ = collected([part.files for part in self.parts])
             spec = coveragemap.write_map_spec(
                 self.run.dir,
-                self.config.map_path,
+                self.map_out(),
                 self.config.root,
                 self.map_base,
                 results,
@@ -403,6 +403,13 @@ class TestRun:
         )
         path, _ = write_report(summary, Settings.of(self.config), os.environ)
         self.host.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
+
+    def map_out(self) -> Path:
+        """A CI matrix shard's map, of its share only, goes with its reports: combine merges
+        the shards' maps into the project's map."""
+        if self.plan.shard:
+            return self.config.reports_path / coveragemap.SHARD_MAP_FILE
+        return self.config.map_path
 
     def judged_shadow(self) -> shadow.ShadowVerdict | None:
         if self.shadow is None:

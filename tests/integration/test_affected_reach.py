@@ -235,3 +235,29 @@ def test_shadow_mode_says_what_a_right_selection_would_have_saved(kept_map: Path
     assert shadow["missed"] == []
     assert isinstance(shadow["saved_seconds"], float)
     assert shadow["saved_seconds"] > 0
+
+
+# --- a CI matrix: each shard records its share, combine merges the maps ---------------------
+
+
+def test_combine_merges_the_maps_of_a_ci_matrix(kept_map: Path, tmp_path: Path) -> None:
+    project = kept_map
+    folders = []
+    for k in (1, 2):
+        env = nox_env(NOXLIB_SHARD=f"{k}/2")
+        result = run_nox(project, "-R", "-s", "ci", "--", "--no-triage", env=env)
+        assert result.returncode == 0, result.stdout
+        shard_map = project / "reports" / "affected-map.json"
+        assert shard_map.is_file(), result.stdout  # beside its reports, not the project's map
+        folders.append(Path(shutil.copytree(project / "reports", tmp_path / f"shard-{k}")))
+        (project / "reports" / "affected-map.json").unlink()
+    (project / ".test_affected").unlink()
+    combined = run_nox(project, "-s", "combine", "--", *map(str, folders))
+    assert combined.returncode == 0, combined.stdout
+    assert f"merged the --affected maps of 2 shards: {EVERY_TEST} tests" in combined.stdout
+    assert (project / ".test_affected").is_file()
+    # The merged map selects as one made in a single run.
+    edit(project, "src/calc/setup_env.py", '"level": 3', '"level": 4')
+    out = affected_run(project)
+    assert_caught(project, out, "tests/test_env.py::test_level")
+    assert ran(project) == {"tests/test_env.py::test_mode", "tests/test_env.py::test_level"}

@@ -4,6 +4,7 @@ trips compactly, and a bad file is refused with its name and the fix."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,36 @@ def test_a_bad_map_file_is_an_error_that_names_it(tmp_path: Path, text: str, why
     assert message.startswith(f"The map file {path} (tool.noxlib.affected.map-file)")
     assert why in message
     assert "Delete it and run nox -s ci to write a new one" in message
+
+
+def test_the_maps_of_a_ci_matrix_merge_by_test_id() -> None:
+    one = coveragemap.CoverageMap(
+        "abc",
+        (TESTS[0], TESTS[2]),
+        {"m.py": coveragemap.FileLines({5: frozenset({0}), 7: frozenset({1})}, frozenset({1}))},
+        opened={"data.csv": frozenset({1})},
+        records=True,
+        vouched=frozenset({"tests/test_n.py"}),
+    )
+    two = coveragemap.CoverageMap(
+        "abc",
+        (TESTS[1],),
+        {
+            "m.py": coveragemap.FileLines({5: frozenset({0})}, frozenset({2})),
+            "n.py": coveragemap.FileLines({1: frozenset({0})}),
+        },
+        spawners=frozenset({0}),
+        records=True,
+        vouched=frozenset({"tests/test_m.py"}),
+    )
+    merged = coveragemap.merge_maps([one, two])
+    assert merged.tests == TESTS  # sorted, each once
+    assert merged.files["m.py"].by_line == {5: frozenset({0, 1}), 7: frozenset({2})}
+    assert merged.files["m.py"].outside == frozenset({1, 2})
+    assert merged.files["n.py"].by_line == {1: frozenset({1})}
+    assert merged.opened == {"data.csv": frozenset({2})}
+    assert merged.spawners == frozenset({1})
+    assert merged.records
+    assert merged.vouched == {"tests/test_m.py", "tests/test_n.py"}
+    # One shard without every test's records: the merged map has them for not every test.
+    assert not coveragemap.merge_maps([one, replace(two, records=False)]).records
