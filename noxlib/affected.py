@@ -1,8 +1,8 @@
-"""``--affected``: which tests can see a change, from the map (``coveragemap.py``), and order.
+"""``--affected``: which tests can see a change, from the map (``coveragemap.py``).
 
-Pure mechanics (ast, fnmatch): neither nox nor pytest nor coverage is imported here. The nox
-side asks ``gitdiff`` what changed and ``select`` which known tests cannot see the change; the
-pytest plugin leaves those out and puts last run's failures first (``run_first``).
+Pure mechanics (fnmatch): neither nox nor pytest nor coverage is imported here. The nox side
+asks ``gitdiff`` what changed and ``select`` which known tests cannot see the change (a Python
+file's hunks: ``hunks.py``); the pytest plugin leaves those out (``runorder.py``).
 
 Every rule leans one way: when in doubt a test runs. A skipped test that would have failed
 hides a bug until CI; an extra test costs seconds.
@@ -10,7 +10,6 @@ hides a bug until CI; an extra test costs seconds.
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,19 +17,15 @@ from pathlib import Path, PurePosixPath
 
 from noxlib.coveragemap import (
     CoverageMap,
-    FileLines,
     OldMap,
     file_hash,
     read_map,
 )
 from noxlib.durations import file_of
-from noxlib.gitdiff import FileChange, Hunk, short
-from noxlib.idfile import write_ids
-from noxlib.outcomes import FAILING
-from noxlib.parts import FIRST_ENV, SKIP_ENV, UNCOLLECTED_ENV
+from noxlib.gitdiff import FileChange, short
+from noxlib.hunks import Reach, tests_of_hunks
 from noxlib.words import plural
 
-# Outcomes that put a test first in the next run of its session.
 # Files whose change no line of the map can show: each one runs every test.
 CONFIG_FILES = frozenset(
     {
@@ -83,10 +78,8 @@ class Selection:
             return [f"--explain: no test is left out, because {self.everything}"]
         groups: dict[str, list[str]] = {}
         for nodeid in sorted(known):
-            if nodeid not in self.skip:
-                groups.setdefault(self.why.get(nodeid, "the map has no record of it"), []).append(
-                    nodeid
-                )
+            if nodeid not in self.skip:  # every test select() keeps has its reason
+                groups.setdefault(self.why[nodeid], []).append(nodeid)
         lines: list[str] = []
         for reason, ids in sorted(groups.items()):
             lines.append(f"--explain: {plural(len(ids), 'test')} {reason}:")
@@ -207,10 +200,6 @@ def _uncollected(
     )
 
 
-# The tests a change reaches (index in the map -> what brought it), or why every test may.
-Reach = dict[int, str] | str
-
-
 def _reach(
     change: FileChange, cmap: CoverageMap, rules: Rules, test_files: Collection[str], tree: Tree
 ) -> Reach:
@@ -234,7 +223,7 @@ def _source_reach(change: FileChange, cmap: CoverageMap, tree: Tree) -> Reach:
         if tree.current_hash(path) == cmap.dirty[path]:
             return {}  # what the map was made from, uncommitted then and now
         return _dirty_reason(path)
-    return _tests_of_hunks(change, cmap.files[path], tree.old_text(path), tree.new_text(path))
+    return tests_of_hunks(change, cmap.files[path], tree.old_text(path), tree.new_text(path))
 
 
 def _dirty_reason(path: str) -> str:
@@ -315,170 +304,6 @@ def _package_tests(path: str, cmap: CoverageMap) -> Reach:
     return {}
 
 
-def _tests_of_hunks(
-    change: FileChange, lines: FileLines, old: str | None, new: str | None
-) -> Reach:
-    """The tests that ran the functions a modified file's hunks change, or the reason to run
-    every test: a change at module level (what runs at import), in a cached function, or in
-    lines that ran outside any test. The new text, when known, is read too: code moved out of
-    a function, or a function added, is a change at module level."""
-    if change.status != "modified" or not change.hunks:
-        return {}
-    old_code = Code.parse(old) if old is not None else None
-    if old_code is None:
-        return f"{change.path} changed, and its text at the map's commit cannot be parsed"
-    new_code = Code.parse(new) if new is not None else None
-    if new is not None and new_code is None:
-        return f"{change.path} does not parse any more: every test that imports it fails"
-    functions: set[Function] = set()
-    for hunk in change.hunks:
-        found = _functions_of_hunk(change.path, hunk, old_code, new_code)
-        if isinstance(found, str):
-            return found
-        functions |= found
-    tests: dict[int, str] = {}
-    for function in sorted(functions, key=lambda f: f.first):
-        for line in range(function.first, function.last + 1):
-            for i in lines.by_line.get(line, frozenset()):
-                tests.setdefault(i, f"ran {function.name} in {change.path}, which changed")
-            if line in lines.outside:
-                return (
-                    f"{change.path} changed in lines that ran outside any test (at import "
-                    "time, or in a subprocess): any test may see them"
-                )
-    return tests
-
-
-def _functions_of_hunk(path: str, hunk: Hunk, old: Code, new: Code | None) -> set[Function] | str:
-    """The functions (with their old lines) ``hunk`` changes, or why every test may see it."""
-    old_lines = list(range(hunk.start, hunk.start + hunk.count))
-    new_lines = list(range(hunk.new_start, hunk.new_start + hunk.new_count)) if new else []
-    if new is None and hunk.count == 0:
-        old_lines = [hunk.start, hunk.start + 1]  # what is inserted runs where its neighbours do
-    functions: set[Function] = set()
-    for side, numbers in ((old, old_lines), (new, new_lines)):
-        for line in numbers:
-            if new is not None and side is not None and side.no_code([line]):
-                continue  # both sides known: a blank line or a comment is no code to place
-            function = side.function_at(line) if side is not None else None
-            if function is not None and side is new:
-                function = old.named(function.name)  # a new side's function, by its old lines
-            if function is None:
-                now = " now" if side is new else ""
-                return (
-                    f"{path} changed at module level (line {line}{now}): what runs when the "
-                    "module is imported, so any test that imports it may see the change"
-                )
-            if function.cached:
-                return (
-                    f"{path} changed in {function.name}, a cached function: a test may use "
-                    "what an earlier test computed, without running its lines"
-                )
-            functions.add(function)
-    return functions
-
-
-@dataclass(frozen=True)
-class Function:
-    """A function or method as a unit of change: whoever ran any line of its body may see a
-    change anywhere in it (a memo dict filled by one test and read by the next)."""
-
-    name: str
-    first: int  # its body's first line: the def line and the signature run at import
-    last: int
-    cached: bool
-
-
-class Code:
-    """One version of a Python file: its outermost functions and methods, and the lines that
-    hold code (not comments, not blank)."""
-
-    def __init__(self, tree: ast.Module, text: str) -> None:
-        self.functions: list[Function] = []
-        self._collect(tree.body, "")
-        self.text_lines = text.splitlines()
-        self.in_strings: set[int] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                self.in_strings.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
-
-    @classmethod
-    def parse(cls, text: str) -> Code | None:
-        try:
-            return cls(ast.parse(text), text)
-        except (SyntaxError, ValueError):
-            return None
-
-    def _collect(self, body: Sequence[ast.stmt], prefix: str) -> None:
-        for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                first, last = node.body[0].lineno, node.end_lineno or node.lineno
-                self.functions.append(Function(prefix + node.name, first, last, _cached(node)))
-            elif isinstance(node, ast.ClassDef):
-                self._collect(node.body, f"{prefix}{node.name}.")
-            else:
-                # Module-level if/try/with/for: the functions they define are functions still.
-                for name in ("body", "orelse", "finalbody", "handlers"):
-                    self._collect(getattr(node, name, ()), prefix)
-
-    def function_at(self, line: int) -> Function | None:
-        return next((f for f in self.functions if f.first <= line <= f.last), None)
-
-    def named(self, name: str) -> Function | None:
-        return next((f for f in self.functions if f.name == name), None)
-
-    def no_code(self, lines: Sequence[int]) -> bool:
-        for line in lines:
-            text = self.text_lines[line - 1].strip() if 0 < line <= len(self.text_lines) else ""
-            if line in self.in_strings or (text and not text.startswith("#")):
-                return False
-        return True
-
-
-def _cached(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    """Whether a decorator names a cache (functools.cache, lru_cache, cached_property, a
-    project's own memoize): the function's body runs for the first caller only."""
-    for decorator in node.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-        if "cache" in name.lower() or "memo" in name.lower():
-            return True
-    return False
-
-
-# --- order: last run's failures first -------------------------------------------------------
-
-
-def last_failures(history: Sequence[Mapping[str, object]], session: str) -> list[str]:
-    """The node ids that failed (failed, error, timeout, crashed) in the last recorded run of
-    ``session``; [] when it passed or never ran. An order-dependent failure is left where it
-    was: run first, it would pass for want of its polluter, and the next run fail again."""
-    for run in reversed(history):
-        if run.get("session") != session:
-            continue
-        failures = run.get("failures")
-        if not isinstance(failures, list):
-            return []
-        return [
-            str(f["nodeid"])
-            for f in failures
-            if isinstance(f, dict)
-            and "nodeid" in f
-            and f.get("status", "failed") in FAILING
-            and f.get("triage") != "order-dependent"
-        ]
-    return []
-
-
-def run_first(nodeids: Sequence[str], first: Collection[str]) -> list[int]:
-    """The order (indexes into ``nodeids``) that runs the ``first`` tests before the rest, each
-    part keeping its order. A file in ``first`` (a collection error's id) brings all its tests."""
-    wanted = set(first)
-    early = [i for i, n in enumerate(nodeids) if n in wanted or file_of(n) in wanted]
-    chosen = set(early)
-    return early + [i for i in range(len(nodeids)) if i not in chosen]
-
-
 # --- what a session does with all this (the nox side calls these; nox stays out) ----------
 
 # Never a reason to run tests: caches and what noxlib and coverage write themselves.
@@ -542,26 +367,3 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-
-
-@dataclass(frozen=True)
-class TestOrder:
-    """What the pytest processes of one run leave out and run first, handed over in files."""
-
-    __test__ = False  # not a pytest test class
-
-    skip: frozenset[str] = frozenset()
-    first: tuple[str, ...] = ()
-    uncollected: tuple[str, ...] = ()  # absolute paths of files pytest need not collect
-
-    def env(self, folder: Path) -> dict[str, str]:
-        """Write the lists into ``folder`` and return the variables that name them."""
-        env: dict[str, str] = {}
-        if self.skip:
-            env[SKIP_ENV] = str(write_ids(folder / "affected-skip.jsonl", sorted(self.skip)))
-        if self.uncollected:
-            path = folder / "affected-uncollected.jsonl"
-            env[UNCOLLECTED_ENV] = str(write_ids(path, self.uncollected))
-        if self.first:
-            env[FIRST_ENV] = str(write_ids(folder / "run-first.jsonl", self.first))
-        return env

@@ -181,14 +181,14 @@ def write_affected_map(data: Any, spec_path: Path) -> None:
     test. ``spec_path`` is JSON from the session: ``out`` (the map file), ``root``, ``commit``,
     ``dirty`` ({path: hash}), ``tests_file`` (the node ids that ran to their end) and
     ``records`` (the folder of the pytest processes' Records)."""
-    from noxlib import coveragemap
+    from noxlib import coveragemap, testrecords
     from noxlib.idfile import read_ids
 
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     tests = sorted(set(read_ids(Path(spec["tests_file"]))))
     contexts = {name: data.contexts_by_lineno(name) for name in data.measured_files()}
     root, commit, dirty = Path(spec["root"]), spec["commit"], spec["dirty"]
-    records = coveragemap.read_records(Path(spec["records"]))
+    records = testrecords.read_records(Path(spec["records"]))
     vouched = spec.get("vouched", ())
     cmap = coveragemap.build_map(
         contexts, tests, root, commit, dirty, records=records, vouched=vouched

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,18 +18,20 @@ from noxlib.errors import UsageError
 from noxlib.files import write_atomic
 from noxlib.idfile import write_ids
 from noxlib.outcomes import COMPLETE
+from noxlib.testrecords import (
+    RECORDS_FOLDER,
+    Owners,
+    Records,
+    in_hidden_folder,
+    relative_path,
+)
 
 DEFAULT_MAP_FILE = ".test_affected"
 MAP_FORMAT = "noxlib-affected-map"
 MAP_VERSION = 2
-# The coverage context a fixture wider than a test is set up under: its lines belong to every
-# test that uses it, not to the first one.
-FIXTURE_CONTEXT = "noxlib-fixture:"
 # A CI matrix shard's map, in its reports folder; combine merges them (and publishes the
 # merged one there too, beside writing the project's map).
 SHARD_MAP_FILE = "affected-map.json"
-# The folder of a run where each pytest process writes its Records.
-RECORDS_FOLDER = "reach"
 # Outcomes of a test that ran to its end: its recorded lines are all the lines it runs. A test
 # that errored, timed out or crashed is left out of the map, so it always runs.
 
@@ -78,54 +78,6 @@ class CoverageMap:
         return {file_of(t) for t in self.tests}
 
 
-@dataclass
-class Records:
-    """What one pytest process saw that coverage's lines do not show: each test's fixture
-    names (``uses``), the files opened under each context, the contexts that started a
-    process. Written by the plugin at the end of its session, read back by ``build_map``."""
-
-    uses: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    opened: dict[str, set[str]] = field(default_factory=dict)
-    spawned: set[str] = field(default_factory=set)
-
-    def open(self, context: str, path: str) -> None:
-        self.opened.setdefault(context, set()).add(path)
-
-    def write(self, folder: Path) -> None:
-        data = {
-            "uses": self.uses,
-            "opened": {context: sorted(paths) for context, paths in self.opened.items()},
-            "spawned": sorted(self.spawned),
-        }
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json", json.dumps(data))
-
-    def add(self, other: Records) -> None:
-        self.uses.update(other.uses)
-        for context, paths in other.opened.items():
-            self.opened.setdefault(context, set()).update(paths)
-        self.spawned |= other.spawned
-
-
-def read_records(folder: Path) -> Records:
-    """Every process's records in ``folder``, merged. A file that cannot be read counts as
-    missing: its tests then have no ``uses``, and the map does not narrow by records."""
-    merged = Records()
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            merged.add(
-                Records(
-                    {str(k): tuple(v) for k, v in data["uses"].items()},
-                    {str(k): set(v) for k, v in data["opened"].items()},
-                    set(data["spawned"]),
-                )
-            )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue
-    return merged
-
-
 def text_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
@@ -152,7 +104,7 @@ def build_map(
     owners = Owners(tests, records or Records())
     files: dict[str, FileLines] = {}
     for filename, by_line in contexts.items():
-        path = _relative(filename, root)
+        path = relative_path(filename, root)
         if path is None:
             continue
         lines: dict[int, frozenset[int]] = {}
@@ -180,65 +132,6 @@ def build_map(
         owners.complete,
         frozenset(vouched),
     )
-
-
-class Owners:
-    """Which tests a coverage context (or a record's context) stands for: a test's node id
-    names it, a wider fixture's context every test that uses the fixture; None means outside
-    any test (or, with records missing, a fixture whose users are not known)."""
-
-    def __init__(self, tests: Sequence[str], records: Records) -> None:
-        self.index = {nodeid: i for i, nodeid in enumerate(tests)}
-        self.records = records
-        self.complete = bool(tests) and all(t in records.uses for t in tests)
-        self.users: dict[str, set[int]] = {}
-        for nodeid, names in records.uses.items():
-            if nodeid in self.index:
-                for name in names:
-                    self.users.setdefault(name, set()).add(self.index[nodeid])
-
-    def of(self, context: str) -> set[int] | None:
-        # A static context set in [tool.coverage.run] comes first: "static|tests/t.py::test_x".
-        for name in (context, context.partition("|")[2]):
-            if name in self.index:
-                return {self.index[name]}
-            if name.startswith(FIXTURE_CONTEXT) and self.complete:
-                users = self.users.get(name[len(FIXTURE_CONTEXT) :])
-                if users:
-                    return users
-        return None
-
-    def reads(self, root: Path) -> tuple[dict[str, frozenset[int]], frozenset[str], frozenset[int]]:
-        """The project files each test opened, those opened outside any test, and the tests
-        that started a process. A process started outside any test makes every test a
-        possible reader, as if it had started it."""
-        opened: dict[str, set[int]] = {}
-        outside: set[str] = set()
-        for context, paths in self.records.opened.items():
-            owners = self.of(context)
-            for filename in paths:
-                path = _relative(filename, root)
-                if path is None or _in_hidden_folder(path) or "__pycache__/" in path:
-                    continue
-                if owners is None:
-                    # Imports open every module: only data files read at import time matter.
-                    if not path.endswith((".py", ".pyc")):
-                        outside.add(path)
-                else:
-                    opened.setdefault(path, set()).update(owners)
-        spawners: set[int] = set()
-        for context in self.records.spawned:
-            owners = self.of(context)
-            spawners |= set(self.index.values()) if owners is None else owners
-        frozen = {path: frozenset(ids) for path, ids in opened.items()}
-        return frozen, frozenset(outside), frozenset(spawners)
-
-
-def _relative(filename: str, root: Path) -> str | None:
-    try:
-        return Path(filename).resolve().relative_to(root).as_posix()
-    except ValueError:
-        return None
 
 
 def map_json(cmap: CoverageMap) -> dict[str, object]:
@@ -429,17 +322,10 @@ def map_base(root: Path) -> tuple[str, dict[str, str]]:
         path: digest
         for path in gitdiff.dirty_paths(root)
         if path.endswith(".py")
-        and not _in_hidden_folder(path)
+        and not in_hidden_folder(path)
         and (digest := file_hash(root / path)) is not None
     }
     return commit, dirty
-
-
-def _in_hidden_folder(path: str) -> bool:
-    # .nox, .venv, .tox, .noxlib: tools' folders (venvs full of Python files), not the code
-    # under test, when the project's .gitignore does not list them. ".." is a way out of the
-    # project folder, not a hidden folder.
-    return any(part.startswith(".") and part != ".." for part in path.split("/")[:-1])
 
 
 def vouched_files(collected: Iterable[str], complete: Collection[str]) -> list[str]:

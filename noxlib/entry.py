@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 
-from noxlib import affected, history
+from noxlib import affected, history, runorder
 from noxlib.choice import known_durations
 from noxlib.config import Config
 from noxlib.durations import read_durations
@@ -70,7 +70,7 @@ def _order(
     past: Sequence[Mapping[str, object]],
     *,
     rate: history.Flakiness,
-) -> affected.TestOrder:
+) -> runorder.TestOrder:
     """Say what the run does (the banner, the selection, failures first, rollback), and the
     order and selection the plugin applies."""
     host.log(banner(plan, config))
@@ -80,7 +80,7 @@ def _order(
         if plan.options.explain:
             for line in selection.explain(known):
                 host.log(f"noxlib: {line}")
-    first = tuple(affected.last_failures(past, host.name))
+    first = tuple(runorder.last_failures(past, host.name))
     if selection is not None:
         # Only the failures --affected still runs go first; the rest are not run at all.
         first = tuple(nodeid for nodeid in first if nodeid not in selection.skip)
@@ -93,9 +93,9 @@ def _order(
     if rollback:
         host.log(f"noxlib: {rollback}")
     if selection is None:
-        return affected.TestOrder(first=first)
+        return runorder.TestOrder(first=first)
     uncollected = tuple(sorted(str(config.root / path) for path in selection.uncollected))
-    return affected.TestOrder(selection.skip, first, uncollected)
+    return runorder.TestOrder(selection.skip, first, uncollected)
 
 
 def _affected_selection(config: Config, plan: Plan) -> affected.Selection | None:

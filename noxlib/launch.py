@@ -15,7 +15,6 @@ from pathlib import Path
 from noxlib.byfile import FilePlan, split_by_file
 from noxlib.choice import known_durations
 from noxlib.config import Config
-from noxlib.coveragemap import RECORDS_FOLDER
 from noxlib.engine import Part
 from noxlib.groups import GROUPS_ENV, groups_for_plugin
 from noxlib.idfile import write_ids
@@ -39,6 +38,7 @@ from noxlib.plan import (
     pytest_args,
 )
 from noxlib.reaping.runs import PART_NAME_ENV, Run
+from noxlib.testrecords import RECORDS_FOLDER
 
 
 @dataclass(frozen=True)

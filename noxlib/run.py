@@ -25,6 +25,7 @@ from noxlib import (
     measure,
     reaping,
     reports,
+    runorder,
     shadow,
     triage,
 )
@@ -75,7 +76,7 @@ class TestRun:
         run: Run,
         durations: Mapping[str, float],
         *,
-        order: affected.TestOrder | None = None,
+        order: runorder.TestOrder | None = None,
         self_install: Sequence[str] = (),
         engine: Engine = run_parts,
         shadow: affected.Selection | None = None,
@@ -102,7 +103,7 @@ class TestRun:
         self.tolerated = False  # every failure parallel-only or flaky, and tolerate-flaky set
         self.coverage: cover.Verdict | None = None
         # --affected's selection and last run's failures first; the map this run records.
-        self.order = order or affected.TestOrder()
+        self.order = order or runorder.TestOrder()
         self.order_env: dict[str, str] = {}
         self.map_base: tuple[str, dict[str, str]] | None = None
         self.code = ""
@@ -374,6 +375,7 @@ class TestRun:
         info = self.run_info()
         write_run_info(self.config.reports_path, info)
         inputs, passed = self.judging.evidence_fields()
+        results = tuple(reports.report_results(self.results))
         summary = reports.RunSummary(
             session=self.host.name,
             run_id=self.run.run_id,
@@ -383,7 +385,7 @@ class TestRun:
             status=self.status_text(),
             wall_seconds=self.pipeline.elapsed(),
             phases=tuple(self.pipeline.timings),
-            results=tuple(reports.report_results(self.results)),
+            results=results,
             started_at=self.started_at,
             list_all_up_to=self.config.report_all_tests,
             engine=self.plan.engine.name,
@@ -399,7 +401,7 @@ class TestRun:
             inputs=inputs,
             code=self.code if inputs else "",
             passed_watched=passed,
-            shadow=self.judged_shadow(),
+            shadow=self.judged_shadow(results),
         )
         path, _ = write_report(summary, Settings.of(self.config), os.environ)
         self.host.log(f"noxlib: {reports.counts_line(summary)}; timing report: {path}")
@@ -411,10 +413,9 @@ class TestRun:
             return self.config.reports_path / coveragemap.SHARD_MAP_FILE
         return self.config.map_path
 
-    def judged_shadow(self) -> shadow.ShadowVerdict | None:
+    def judged_shadow(self, results: Sequence[reports.TestResult]) -> shadow.ShadowVerdict | None:
         if self.shadow is None:
             return None
-        results = reports.report_results(self.results)
         verdict = shadow.judge(self.shadow, ((r.nodeid, r.outcome, r.duration) for r in results))
         self.host.log(f"noxlib: {verdict.log_line()}")
         return verdict

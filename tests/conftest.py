@@ -47,6 +47,18 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+def git(root: Path, *args: str) -> str:
+    """git in ``root``, with an identity for commits; its stdout. Fails the test on an error."""
+    done = subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
 def nox_env(**extra: str) -> dict[str, str]:
     """The environment for a nested nox: this run's noxlib variables removed, so the nested run
     is a run of its own and reaping keeps the two apart. Coverage's variables stay: the nested

@@ -39,7 +39,7 @@ class RunOrder:
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        from noxlib.affected import run_first
+        from noxlib.runorder import run_first
 
         if self.skip:
             dropped = [item for item in items if item.nodeid in self.skip]
@@ -68,7 +68,7 @@ class TestContexts:
     __test__ = False  # not a pytest test class
 
     def __init__(self, cov: Any, folder: Path) -> None:
-        from noxlib.coveragemap import Records
+        from noxlib.testrecords import Records
 
         self.cov = cov
         self.folder = folder
@@ -88,7 +88,7 @@ class TestContexts:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef: Any, request: pytest.FixtureRequest) -> Any:
-        from noxlib.coveragemap import FIXTURE_CONTEXT
+        from noxlib.testrecords import FIXTURE_CONTEXT
 
         if fixturedef.scope == "function":
             return (yield)

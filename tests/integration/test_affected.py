@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import nox_env, run_nox
+from tests.conftest import git, nox_env, run_nox
 
 PROJECT = Path(__file__).parents[1] / "projects" / "affected"
 EVERY_TEST = {
@@ -31,17 +30,6 @@ EVERY_TEST = {
 }
 # What a run writes, kept between the tests (a git clean must not take the map or the venv).
 KEEP = (".nox", ".noxlib", "reports", ".test_affected", ".test_durations", ".pytest_cache")
-
-
-def git(root: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout
 
 
 @pytest.fixture(scope="module")

@@ -11,30 +11,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import nox_env, run_nox
+from tests.conftest import git, nox_env, run_nox
 
 REPOSITORY = Path(__file__).parents[1] / "projects" / "reach"
 KEEP = (".nox", ".noxlib", "reports", ".test_affected", ".test_durations", ".pytest_cache")
 DOUBLE = "src/calc/double.py"
 DOUBLE_FIXED = "def double(x):\n    return x * 2\n"
 EVERY_TEST = 12
-
-
-def git(root: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout
 
 
 @pytest.fixture(scope="module")

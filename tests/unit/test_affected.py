@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from noxlib import affected
+from noxlib import affected, runorder
 from noxlib.affected import Rules, Selection, Tree, select
 from noxlib.config import parse_config
 from noxlib.coveragemap import CoverageMap, FileLines
@@ -318,10 +318,10 @@ def test_failures_of_the_last_run_of_the_session_go_first() -> None:
         },
         {"session": "ci", "failures": [{"nodeid": "t.py::c", "status": "failed"}]},
     ]
-    first = affected.last_failures(history, "tests")
+    first = runorder.last_failures(history, "tests")
     assert first == ["t.py::b", "broken.py"]
     ids = ["t.py::a", "broken.py::x", "t.py::b", "t.py::c", "broken.py::y"]
-    order = affected.run_first(ids, first)
+    order = runorder.run_first(ids, first)
     assert [ids[i] for i in order] == [
         "broken.py::x",
         "t.py::b",
@@ -329,11 +329,11 @@ def test_failures_of_the_last_run_of_the_session_go_first() -> None:
         "t.py::a",
         "t.py::c",
     ]
-    assert affected.last_failures(history, "tests-parallel") == []
+    assert runorder.last_failures(history, "tests-parallel") == []
     # Run first, an order-dependent victim would pass without its polluter: it stays in place.
     victim = {"nodeid": "t.py::v", "status": "failed", "triage": "order-dependent"}
     ordered = [{"session": "tests", "failures": [victim, {"nodeid": "t.py::b"}]}]
-    assert affected.last_failures(ordered, "tests") == ["t.py::b"]
+    assert runorder.last_failures(ordered, "tests") == ["t.py::b"]
 
 
 def test_the_diff_parser_reads_both_sides() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from noxlib import coveragemap
+from noxlib import coveragemap, testrecords
 from noxlib.errors import UsageError
 
 TESTS = ("tests/test_m.py::test_small", "tests/test_m.py::test_total", "tests/test_n.py::test_n")
@@ -38,24 +38,24 @@ def test_an_older_map_is_told_apart_from_a_broken_one(tmp_path: Path) -> None:
         coveragemap.read_map(path)
 
 
-def records_in(tmp_path: Path, *processes: coveragemap.Records) -> coveragemap.Records:
+def records_in(tmp_path: Path, *processes: testrecords.Records) -> testrecords.Records:
     folder = tmp_path / "reach"
     for records in processes:
         records.write(folder)
     (folder / "torn.json").write_text('{"uses": ')  # a process cut short: ignored
-    return coveragemap.read_records(folder)
+    return testrecords.read_records(folder)
 
 
 def test_a_wider_fixtures_lines_belong_to_every_test_that_uses_it(tmp_path: Path) -> None:
-    fixture = coveragemap.FIXTURE_CONTEXT + "db"
+    fixture = testrecords.FIXTURE_CONTEXT + "db"
     contexts = {str(tmp_path / "setup.py"): {2: [fixture], 3: [TESTS[2]]}}
     uses = {TESTS[0]: ("db", "tmp_path"), TESTS[1]: ("db",)}
-    records = records_in(tmp_path, coveragemap.Records(uses), coveragemap.Records({TESTS[2]: ()}))
+    records = records_in(tmp_path, testrecords.Records(uses), testrecords.Records({TESTS[2]: ()}))
     cmap = coveragemap.build_map(contexts, TESTS, tmp_path, "abc", records=records)
     assert cmap.records
     assert cmap.files["setup.py"].by_line == {2: frozenset({0, 1}), 3: frozenset({2})}
     # With a process's records missing, the fixture's users are not known: outside.
-    partial = coveragemap.Records(uses)
+    partial = testrecords.Records(uses)
     blind = coveragemap.build_map(contexts, TESTS, tmp_path, "abc", records=partial)
     assert not blind.records
     assert blind.files["setup.py"].outside == frozenset({2})
@@ -67,7 +67,7 @@ def test_the_files_tests_opened_and_the_tests_that_started_processes(tmp_path: P
         TESTS[0]: {str(tmp_path / "data" / "a.csv"), "/etc/hosts"},
         "": {str(tmp_path / "conf.json"), str(tmp_path / "m.py"), str(tmp_path / ".nox/x")},
     }
-    records = coveragemap.Records(uses, opened, {TESTS[1]})
+    records = testrecords.Records(uses, opened, {TESTS[1]})
     cmap = coveragemap.build_map({}, TESTS, tmp_path, "abc", records=records)
     assert cmap.opened == {"data/a.csv": frozenset({0})}
     assert cmap.opened_outside == frozenset({"conf.json"})  # imports and tools' files aside
@@ -76,7 +76,7 @@ def test_the_files_tests_opened_and_the_tests_that_started_processes(tmp_path: P
     coveragemap.write_map(path, cmap)
     assert coveragemap.read_map(path) == cmap
     # A process started outside any test may serve every test.
-    anyone = coveragemap.Records(uses, {}, {""})
+    anyone = testrecords.Records(uses, {}, {""})
     assert coveragemap.build_map({}, TESTS, tmp_path, "a", records=anyone).spawners == {0, 1, 2}
 
 
