@@ -220,6 +220,7 @@ def apply(mutation: Mutation) -> str:
 
 
 TESTMON_DATA = ".testmondata"
+# pytest-testmon reads the cache provider's options (--lf): its runs keep the plugin on.
 PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
 
 
@@ -240,7 +241,7 @@ class Testmon:
         install = [sys.executable, "-m", "uv", "pip", "install", "-q", "--python", python]
         subprocess.run([*install, "pytest-testmon"], check=True)
         (dest / TESTMON_DATA).unlink(missing_ok=True)
-        done = run(plain_pytest(name, dest, "--testmon", "-q", "-p", "no:cacheprovider"), 1800)
+        done = run(plain_pytest(name, dest, "--testmon", "-q"), 1800)
         print(f"testmon recording: exit {done.returncode} in {done.seconds:.1f} s", flush=True)
         saved = WORK / f"{name}{TESTMON_DATA}"
         shutil.copyfile(dest / TESTMON_DATA, saved)
@@ -249,7 +250,7 @@ class Testmon:
     def select(self) -> tuple[int, int, float, bool]:
         """(tests run, tests collected, wall seconds, caught) of one ``pytest --testmon``."""
         shutil.copyfile(self.saved, self.dest / TESTMON_DATA)
-        done = run(plain_pytest(self.name, self.dest, "--testmon", "-q", "-p", "no:cacheprovider"))
+        done = run(plain_pytest(self.name, self.dest, "--testmon", "-q"))
         tail = done.output.strip().splitlines()[-1] if done.output.strip() else ""
         counts = {word: int(n) for n, word in PYTEST_COUNTS.findall(tail)}
         deselected = counts.pop("deselected", 0)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from noxlib.books import Books, balance
 from noxlib.config import Config
 from noxlib.durations import DURATIONS_LOCK
 from noxlib.errors import UsageError
+from noxlib.files import make_temp_folder
 from noxlib.findings import TIMINGS_FILE, Settings, write_report
 from noxlib.history import FLAKY_FILE
 from noxlib.host import COVERAGE_REQUIREMENT, Host, RunFailed
@@ -34,16 +34,35 @@ from noxlib.runinfo import PartRow, RunInfo, check_shard_set, read_run_info
 _KEPT = (TIMINGS_FILE, FLAKY_FILE)
 
 
-def combine(
-    host: Host, config: Config, folders: Sequence[Path], self_install: Sequence[str]
-) -> None:
-    """Merge the reports ``folders`` of one matrix's shards into ``config``'s reports folder.
-    Raises UsageError for a set that does not belong together, RunFailed for a merged run that
-    did not pass."""
+STORE_DURATIONS = "--store-durations"
+
+
+def combine_arguments(arguments: Sequence[str | Path]) -> tuple[list[Path], bool]:
+    """(the reports folders, whether ``--store-durations`` was given) of combine's arguments;
+    UsageError for any other option, or for a folder that is no noxlib reports folder."""
+    words = [str(argument) for argument in arguments]
+    options = [word for word in words if word.startswith("--")]
+    unknown = [word for word in options if word != STORE_DURATIONS]
+    if unknown:
+        raise UsageError(
+            f"Unknown option {unknown[0]!r} (after --) for combine: it takes the shards' reports "
+            f"folders and {STORE_DURATIONS}, e.g. nox -s combine -- shards/*."
+        )
+    folders = [Path(word) for word in words if not word.startswith("--")]
+    for folder in folders:
+        read_run_info(folder)
+    return folders, STORE_DURATIONS in options
+
+
+def combine(host: Host, config: Config, words: Sequence[str], self_install: Sequence[str]) -> None:
+    """Merge the reports folders named in ``words`` (combine's arguments) of one matrix's
+    shards into ``config``'s reports folder. Raises UsageError for a set that does not belong
+    together, RunFailed for a merged run that did not pass."""
+    folders, store = combine_arguments(words)
     infos = [(folder, read_run_info(folder)) for folder in folders]
     total = check_shard_set(infos)
     host.log(f"noxlib: combining {total} shards: {', '.join(map(str, folders))}")
-    Combine(host, config, infos, self_install).execute()
+    Combine(host, config, infos, self_install, store_durations=store).execute()
 
 
 class Combine:
@@ -55,13 +74,16 @@ class Combine:
         config: Config,
         infos: Sequence[tuple[Path, RunInfo]],
         self_install: Sequence[str],
+        *,
+        store_durations: bool = False,
     ) -> None:
         self.host, self.config, self.self_install = host, config, tuple(self_install)
+        self.store_durations = store_durations
         self.infos = sorted(infos, key=lambda pair: pair[1].index)
         self.pipeline = Pipeline(log=host.log)
         reports_dir = config.reports_path
         reports_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.stage = Path(tempfile.mkdtemp(dir=reports_dir.parent, prefix=f".{reports_dir.name}."))
+        self.stage = make_temp_folder(reports_dir.parent, f".{reports_dir.name}.")
         self.books: Books | None = None
         self.coverage: cover.Verdict | None = None
         self.reasons: list[str] = []
@@ -187,13 +209,16 @@ class Combine:
             self.host.log(f"noxlib: the merged --affected map: {self.config.map_path}")
         if self.books is not None:
             ensure_state_dir(self.config.state_dir)  # with its .gitignore: the lock lives there
+            files = self.config.durations
+            target = files.target(store=self.store_durations)
             size = update_durations(
-                self.config.durations_path,
+                target,
                 self.books.results,
                 root=self.config.root,
                 lock=self.config.state_dir / DURATIONS_LOCK,
+                recorded=files.read,
             )
-            self.host.log(f"noxlib: durations of {size} tests in {self.config.durations_path}")
+            self.host.log(f"noxlib: durations of {size} tests in {target}")
         path = reports_dir / "ci_timings.md"
         self.host.log(f"noxlib: {self.summary_line}; timing report: {path}")
 

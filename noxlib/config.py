@@ -20,8 +20,10 @@ from typing import Any, TypeGuard
 
 from noxlib.coveragemap import DEFAULT_MAP_FILE
 from noxlib.depgroups import resolve_groups
+from noxlib.durationfiles import DurationFiles
 from noxlib.durations import DEFAULT_DURATIONS_FILE
 from noxlib.errors import ConfigError
+from noxlib.markexpr import markers_problem
 from noxlib.options import ENGINES
 from noxlib.parts import KEEP_TOGETHER
 from noxlib.quarantine import Entry, read_entries
@@ -128,6 +130,11 @@ class Config:
         return self.root / self.durations_file
 
     @property
+    def durations(self) -> DurationFiles:
+        """The shared durations file and the local copy (durationfiles.py)."""
+        return DurationFiles.of(self.root, self.durations_file, self.state_dir)
+
+    @property
     def map_path(self) -> Path:
         return self.root / self.affected.map_file
 
@@ -140,7 +147,9 @@ class _Problems:
         self.messages: list[str] = []
 
     def add(self, key: str, value: object, fix: str) -> None:
-        self.messages.append(f"tool.noxlib.{key} = {value!r}: {fix}")
+        # Each problem is one sentence: the key, its value, the fix, one full stop.
+        end = "" if fix.endswith((".", "?")) else "."
+        self.messages.append(f"tool.noxlib.{key} = {value!r}: {fix}{end}")
 
     def raise_if_any(self) -> None:
         if self.messages:
@@ -160,9 +169,13 @@ def parse_size(text: str) -> int:
     return size
 
 
-def _is_size(value: object) -> bool:
+# Below this no pytest process fits: the interpreter and pytest alone take some 30 MiB.
+MIN_WORKER_MEMORY = 64 * 2**20
+
+
+def _is_worker_size(value: object) -> bool:
     try:
-        return isinstance(value, str) and parse_size(value) > 0
+        return isinstance(value, str) and parse_size(value) >= MIN_WORKER_MEMORY
     except ValueError:
         return False
 
@@ -196,8 +209,9 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
     ),
     "default-groups": (_string_list, 'expected a list of group names, e.g. ["unit"]'),
     "memory-per-worker": (
-        _is_size,
-        'expected a size above zero with a unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. "2GiB"',
+        _is_worker_size,
+        "expected a size of at least 64MiB (one pytest process needs some 30 MiB) with a unit "
+        '(B, KB, MB, GB, KiB, MiB, GiB), e.g. "2GiB"',
     ),
     "max-workers": (
         lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
@@ -314,6 +328,11 @@ def _read_group(root: Path, name: str, table: object, problems: _Problems) -> Gr
     markers = table.get("markers")
     if markers is not None and not (isinstance(markers, str) and markers.strip()):
         problems.add(f"{key}.markers", markers, 'expected a pytest -m expression, e.g. "not slow"')
+        markers = None
+    elif markers is not None and (why := markers_problem(markers)) is not None:
+        problems.add(
+            f"{key}.markers", markers, f'pytest cannot parse it as -m ({why}); e.g. "not slow"'
+        )
         markers = None
     batch = table.get("batch")
     if batch is not None and batch not in BATCH_MODES:

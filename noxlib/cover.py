@@ -15,11 +15,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from noxlib.files import make_temp_folder
 
 # The combined data of a run, in its reports folder; not hidden, so CI artifact uploads keep it.
 PUBLISHED_DATA = "coverage.db"
@@ -244,7 +245,7 @@ def _partial(path: Path) -> Path:
 def _replace_folder(folder: Path, fill: Any) -> None:
     """Fill a new folder and swap it in for ``folder``: readers never see a half-written one."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    fresh = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    fresh = make_temp_folder(folder.parent, f".{folder.name}.")
     fill(fresh)
     old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
     with contextlib.suppress(FileNotFoundError):

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from noxlib import affected, history, runorder
 from noxlib.choice import known_durations
 from noxlib.config import Config
-from noxlib.durations import read_durations
 from noxlib.errors import UsageError
 from noxlib.findings import TIMINGS_FILE
 from noxlib.host import Host
@@ -38,7 +37,7 @@ def run_tests(
     that did not pass."""
     past = history.read_history(config.reports_path / TIMINGS_FILE)
     rate = history.flakiness(past, config.flaky_threshold, host.name)
-    durations = read_durations(config.durations_path)
+    durations = config.durations.read()
     plan_from = functools.partial(
         make_plan, MODES[mode], posargs, environ, config, current_machine(), flakiness=rate
     )

@@ -166,3 +166,12 @@ def old_text(root: Path, commit: str, path: str) -> str | None:
 
 def short(commit: str, length: int = 7) -> str:
     return commit[:length]
+
+
+def is_tracked(root: Path, path: Path) -> bool:
+    """Whether git tracks ``path`` (False outside a repository, or without git)."""
+    try:
+        _git(root, "ls-files", "--error-unmatch", "--", str(path))
+    except GitError:
+        return False
+    return True

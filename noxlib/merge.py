@@ -15,10 +15,11 @@ import contextlib
 import fcntl
 import functools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from noxlib.books import Books, Source
+from noxlib.durationfiles import DurationFiles
 from noxlib.durations import merge_durations, read_durations, write_durations
 from noxlib.errors import UsageError
 from noxlib.files import write_atomic
@@ -91,8 +92,10 @@ def update_durations(
     whole_files: Iterable[str] = (),
     root: Path,
     lock: Path | None = None,
+    recorded: Callable[[], dict[str, float]] | None = None,
 ) -> int:
     """Merge ``results``' durations into the durations file at ``path``; return its size.
+    ``recorded`` reads the figures to merge into (default: the file at ``path``).
 
     Ids the run no longer collects from files it collected whole (``whole_files``), and ids of
     files gone from ``root``, are dropped. ``lock`` is the lock file that serialises updates
@@ -100,7 +103,7 @@ def update_durations(
     """
     with _locked(lock or path.with_name(f".{path.name.lstrip('.')}.lock")):
         try:
-            old = read_durations(path)
+            old = recorded() if recorded is not None else read_durations(path)
         except UsageError:
             old = {}  # a garbled file is replaced: the run just measured what it needs
         merged = merge_durations(
@@ -167,6 +170,7 @@ def write_merged(
 
 
 def update_run_durations(
+    files: DurationFiles,
     path: Path,
     books: Books,
     parts: Sequence[PartFiles],
@@ -175,15 +179,16 @@ def update_run_durations(
     root: Path,
     lock: Path,
 ) -> int:
-    """Merge a run's measured durations into the durations file at ``path``, forgetting the
-    tests its parts no longer collect (of the files they collected whole, when ``whole_files``)
-    and the files gone from the project at ``root``."""
-    ids, files = collected(parts)
+    """Merge a run's measured durations into ``files``' figures and write them to ``path``
+    (one of them), forgetting the tests its parts no longer collect (of the files they
+    collected whole, when ``whole_files``) and the files gone from the project at ``root``."""
+    ids, whole = collected(parts)
     return update_durations(
         path,
         books.results,
         collected_ids=ids,
-        whole_files=files if whole_files else [],
+        whole_files=whole if whole_files else [],
         root=root,
         lock=lock,
+        recorded=files.read,
     )

@@ -55,6 +55,11 @@ OPTIONS = (
     Option("--coverage", "measure coverage in this run, whatever the session"),
     Option("--no-coverage", "do not measure coverage in this run, not even in ci"),
     Option("--no-triage", "do not rerun failed tests serially to classify them in this run"),
+    Option(
+        "--store-durations",
+        "write this run's durations into the durations file even when git tracks it (to "
+        "commit them); without it a tracked file is left alone and .noxlib/ keeps them",
+    ),
     Option("--noxlib-help", "list these options and exit"),
 )
 _BY_FLAG = {option.flag: option for option in OPTIONS}
@@ -73,6 +78,7 @@ class Options:
     no_triage: bool = False
     affected: bool = False
     explain: bool = False
+    store_durations: bool = False
 
 
 def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
@@ -123,6 +129,7 @@ def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
         no_triage="--no-triage" in values,
         affected="--affected" in values,
         explain="--explain" in values,
+        store_durations="--store-durations" in values,
     )
     if options.explain and not options.affected:
         raise UsageError(

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from noxlib.outcomes import SHOWN
 from noxlib.parts import PartFiles, pricer
@@ -42,7 +42,8 @@ class _Tail:
     offset: int = 0
     rest: bytes = b""
 
-    def new_lines(self) -> list[dict[str, object]]:
+    def new_lines(self) -> list[Any]:
+        """The JSON values of the lines written since the last look (a torn one skipped)."""
         try:
             with self.path.open("rb") as handle:
                 handle.seek(self.offset)
@@ -70,12 +71,26 @@ class Expected:
 
 
 @dataclass
+class _Running:
+    """The test a part is running: the last one it started that has no result yet."""
+
+    nodeid: str
+    since: float  # elapsed seconds when the start was seen
+
+
+@dataclass
 class Progress:
     """Counts the results of ``parts`` as they land and draws the progress line on ``write``.
 
-    ``tty`` redraws one line in place; otherwise a line every LOG_EVERY_SECONDS. ``price`` (a
-    test's predicted seconds, as the shards priced it) makes the ETA one of time, not of test
-    count: with one test of a minute among many of milliseconds, counting tests misleads.
+    ``tty`` redraws one line in place; otherwise a line every LOG_EVERY_SECONDS, and a last one
+    at the end. ``price`` (a test's predicted seconds, as the shards priced it) makes the ETA
+    one of time, not of test count: with one test of a minute among many of milliseconds,
+    counting tests misleads.
+
+    The ETA is estimated when a result lands, at the pace so far, and then counts down: the
+    time a running test has taken counts against what is left, so the ETA never grows while
+    nothing new has finished. Once it has run out with tests left, the line names the test that
+    has been running longest, and for how long, instead of an ETA.
     """
 
     parts: Sequence[PartFiles]
@@ -85,6 +100,9 @@ class Progress:
     counts: Counter[str] = field(default_factory=Counter)
     done_seconds: float = 0.0  # the predicted seconds of the tests done so far
     _tails: list[_Tail] = field(default_factory=list)
+    _started: list[_Tail] = field(default_factory=list)
+    _running: dict[int, _Running] = field(default_factory=dict)
+    _estimate: tuple[float, float] | None = None  # (when, seconds left then)
     _last_drawn: float = -1e9
     _width: int = 0
 
@@ -100,6 +118,7 @@ class Progress:
 
     def __post_init__(self) -> None:
         self._tails = [_Tail(files.results) for files in self.parts]
+        self._started = [_Tail(files.started) for files in self.parts]
         if not self.tty:
             self._last_drawn = 0.0  # a log's first line comes after LOG_EVERY_SECONDS
 
@@ -113,14 +132,36 @@ class Progress:
         return Expected(tests, seconds)
 
     def tick(self, elapsed: float) -> None:
-        for tail in self._tails:
-            for result in tail.new_lines():
-                self.counts[str(result.get("outcome"))] += 1
-                if self.price is not None:
-                    self.done_seconds += self.price(str(result.get("nodeid")))
+        if self._read(elapsed):
+            expected = self.expected()
+            done = sum(self.counts.values())
+            if 0 < done < expected.tests:
+                self._estimate = (elapsed, self.remaining(elapsed, done, expected))
         every = REDRAW_EVERY_SECONDS if self.tty else LOG_EVERY_SECONDS
         if elapsed - self._last_drawn < every:
             return
+        self._draw(elapsed)
+
+    def _read(self, elapsed: float) -> bool:
+        """Take in the starts and results that landed; whether any result did."""
+        for index, tail in enumerate(self._started):
+            for nodeid in tail.new_lines():
+                if isinstance(nodeid, str):
+                    self._running[index] = _Running(nodeid, elapsed)
+        landed = False
+        for index, tail in enumerate(self._tails):
+            for result in tail.new_lines():
+                landed = True
+                nodeid = str(result.get("nodeid"))
+                self.counts[str(result.get("outcome"))] += 1
+                if self.price is not None:
+                    self.done_seconds += self.price(nodeid)
+                running = self._running.get(index)
+                if running is not None and running.nodeid == nodeid:
+                    del self._running[index]
+        return landed
+
+    def _draw(self, elapsed: float) -> None:
         self._last_drawn = elapsed
         line = self.line(elapsed, self.expected())
         if self.tty:
@@ -133,11 +174,20 @@ class Progress:
     def line(self, elapsed: float, expected: Expected) -> str:
         done = sum(self.counts.values())
         shown = ", ".join(f"{self.counts[s]} {s}" for s in map(str, SHOWN) if self.counts[s])
-        eta = ""
-        if 0 < done < expected.tests:
-            eta = f", ETA {clock(self.remaining(elapsed, done, expected))}"
         of = f"/{expected.tests}" if expected.tests else ""
-        return f"noxlib: {done}{of} tests ({shown or 'none finished yet'}), {clock(elapsed)}{eta}"
+        line = f"noxlib: {done}{of} tests ({shown or 'none finished yet'}), {clock(elapsed)}"
+        return line + (self._outlook(elapsed) if 0 < done < expected.tests else "")
+
+    def _outlook(self, elapsed: float) -> str:
+        """``, ETA 0:12`` while the estimate lasts; then ``, running X for 40 s``."""
+        if self._estimate is not None:
+            when, left = self._estimate
+            if left - (elapsed - when) >= 0.5:  # what clock() would show as 0:00 has run out
+                return f", ETA {clock(left - (elapsed - when))}"
+        if not self._running:
+            return ""
+        longest = min(self._running.values(), key=lambda running: running.since)
+        return f", running {longest.nodeid} for {elapsed - longest.since:.0f} s"
 
     def remaining(self, elapsed: float, done: int, expected: Expected) -> float:
         """Seconds left: by the recorded time of what is done and what is left, when the
@@ -146,10 +196,14 @@ class Progress:
             return elapsed * (expected.seconds - self.done_seconds) / self.done_seconds
         return elapsed * (expected.tests - done) / done
 
-    def close(self) -> None:
-        """End the progress line so the next output starts on a line of its own."""
+    def close(self, elapsed: float | None = None) -> None:
+        """End the progress line so the next output starts on a line of its own. In a log, a
+        last line with the final counts, so the log does not stop at, say, 885/980."""
         if self.tty and self._width:
             self.write("\r" + " " * self._width + "\r")
+        elif not self.tty and elapsed is not None:
+            self._read(elapsed)
+            self._draw(elapsed)
 
 
 def failure_text(result: Mapping[str, object], width: int = 100) -> str:

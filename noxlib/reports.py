@@ -276,7 +276,7 @@ def append_line(path: Path, line: str) -> None:
     """Append ``line`` whole, even while other runs append to the same file: one write on an
     O_APPEND descriptor, under an exclusive lock (a line can be longer than the kernel's
     atomic write size)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, (line + "\n").encode("utf-8"))

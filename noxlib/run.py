@@ -229,6 +229,7 @@ class TestRun:
             self.host.log(f"noxlib: {part.name}: {' '.join(part.argv[1:])}")
         self.status = RunStatus.INTERRUPTED
         progress = Progress.of_parts(self.parts, self.durations)
+        started = time.monotonic()
         try:
             self.outcomes = self.engine(
                 self.parts,
@@ -239,7 +240,7 @@ class TestRun:
             )
         finally:
             if progress:
-                progress.close()
+                progress.close(time.monotonic() - started)
                 sys.stdout.flush()
         self.status = RunStatus.of_parts(o.status for o in self.outcomes)
         self.balance_books()
@@ -303,7 +304,8 @@ class TestRun:
             lock = self.config.state_dir / DURATIONS_LOCK
             whole = not self.plan.explicit_paths
             update_run_durations(
-                self.config.durations_path,
+                self.config.durations,
+                self.config.durations.target(store=self.plan.options.store_durations),
                 books,
                 files,
                 whole_files=whole,

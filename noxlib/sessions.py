@@ -21,7 +21,8 @@ from noxlib.config import Config, load_config
 from noxlib.errors import NoxlibError, UsageError
 from noxlib.host import RunFailed
 from noxlib.launch import host_environment
-from noxlib.plan import MODES, WORKERS_ENV, Mode, parse_worker_setting
+from noxlib.plan import MODES, Mode
+from noxlib.upfront import check_environment, check_request
 
 VENV_BACKEND = "uv|virtualenv"
 
@@ -49,8 +50,11 @@ def register_sessions(
     """
     try:
         config = load_config(Path(root or Path.cwd()).resolve())
-        if os.environ.get(WORKERS_ENV, "").strip():
-            parse_worker_setting(os.environ[WORKERS_ENV], f"the environment variable {WORKERS_ENV}")
+        request = _nox_request()
+        if request is None:
+            check_environment(os.environ, config)
+        else:
+            check_request(config, *request, os.environ)
     except NoxlibError as exc:
         _fail_loading(exc)
     pythons = python if python is not None else list(config.python) or None
@@ -65,6 +69,28 @@ def register_sessions(
         _combine_session_for(config)
     )
     return config
+
+
+def _nox_request() -> tuple[list[str] | None, list[str]] | None:
+    """(the sessions asked for by name, or None; the arguments after ``--``) of the nox command
+    that is loading this noxfile, as nox's own parser reads its command line. None when the
+    noxfile is not being loaded by nox's main, or nox's parser is not where this nox keeps it
+    (the sessions then check their arguments when they start)."""
+    program = Path(sys.argv[0])
+    if not (
+        program.name == "nox" or (program.name == "__main__.py" and program.parent.name == "nox")
+    ):
+        return None
+    try:
+        from nox._options import options  # nox's parser; private, hence the fallback
+
+        parsed = options.parse_args(sys.argv[1:])
+    except (ImportError, AttributeError, SystemExit, ValueError, TypeError):
+        return None
+    if getattr(parsed, "list_sessions", False) or getattr(parsed, "usage", None):
+        return None  # listing runs nothing: its arguments are no run's
+    sessions = getattr(parsed, "sessions", None)
+    return (list(sessions) if sessions else None), list(getattr(parsed, "posargs", None) or [])
 
 
 def _session_for(mode: Mode, config: Config) -> Callable[[nox.Session], None]:
@@ -196,4 +222,4 @@ def combine(session: nox.Session, config: Config) -> None:
     from noxlib.combine import combine as run
 
     with _as_nox_outcomes(session):
-        run(NoxHost(session), config, [Path(w) for w in session.posargs], self_install_args())
+        run(NoxHost(session), config, session.posargs, self_install_args())

@@ -74,9 +74,14 @@ def nox_env(**extra: str) -> dict[str, str]:
 
 
 def run_nox(
-    project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+    project: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    umask: int = -1,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real nox in ``project``; stdout and stderr together in ``.stdout``."""
+    """Run the real nox in ``project``; stdout and stderr together in ``.stdout``. ``umask``
+    sets nox's umask (-1: this process's)."""
     _nox_imports_this_checkout(project)
     return subprocess.run(
         [sys.executable, "-m", "nox", *args],
@@ -87,6 +92,7 @@ def run_nox(
         text=True,
         timeout=timeout,
         check=False,
+        umask=umask,
     )
 
 

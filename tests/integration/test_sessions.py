@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import nox_env, run_nox
+from tests.conftest import git, nox_env, run_nox
 
 BASIC = Path(__file__).parents[1] / "projects" / "basic"
 
@@ -219,6 +219,98 @@ def test_bad_pytest_workers_stops_before_any_venv(project: Path, value: str) -> 
         result.stdout
     )
     assert not (project / ".nox").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (
+            ("-s", "tests", "--", "tcph"),
+            {},
+            "'tcph' (after --) is neither a test group nor an existing path",
+        ),
+        (
+            ("-s", "tests-parallel", "--", "unit", "--engine", "nope"),
+            {},
+            "--engine",
+        ),
+        (
+            ("-s", "ci"),
+            {"NOXLIB_SHARD": "4/3"},
+            "Invalid shard '4/3' from the environment variable NOXLIB_SHARD",
+        ),
+        (
+            ("-s", "tests-parallel"),
+            {"NOXLIB_ENGINE": "fast"},
+            "Invalid engine 'fast' from the environment variable NOXLIB_ENGINE",
+        ),
+        (("-s", "ci", "--", "--affected"), {}, "--affected (after --) asks session ci"),
+        (
+            ("-s", "combine", "--", "no-such-folder"),
+            {},
+            "no-such-folder (given to combine) does not exist or is no folder",
+        ),
+        (
+            ("-s", "tests"),
+            {"NOXSESSION": "tests", "PYTEST_WORKERS": "two"},
+            "Invalid worker count 'two' from the environment variable PYTEST_WORKERS",
+        ),
+    ],
+)
+def test_bad_input_stops_before_any_venv_with_exit_2(
+    project: Path, args: tuple[str, ...], env: dict[str, str], expected: str
+) -> None:
+    result = run_nox(project, *args, env=nox_env(**env))
+    assert result.returncode == 2, result.stdout
+    assert expected in result.stdout
+    assert "Traceback" not in result.stdout
+    assert ".." not in result.stdout.replace("...", "")  # one full stop, not nox's second one
+    assert not (project / ".nox").exists()
+
+
+def test_bad_markers_and_tiny_memory_stop_before_any_venv(project: Path) -> None:
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text().replace('markers = "not slow"', 'markers = "not slow and"')
+    pyproject.write_text(
+        text.replace("ci-timeout = 10", 'ci-timeout = 10\nmemory-per-worker = "1B"')
+    )
+    result = run_nox(project, "-s", "tests")
+    assert result.returncode == 2, result.stdout
+    assert (
+        "tool.noxlib.groups.unit.markers = 'not slow and': pytest cannot parse it as -m "
+        "(at column 13: expected not OR left parenthesis OR identifier; got end of input)"
+    ) in result.stdout
+    assert "tool.noxlib.memory-per-worker = '1B': expected a size of at least 64MiB" in (
+        result.stdout
+    )
+    assert not (project / ".nox").exists()
+
+
+@pytest.mark.parametrize(
+    ("umask", "file", "folder"), [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775)]
+)
+def test_reports_durations_and_map_get_the_umasks_mode(
+    project: Path, umask: int, file: int, folder: int
+) -> None:
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "\n[tool.noxlib.affected]\nrecord = true\n")
+    git(project, "init", "-q")  # the map is recorded against a commit
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "start")
+    result = run_nox(project, "-s", "ci", "--", "unit", umask=umask)
+    assert result.returncode == 0, result.stdout
+    made = [project / ".test_durations", project / ".test_affected", project / "reports"]
+    made += (project / "reports").rglob("*")
+    assert (project / "reports" / "htmlcov" / "index.html") in made
+    modes = {path: path.stat().st_mode & 0o777 for path in made}
+    wrong = {
+        str(path.relative_to(project)): oct(mode)
+        for path, mode in modes.items()
+        if mode != (folder if path.is_dir() else file)
+    }
+    assert not wrong, wrong
+    # The reaping ledger names processes to end: it stays the run owner's alone.
+    assert (project / ".noxlib" / "runs").stat().st_mode & 0o777 == 0o700
 
 
 def test_unknown_group_word_lists_groups_before_installing(project: Path) -> None:

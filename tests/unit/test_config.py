@@ -114,6 +114,17 @@ def test_all_problems_come_in_one_message(tmp_path: Path) -> None:
         ('source = ["pkg"]', "sources = []", "did you mean 'source'?"),
         ('install = ["-e", ".[test]"]', 'install = "-e ."', "tool.noxlib.install = '-e .'"),
         ("ci-timeout = 120", "ci-timeout = -1", "tool.noxlib.ci-timeout = -1"),
+        (
+            'markers = "not slow"',
+            'markers = "not (slow"',
+            "groups.unit.markers = 'not (slow': pytest cannot parse it as -m (at column 10: "
+            "expected right parenthesis; got end of input)",
+        ),
+        (
+            'memory-per-worker = "512MiB"',
+            'memory-per-worker = "63MiB"',
+            "tool.noxlib.memory-per-worker = '63MiB': expected a size of at least 64MiB",
+        ),
     ],
 )
 def test_each_bad_value_is_named(tmp_path: Path, replace: str, by: str, expected: str) -> None:
@@ -274,3 +285,20 @@ def test_dependency_groups_must_be_a_list_of_names(tmp_path: Path) -> None:
     assert "tool.noxlib.dependency-groups = 'test': expected a list of [dependency-groups]" in (
         load_error(tmp_path, text)
     )
+
+
+def test_every_problem_is_one_sentence_with_one_full_stop(tmp_path: Path) -> None:
+    text = GOOD.replace('dist = "loadscope"', 'dist = "fast"').replace(
+        'source = ["pkg"]', "sources = []"
+    )
+    lines = [line for line in load_error(tmp_path, text).splitlines() if line.startswith("  - ")]
+    assert len(lines) == 2
+    assert all(line.endswith((".", "?")) and not line.endswith("..") for line in lines), lines
+
+
+def test_a_64mib_worker_is_the_smallest_accepted(tmp_path: Path) -> None:
+    (tmp_path / "tests" / "unit").mkdir(parents=True)
+    (tmp_path / "tests" / "db").mkdir(parents=True)
+    text = GOOD.replace('memory-per-worker = "512MiB"', 'memory-per-worker = "64MiB"')
+    (tmp_path / "pyproject.toml").write_text(text)
+    assert load_config(tmp_path).memory_per_worker == 64 * 2**20

@@ -153,6 +153,7 @@ def test_help_lists_every_option_with_its_help() -> None:
         "--coverage",
         "--no-coverage",
         "--no-triage",
+        "--store-durations",
         "--noxlib-help",
     ]
     columns = set()

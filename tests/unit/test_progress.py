@@ -54,3 +54,55 @@ def test_unknown_tests_are_priced_as_the_shards_price_them(tmp_path: Path) -> No
     parts = [part(tmp_path / "a", 3, 14.0, ["t.py::new1"])]
     line = drawn(Progress(parts, print, tty=False, price=pricer(durations)), elapsed=20.0)
     assert line.endswith(f"ETA {clock(120.0)}")
+
+
+def start(files: PartFiles, nodeid: str) -> None:
+    with files.started.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(nodeid) + "\n")
+
+
+def finish(files: PartFiles, nodeid: str) -> None:
+    with files.results.open("a", encoding="utf-8") as out:
+        out.write(json.dumps({"nodeid": nodeid, "outcome": "passed"}) + "\n")
+
+
+def test_the_eta_counts_down_and_never_grows_while_the_last_test_runs(tmp_path: Path) -> None:
+    # The case: one 2 s test left. The old ETA grew from 0:21 to 0:51 while it ran.
+    durations = {f"t.py::fast{i}": 0.2 for i in range(10)} | {"t.py::last": 2.0}
+    files = part(tmp_path / "a", 11, 4.0, [])
+    progress = Progress([files], print, tty=True, price=pricer(durations))  # redrawn each tick
+    for i in range(10):
+        start(files, f"t.py::fast{i}")
+        finish(files, f"t.py::fast{i}")
+    start(files, "t.py::last")
+    etas = []
+    for second in range(3, 8):  # a fake clock: the elapsed seconds the engine would pass
+        line = drawn(progress, elapsed=float(second))
+        etas.append(line.rsplit("ETA ", 1)[-1] if "ETA" in line else line)
+    # 2 of 4 predicted seconds took 3 s: 3 s more; then one second less each second.
+    assert etas[:3] == ["0:03", "0:02", "0:01"]
+    assert etas[3:] == [
+        "noxlib: 10/11 tests (10 passed), 0:06, running t.py::last for 3 s",
+        "noxlib: 10/11 tests (10 passed), 0:07, running t.py::last for 4 s",
+    ]
+
+
+def test_the_eta_is_estimated_again_when_a_result_lands(tmp_path: Path) -> None:
+    files = part(tmp_path / "a", 4, 0.0, [])
+    progress = Progress([files], print, tty=False)
+    start(files, "t.py::a")
+    finish(files, "t.py::a")
+    assert drawn(progress, elapsed=10.0).endswith("ETA 0:30")  # 1 of 4 in 10 s
+    assert drawn(progress, elapsed=20.0).endswith("ETA 0:20")  # counting down
+    finish(files, "t.py::b")
+    assert drawn(progress, elapsed=30.0).endswith("ETA 0:30")  # 2 of 4 in 30 s: 30 s more
+
+
+def test_a_log_gets_a_last_line_with_the_final_counts(tmp_path: Path) -> None:
+    files = part(tmp_path / "a", 2, 0.0, ["t.py::a"])
+    shown: list[str] = []
+    progress = Progress([files], shown.append, tty=False)
+    progress.tick(11.0)
+    finish(files, "t.py::b")
+    progress.close(12.0)
+    assert shown[-1] == "noxlib: 2/2 tests (2 passed), 0:12\n"

@@ -168,7 +168,9 @@ def test_a_run_whose_every_test_passed_once_passes(project: Config, tmp_path: Pa
     assert "every collected test ran once (3 tests)" in timings
     assert "noxlib: every collected test ran once (3 tests)" in host.lines
     assert host.warnings == []
-    durations = json.loads(project.durations_path.read_text())
+    # No durations file in the project: the figures go to the state folder, not the tree.
+    assert not project.durations_path.exists()
+    durations = json.loads(project.durations.local.read_text())
     assert durations == dict.fromkeys(TESTS, 0.25)
     assert not test_run.run.dir.exists()  # the run's folder is forgotten at its end
 
