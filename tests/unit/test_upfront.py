@@ -57,9 +57,9 @@ def test_environment_is_checked_for_any_session(
 
 def test_test_sessions_plan_their_arguments(config: Config) -> None:
     check_request(config, ["tests", "ci-3.12"], ["unit", "-k", "x"], {})
-    with pytest.raises(UsageError, match="'unti' .after --. is neither a test group"):
+    with pytest.raises(UsageError, match=r"'unti' .after --. is neither a test group"):
         check_request(config, ["tests-3.12"], ["unti"], {})
-    with pytest.raises(UsageError, match="--affected .after --. asks session ci"):
+    with pytest.raises(UsageError, match=r"--affected .after --. asks session ci"):
         check_request(config, ["tests", "ci"], ["--affected"], {})
 
 
@@ -71,8 +71,8 @@ def test_arguments_of_other_sessions_are_theirs(config: Config) -> None:
 
 
 def test_combine_folders_must_be_reports_folders(config: Config, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="nope .given to combine. does not exist"):
+    with pytest.raises(UsageError, match=r"nope .given to combine. does not exist"):
         check_request(config, ["combine"], [str(tmp_path / "nope")], {})
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UsageError, match="holds no run.json"):
+    with pytest.raises(UsageError, match=r"holds no run\.json"):
         check_request(config, ["combine"], [str(tmp_path / "empty")], {})
