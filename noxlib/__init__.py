@@ -29,14 +29,15 @@ from noxlib.errors import ConfigError, NoxlibError, UsageError
 
 if TYPE_CHECKING:
     from noxlib.config import Config, load_config
-    from noxlib.sessions import register_sessions, run_tests, self_install_args
+    from noxlib.selfinstall import self_install_args
+    from noxlib.sessions import register_sessions, run_tests
 
 _LAZY = {
     "Config": "noxlib.config",
     "load_config": "noxlib.config",
     "register_sessions": "noxlib.sessions",
     "run_tests": "noxlib.sessions",
-    "self_install_args": "noxlib.sessions",
+    "self_install_args": "noxlib.selfinstall",
 }
 
 

@@ -6,7 +6,6 @@ Registration of the sessions, and `NoxHost`: the small adapter through which a r
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +21,7 @@ from noxlib.errors import NoxlibError, UsageError
 from noxlib.host import RunFailed
 from noxlib.launch import host_environment
 from noxlib.plan import MODES, Mode
+from noxlib.selfinstall import self_install_args
 from noxlib.upfront import check_environment, check_request
 
 VENV_BACKEND = "uv|virtualenv"
@@ -131,32 +131,6 @@ def _combine_session_for(config: Config) -> Callable[[nox.Session], None]:
     return combine_session
 
 
-def self_install_args() -> list[str]:
-    """pip arguments that install into a venv the very noxlib nox imported.
-
-    A checkout (the package's parent folder holds noxlib's pyproject.toml) installs editable
-    from there; a wheel or folder install from its recorded direct URL; else the same version
-    from the index. So the pytest plugin in the venv always matches the nox side.
-    """
-    package_root = Path(__file__).resolve().parent.parent
-    pyproject = package_root / "pyproject.toml"
-    if pyproject.is_file() and 'name = "noxlib"' in pyproject.read_text(encoding="utf-8"):
-        return ["-e", str(package_root)]
-    import importlib.metadata  # only off a checkout; costs 25 ms to import
-    from urllib.parse import unquote, urlparse
-
-    dist = importlib.metadata.distribution("noxlib")
-    direct = dist.read_text("direct_url.json")
-    if direct:
-        info = json.loads(direct)
-        url = info.get("url", "")
-        if url.startswith("file://"):
-            path = unquote(urlparse(url).path)
-            editable = info.get("dir_info", {}).get("editable", False)
-            return ["-e", path] if editable else [path]
-    return [f"noxlib=={dist.version}"]
-
-
 class NoxHost:
     """A run's host (`run.Host`) in a nox session."""
 
@@ -212,7 +186,7 @@ def run_tests(session: nox.Session, config: Config, mode: str = "tests") -> None
             mode,
             session.posargs,
             os.environ,
-            self_install=self_install_args(),
+            self_install=self_install_args(config.state_dir),
             install_only=_install_only(session),
         )
 
@@ -222,4 +196,4 @@ def combine(session: nox.Session, config: Config) -> None:
     from noxlib.combine import combine as run
 
     with _as_nox_outcomes(session):
-        run(NoxHost(session), config, session.posargs, self_install_args())
+        run(NoxHost(session), config, session.posargs, self_install_args(config.state_dir))
