@@ -52,9 +52,10 @@ def _under(nodeid: str, roots: Sequence[str]) -> bool:
 def known_durations(
     durations: Mapping[str, float], paths: Sequence[str], shard: ShardSpec | None
 ) -> dict[str, float]:
-    """The recorded durations of the tests under ``paths``, of this machine's CI shard."""
+    """The recorded durations of the tests under ``paths`` (no paths: pytest's own choice,
+    every test), of this machine's CI shard."""
     roots = [p.rstrip("/") for p in paths]
-    known = {nodeid: s for nodeid, s in durations.items() if _under(nodeid, roots)}
+    known = {nodeid: s for nodeid, s in durations.items() if not roots or _under(nodeid, roots)}
     if shard is not None and known:
         share = plan_shards(known, durations, shard.total)[shard.index - 1].tests
         known = {nodeid: known[nodeid] for nodeid in share}

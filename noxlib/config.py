@@ -27,6 +27,7 @@ from noxlib.markexpr import markers_problem
 from noxlib.options import ENGINES
 from noxlib.parts import KEEP_TOGETHER
 from noxlib.quarantine import Entry, read_entries
+from noxlib.zeroconfig import ALL, ALL_DESCRIPTION, assume
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -115,6 +116,8 @@ class Config:
     auto_rollback: bool = False
     # Tests whose failures do not fail the run (quarantine.py), each with its reason.
     quarantine: tuple[Entry, ...] = ()
+    # Without a [tool.noxlib] table: what noxlib assumed instead (zeroconfig.py).
+    assumed: tuple[str, ...] = ()
 
     @property
     def state_dir(self) -> Path:
@@ -309,7 +312,7 @@ def _read_group(root: Path, name: str, table: object, problems: _Problems) -> Gr
     if not GROUP_NAME.match(name):
         problems.add(key, name, "group names start with a letter and use letters, digits, - or _")
         return None
-    example = f'[tool.noxlib.groups.{name}] paths = ["tests"]'
+    example = f'\n[tool.noxlib.groups.{name}]\npaths = ["tests"]\n'
     if not _checked_table(table, problems, key, _GROUP_KEYS, example):
         return None
     paths = table.get("paths")
@@ -458,7 +461,7 @@ def _read_groups(
         problems.add(
             "groups",
             raw_groups,
-            'define at least one group: [tool.noxlib.groups.unit] paths = ["tests"]',
+            'define at least one group:\n[tool.noxlib.groups.unit]\npaths = ["tests"]\n',
         )
     else:
         for name, table in raw_groups.items():
@@ -525,16 +528,26 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
     )
 
 
+def _assumed_config(root: Path, document: Mapping[str, Any]) -> Config:
+    assumed = assume(root, document)
+    return Config(
+        root=root,
+        groups={ALL: Group(ALL, (), ALL_DESCRIPTION)},
+        default_groups=(ALL,),
+        install=assumed.install,
+        dependency_groups=assumed.dependency_groups,
+        assumed=assumed.lines,
+    )
+
+
 def load_config(root: Path) -> Config:
-    """Read and validate ``[tool.noxlib]`` from ``root/pyproject.toml``."""
+    """Read and validate ``[tool.noxlib]`` from ``root/pyproject.toml``; without the table, or
+    without the file, the settings zeroconfig.py assumes."""
     source = root / "pyproject.toml"
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            f"No pyproject.toml in {root}: noxlib reads its settings from [tool.noxlib] there. "
-            'Create it with at least: [tool.noxlib.groups.unit] paths = ["tests"]'
-        ) from None
+        return _assumed_config(root, {})
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -543,14 +556,12 @@ def load_config(root: Path) -> Config:
         ) from None
     table = document.get("tool", {}).get("noxlib")
     if table is None:
-        raise ConfigError(
-            f"{source} has no [tool.noxlib] table. Add one with at least: "
-            '[tool.noxlib.groups.unit] paths = ["tests"]'
-        )
-    if not isinstance(table, dict):
+        config = _assumed_config(root, document)
+    elif not isinstance(table, dict):
         raise ConfigError(f"tool.noxlib in {source} must be a table, not {table!r}.")
-    config = parse_config(table, root, source)
-    if config.dependency_groups:
+    else:
+        config = parse_config(table, root, source)
+    if config.dependency_groups and not config.group_requirements:
         requirements = resolve_groups(document, config.dependency_groups, source)
         config = replace(config, group_requirements=requirements)
     pytest_ini = document.get("tool", {}).get("pytest", {}).get("ini_options", {})

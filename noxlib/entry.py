@@ -72,7 +72,8 @@ def _order(
 ) -> runorder.TestOrder:
     """Say what the run does (the banner, the selection, failures first, rollback), and the
     order and selection the plugin applies."""
-    host.log(banner(plan, config))
+    for line in banner(plan, config).splitlines():
+        host.log(line)
     if selection is not None:
         known = known_durations(dict.fromkeys(selection.tests, 0.0), plan.paths(config.root), None)
         host.log(f"noxlib: {selection.line(known)}")
@@ -140,4 +141,10 @@ def banner(plan: Plan, config: Config) -> str:
             how += f" ({plan.workers.reason})"
     else:
         how = f"{plan.engine.reason}; {plan.workers.reason}"
-    return f"noxlib: session {plan.mode.name}, groups: {names}; {shard}{how}"
+    line = f"noxlib: session {plan.mode.name}, groups: {names}; {shard}{how}"
+    if config.assumed:
+        line += (
+            f"\nnoxlib: no [tool.noxlib] table in {config.root / 'pyproject.toml'}, so it "
+            f"assumed: {'; '.join(config.assumed)}. To choose, add one (docs/configuration.md)."
+        )
+    return line

@@ -138,12 +138,28 @@ def test_group_name_must_be_an_identifier(tmp_path: Path) -> None:
     assert "letters" in message
 
 
-def test_missing_file_table_and_bad_toml(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"No pyproject\.toml"):
-        load_config(tmp_path)
-    (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\n")
-    with pytest.raises(ConfigError, match=r"no \[tool.noxlib\] table"):
-        load_config(tmp_path)
+def test_no_file_or_no_table_assumes_one_group_of_what_pytest_collects(tmp_path: Path) -> None:
+    bare = load_config(tmp_path)
+    assert list(bare.groups) == ["all"]
+    assert bare.groups["all"].paths == ()  # pytest's own testpaths, or the folder
+    assert (bare.default_groups, bare.install, bare.dependency_groups) == (("all",), (), ())
+    assert bare.assumed == (
+        "group all = what plain pytest collects here",
+        "nothing installed (no project here)",
+    )
+    (tmp_path / "pyproject.toml").write_text(
+        "[project]\nname='x'\n[dependency-groups]\ntests = ['hypothesis']\nlint = ['ruff']\n"
+    )
+    project = load_config(tmp_path)
+    assert (project.install, project.dependency_groups) == ((".",), ("tests",))
+    assert project.group_requirements == ("hypothesis",)
+    assert project.assumed[1:] == ("install .", "dependency group tests")
+
+
+def test_a_table_means_no_assumption_and_bad_toml_is_named(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "pyproject.toml").write_text('[tool.noxlib.groups.unit]\npaths = ["tests"]\n')
+    assert load_config(tmp_path).assumed == ()
     (tmp_path / "pyproject.toml").write_text("[tool.noxlib\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(tmp_path)
