@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import nox
 import nox.command
@@ -43,10 +44,14 @@ def register_sessions(
     """Register the ``tests``, ``tests-parallel``, ``ci``, ``combine`` and ``reap`` sessions.
 
     ``root`` is the project folder whose pyproject.toml holds ``[tool.noxlib]``; by default the
-    noxfile's folder (nox runs noxfiles from there). ``python`` and ``venv_backend`` go to
-    ``nox.session``; without ``python``, the ``python`` setting's versions make the test
-    sessions nox's parametrized ones (``tests-3.12``). Returns the validated config, so a
-    noxfile can build more sessions on it.
+    noxfile's folder (nox runs noxfiles from there). ``venv_backend`` goes to ``nox.session``.
+    ``python``: a version string runs every session on that version; a list (without it, the
+    ``python`` setting) adds one session per version and mode, ``tests-3.12``, tagged
+    ``tests-matrix`` (``nox -t ci-matrix`` runs every version), while ``tests`` runs on nox's
+    own Python: the plain command never asks for an interpreter the machine lacks. No session
+    downloads a missing interpreter unless asked (``--download-python``, or uv's
+    ``UV_PYTHON_DOWNLOADS``); a missing one is skipped with nox's one line. Returns the
+    validated config, so a noxfile can build more sessions on it.
     """
     try:
         config = load_config(Path(root or Path.cwd()).resolve())
@@ -57,18 +62,40 @@ def register_sessions(
             check_request(config, *request, os.environ)
     except NoxlibError as exc:
         _fail_loading(exc)
-    pythons = python if python is not None else list(config.python) or None
+    single = python if isinstance(python, str) else None
+    versions = [] if single else list(python if python is not None else config.python)
+    download = _download_python()
     for mode in MODES.values():
+        func = _session_for(mode, config)
         nox.session(
-            name=mode.name, python=pythons, venv_backend=venv_backend, default=mode.name == "tests"
-        )(_session_for(mode, config))
+            name=mode.name,
+            python=single,
+            venv_backend=venv_backend,
+            default=mode.name == "tests",
+            download_python=download,
+        )(func)
+        for version in versions:
+            nox.session(
+                name=f"{mode.name}-{version}",
+                python=version,
+                venv_backend=venv_backend,
+                default=False,
+                tags=[f"{mode.name}-matrix"],
+                download_python=download,
+            )(_session_for(mode, config, version))
     nox.session(name="reap", venv_backend="none", default=False)(_reap_session_for(config))
     # One interpreter merges the shards of every version: combine is never parametrized.
-    single = python if isinstance(python, str) else None
     nox.session(name="combine", python=single, venv_backend=venv_backend, default=False)(
         _combine_session_for(config)
     )
     return config
+
+
+def _download_python() -> Literal["never"] | None:
+    """ "never", unless uv's own setting asks for downloads (nox's --download-python and
+    NOX_DOWNLOAD_PYTHON win over a session's setting anyway)."""
+    asked = os.environ.get("UV_PYTHON_DOWNLOADS", "").strip().lower()
+    return None if asked in ("automatic", "manual", "true", "1") else "never"
 
 
 def _nox_request() -> tuple[list[str] | None, list[str]] | None:
@@ -93,12 +120,14 @@ def _nox_request() -> tuple[list[str] | None, list[str]] | None:
     return (list(sessions) if sessions else None), list(getattr(parsed, "posargs", None) or [])
 
 
-def _session_for(mode: Mode, config: Config) -> Callable[[nox.Session], None]:
+def _session_for(
+    mode: Mode, config: Config, version: str | None = None
+) -> Callable[[nox.Session], None]:
     def session_func(session: nox.Session) -> None:
         run_tests(session, config, mode.name)
 
-    session_func.__doc__ = mode.doc
-    session_func.__name__ = mode.name.replace("-", "_")
+    session_func.__doc__ = mode.doc if version is None else f"{mode.doc} On Python {version}."
+    session_func.__name__ = mode.name.replace("-", "_") + (f"_{version}" if version else "")
     return session_func
 
 

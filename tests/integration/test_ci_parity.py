@@ -16,7 +16,7 @@ CI_FILES = sorted(
 NOX_SESSION = re.compile(r"\bnox\b[^\n]*?(?:-s|--session|--sessions)\s+([\w.-]+)")
 # A matrix job's Python in a session name: GitHub's expression, GitLab's variable.
 MATRIX_PYTHON = re.compile(r"\$\{\{ matrix\.python \}\}|\$PYTHON\b")
-# nox's parametrized session names: ci-3.12 runs as ci-3.12, and ci runs them all.
+# A version's own session: ci-3.12 beside ci (which runs on nox's Python).
 PYTHON_SUFFIX = re.compile(r"-(?:pypy)?\d+\.\d+t?$")
 PYTEST_DIRECT = re.compile(r"(?:^|[\s;&|(])(?:python3?\s+-m\s+)?pytest\b(?![-\w])", re.M)
 
@@ -51,7 +51,7 @@ def registered_sessions() -> set[str]:
         [sys.executable, "-m", "nox", "-l"], cwd=ROOT, capture_output=True, text=True, check=True
     )
     names = {
-        line[2:].split(" -> ")[0].strip()
+        line[2:].split(" -> ")[0].split(" [")[0].strip()  # "ci-3.12 [ci-matrix]": its tag
         for line in listed.stdout.splitlines()
         if line.startswith(("* ", "- "))
     }
@@ -129,11 +129,11 @@ def test_the_sharded_job_matrix_matches_the_shard_count() -> None:
     assert totals, "the sharded job sets no NOXLIB_SHARD from its matrix"
     assert all(n == len(matrix) for n in totals), f"matrix {matrix} but NOXLIB_SHARD N {totals}"
     assert matrix == list(range(1, len(matrix) + 1))
-    assert "nox -s combine -- shards/reports-shard-*" in text
+    assert "nox -s combine -- --store-durations shards/reports-shard-*" in text
     assert "path: .test_durations" in text
     gitlab = commands(ROOT / "ci" / "gitlab-ci.yml")
     assert "parallel:" in gitlab
-    assert "nox -s combine -- shards/*" in gitlab
+    assert "nox -s combine -- --store-durations shards/*" in gitlab
 
 
 def test_the_shard_check_catches_a_mismatch() -> None:

@@ -28,16 +28,32 @@ def set_noxlib(project: Path, lines: str, before: str = "") -> None:
     pyproject.write_text(text)
 
 
-def test_a_python_list_gives_noxs_parametrized_sessions(project: Path) -> None:
+def test_a_python_list_gives_one_session_per_version_beside_the_plain_one(project: Path) -> None:
     set_noxlib(project, 'python = ["3.11", "3.12"]')
     result = run_nox(project, "-l")
     assert result.returncode == 0, result.stdout
-    for line in ("* tests-3.11 ->", "* tests-3.12 ->", "- ci-3.12 ->", "- tests-parallel-3.11"):
+    # The plain command runs nox's own Python: it never asks for an interpreter the machine
+    # lacks. Each version is its own session, tagged per mode, and asked for by name or tag.
+    assert "* tests ->" in result.stdout
+    for line in (
+        "- tests-3.11 [tests-matrix] ->",
+        "- tests-3.12 [tests-matrix] ->",
+        "- ci-3.12 [ci-matrix] ->",
+        "- tests-parallel-3.11 [tests-parallel-matrix]",
+    ):
         assert line in result.stdout
     # combine merges every version's shards with one interpreter; reap needs none.
     assert "- combine ->" in result.stdout
     assert "- reap ->" in result.stdout
-    assert "* tests ->" not in result.stdout
+
+
+def test_a_missing_version_is_skipped_in_one_line_and_never_downloaded(project: Path) -> None:
+    set_noxlib(project, 'python = ["3.9", "3.11"]')
+    result = run_nox(project, "-t", "tests-matrix", "--", "unit")
+    assert result.returncode == 0, result.stdout
+    assert "Session tests-3.9 skipped: Python interpreter 3.9 not found." in result.stdout
+    assert "* tests-3.11: success" in result.stdout
+    assert "download" not in result.stdout.lower()
 
 
 def helper_package(tmp_path: Path) -> Path:
