@@ -53,6 +53,9 @@ class Group:
     markers: str | None = None
     batch: str | None = None  # "file" or "group": run in batches, each its own pytest process
     batch_timeout: float | None = None  # seconds a batch may take before it is ended
+    # False: the group's tests measure nothing of the coverage source (a differential suite of
+    # other programs, benchmarks), so a run of such groups alone measures no coverage.
+    coverage: bool = True
 
 
 @dataclass(frozen=True)
@@ -292,7 +295,7 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
 }
 _TABLES = ("groups", "coverage", "affected")
 _LISTS = ("python", "quarantine")  # keys with a reader of their own: a message per bad item
-_GROUP_KEYS = ("paths", "description", "markers", "batch", "batch-timeout")
+_GROUP_KEYS = ("paths", "description", "markers", "batch", "batch-timeout", "coverage")
 BATCH_MODES = ("file", "group")
 _COVERAGE_KEYS = ("enabled", "sessions", "source", "branch", "fail-under")
 _SESSION_NAMES = ("tests", "tests-parallel", "ci")
@@ -349,7 +352,11 @@ def _read_group(root: Path, name: str, table: object, problems: _Problems) -> Gr
     if timeout is not None and not (_positive_number(timeout) and timeout > 0):
         problems.add(f"{key}.batch-timeout", timeout, "expected seconds above 0, e.g. 120")
         timeout = None
-    return Group(name, tuple(paths), description, markers, batch, timeout)
+    coverage = table.get("coverage", True)
+    if not isinstance(coverage, bool):
+        problems.add(f"{key}.coverage", coverage, "expected true or false")
+        coverage = True
+    return Group(name, tuple(paths), description, markers, batch, timeout, coverage)
 
 
 def _read_python(value: object, problems: _Problems) -> tuple[str, ...]:

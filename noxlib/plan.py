@@ -349,11 +349,14 @@ def records_map(plan: Plan, config: Config) -> bool:
 
 
 def measures_coverage(plan: Plan, config: Config) -> bool:
-    """Whether the run measures coverage: ``--coverage``/``--no-coverage`` for this run, else
-    the sessions listed in ``coverage.sessions`` (``ci`` by default): tracing every line costs
-    the local loop 1.5-2.5x, so it belongs to CI and to whoever asks for it."""
+    """Whether the run measures coverage: ``--coverage``/``--no-coverage`` for this run; else
+    not when every group has ``coverage = false``; else the sessions listed in
+    ``coverage.sessions`` (``ci`` by default): tracing every line costs the local loop
+    1.5-2.5x, so it belongs to CI and to whoever asks for it."""
     if not config.coverage.enabled:
         return False
     if plan.options.coverage is not None:
         return plan.options.coverage
+    if plan.groups and not any(group.coverage for group in plan.groups):
+        return False  # every group says it measures nothing of the source
     return plan.mode.name in config.coverage.sessions

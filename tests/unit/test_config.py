@@ -109,6 +109,7 @@ def test_all_problems_come_in_one_message(tmp_path: Path) -> None:
     [
         ('default-groups = ["unit"]', 'default-groups = ["nope"]', "default-groups = 'nope'"),
         ('markers = "not slow"', "markers = 3", "groups.unit.markers = 3"),
+        ('markers = "not slow"', 'coverage = "no"', "groups.unit.coverage = 'no'"),
         ('description = "Fast unit tests"', "colour = 1", "groups.unit.colour = 1"),
         ("fail-under = 80", "fail-under = 120", "coverage.fail-under = 120"),
         ('source = ["pkg"]', "sources = []", "did you mean 'source'?"),

@@ -300,6 +300,21 @@ def test_coverage_is_measured_in_ci_and_on_request(config: Config) -> None:
     assert measured("tests", cfg=everywhere)
 
 
+def test_groups_that_measure_nothing_turn_coverage_off_unless_asked(config: Config) -> None:
+    (config.root / "tests" / "tpch").mkdir()
+    groups = dict(config.groups)
+    groups["tpch"] = replace(groups["tpch"], coverage=False)
+    cfg = replace(config, groups=groups)
+
+    def measured(*posargs: str) -> bool:
+        return measures_coverage(make_plan(MODES["ci"], list(posargs), {}, cfg, BIG), cfg)
+
+    assert not measured("tpch")
+    assert measured("tpch", "--coverage")
+    assert measured("unit", "tpch")  # one group that measures is enough
+    assert measured("unit")
+
+
 HIGH = Flakiness("tests-parallel", runs=20, parallel_only=2, threshold=5.0)
 
 
