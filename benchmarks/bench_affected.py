@@ -71,7 +71,9 @@ OPERATORS = (
     (r"\+ 1\b", "+ 2"),
     (r"- 1\b", "- 2"),
 )
-BANNER = re.compile(r"--affected: (?:([\d,]+) of ([\d,]+) tests|every test, because (.*))")
+BANNER = re.compile(
+    r"--affected: (?:([\d,]+) of (?:the map's )?([\d,]+) tests|every test, because (.*))"
+)
 
 
 def git(root: Path, *args: str) -> str:

@@ -69,7 +69,12 @@ class Selection:
         what = [plural(len(self.changed), "changed file")]
         if self.new_test_files:
             what.append(plural(len(self.new_test_files), "new test file") + " run whole")
-        return f"--affected: {selected:,} of {len(known):,} tests ({'; '.join(what)}; {where})"
+        # "of the map's": the map's count, not the suite's (tests added or removed since the map
+        # was recorded are in one and not the other); a test the map does not hold runs.
+        return (
+            f"--affected: {selected:,} of the map's {len(known):,} tests "
+            f"({'; '.join(what)}; {where})"
+        )
 
     def explain(self, known: Collection[str], shown: int = 20) -> list[str]:
         """``--explain``: what brought each selected test of ``known``, grouped by the change,

@@ -74,7 +74,8 @@ def normalise(message: str) -> str:
     text = _HEX.sub("<hex>", text)
     text = _HOST_PORT.sub(":<port>", text)
     text = _PORT_WORD.sub(r"\1 <port>", text)
-    text = _NUMBER.sub("N", text)
+    # "<n>", not "N": "assert N == N" reads as a tautology, "assert <n> == <n>" as numbers.
+    text = _NUMBER.sub("<n>", text)
     return _SPACES.sub(" ", text).strip()[:MESSAGE_WIDTH]
 
 

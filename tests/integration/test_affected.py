@@ -78,7 +78,9 @@ def test_changing_one_function_runs_only_the_tests_that_execute_it(project: Path
     edit(project, "src/shapes/names.py", 'return name.upper() + "!"', 'return f"{name.upper()}!"')
     out = affected_run(project)
     assert out.startswith("exit 0"), out
-    assert f"--affected: 1 of 8 tests (1 changed file; map from {commit_of(project)})" in out
+    assert (
+        f"--affected: 1 of the map's 8 tests (1 changed file; map from {commit_of(project)})" in out
+    )
     assert ran(project) == ["tests/test_names.py::test_shout"]
 
 
@@ -88,7 +90,7 @@ def test_a_bug_in_that_function_is_caught_in_parallel_too(project: Path, engine:
     edit(project, "src/shapes/arith.py", "total = add(total, a)", "total = add(total, a + 1)")
     out = affected_run(project, "tests-parallel", "--engine", engine, PYTEST_WORKERS="2")
     assert out.startswith("exit 1"), out
-    assert "--affected: 4 of 8 tests (1 changed file;" in out
+    assert "--affected: 4 of the map's 8 tests (1 changed file;" in out
     expected = {
         "tests/test_arith.py::test_mul",
         "tests/test_area.py::test_rectangle[1-5-5]",
@@ -105,7 +107,7 @@ def test_a_new_test_file_runs(project: Path) -> None:
     )
     out = affected_run(project)
     assert out.startswith("exit 0"), out
-    assert "--affected: 0 of 8 tests (1 changed file; 1 new test file run whole;" in out
+    assert "--affected: 0 of the map's 8 tests (1 changed file; 1 new test file run whole;" in out
     assert ran(project) == ["tests/test_more.py::test_more"]
 
 

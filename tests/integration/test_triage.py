@@ -19,7 +19,7 @@ PROJECT = Path(__file__).parents[1] / "projects" / "triage"
 PAIR = "tests/test_a_pair.py::test_fails_while_the_lock_is_held"
 FIVE = [f"tests/test_same_cause.py::test_record[{n}]" for n in (3, 14, 159, 2653, 58979)]
 FIVE_CAUSE = (
-    "ValueError: record N has checksum <hex>, expected <hex> (cache <tmp>) "
+    "ValueError: record <n> has checksum <hex>, expected <hex> (cache <tmp>) "
     "at tests/test_same_cause.py:7"
 )
 # node id -> (status, triage, category); None where the category is checked apart.

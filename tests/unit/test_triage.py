@@ -70,15 +70,15 @@ def failed(
 @pytest.mark.parametrize(
     ("message", "expected"),
     [
-        ("record 17 is 3.5 s late", "record N is N s late"),
+        ("record 17 is 3.5 s late", "record <n> is <n> s late"),
         ("object at 0x7f3a2b1c9d40 is gone", "object at <hex> is gone"),
         ("no file /tmp/pytest-of-ci/pytest-12/test_a0/data.json", "no file <tmp>"),
         ("cannot read /var/folders/xy/T/abc123/f.txt, retry", "cannot read <tmp>, retry"),
         (
             "refused by localhost:51234 and 127.0.0.1:8080",
-            "refused by localhost:<port> and N.N:<port>",
+            "refused by localhost:<port> and <n>.<n>:<port>",
         ),
-        ("[::1]:4242 went away", "[::N]:<port> went away"),
+        ("[::1]:4242 went away", "[::<n>]:<port> went away"),
         ("bind to port 8080 failed", "bind to port <port> failed"),
         ("id 1b4e28ba-2fa1-11d2-883f-0016d3cca427 unknown", "id <uuid> unknown"),
         ("sha256 of test_a2 differs", "sha256 of test_a2 differs"),  # digits inside names stay
@@ -133,7 +133,7 @@ def test_five_failures_with_one_cause_and_other_numbers_share_one_key() -> None:
         for n in (3, 14, 159, 2653, 58979)
     ]
     keys = {cause_of(r, ROOT).key for r in results}
-    assert keys == {"ValueError: record N has checksum <hex> (cache <tmp>) at tests/helpers.py:7"}
+    assert keys == {"ValueError: record <n> has checksum <hex> (cache <tmp>) at tests/helpers.py:7"}
     # Another raise site is another cause, even with the same message.
     elsewhere = failed(
         "tests/test_r.py::other",
@@ -404,10 +404,10 @@ def test_the_digest_groups_counts_and_shortens_the_test_list() -> None:
     )[0]
     categories = digest([(f.nodeid, f.cause) for f in (other, *same)])
     assert [c.count for c in categories] == [5, 1]
-    assert categories[0].key == "ValueError: record N at t.py:9"
+    assert categories[0].key == "ValueError: record <n> at t.py:9"
     assert categories[0].message == "ValueError: record 0"
     text = "\n".join(render_digest([(f.nodeid, f.cause) for f in (other, *same)]))
-    assert "### 5 tests: ValueError: record N at t.py:9" in text
+    assert "### 5 tests: ValueError: record <n> at t.py:9" in text
     assert "`t.py::r[0]`, `t.py::r[1]`, `t.py::r[2]` and 2 more" in text
     assert "### 1 test: KeyError: 'k' at t.py:3" in text
     assert listed_tests(["a", "b"], 3) == "`a`, `b`"
