@@ -162,7 +162,8 @@ def test_a_changed_test_file_runs_whole_and_a_new_one_is_counted() -> None:
     assert kept(selection) == {TESTS[0], TESTS[1]}
     assert selection.new_test_files == ("tests/test_new.py",)
     assert selection.line(TESTS) == (
-        "--affected: 2 of the map's 3 tests (2 changed files; 1 new test file run whole; map from c0ffeec)"
+        "--affected: 2 of the map's 3 tests (2 changed files; 1 new test file run whole; "
+        "map from c0ffeec)"
     )
 
 
