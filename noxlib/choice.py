@@ -92,13 +92,18 @@ def _auto_engine(workers: Workers, known: Mapping[str, float]) -> Engine:
     serial = sum(known.values())
     parallel = max(s.predicted for s in plan_shards(known, known, workers.count))
     parallel += PROCESS_START_SECONDS
-    figures = f"{workers.count} shards {parallel:.1f} s against {serial:.1f} s serially"
+    figures = f"{workers.count} shards {_seconds(parallel)} against {_seconds(serial)} serially"
     if parallel >= serial * AUTO_MARGIN:
         return Engine(
             "serial",
             f"engine serial (auto): recorded durations predict {figures}; parallel cannot win",
         )
     return Engine("shards", f"engine shards (auto): recorded durations predict {figures}")
+
+
+def _seconds(value: float) -> str:
+    # "0.0 s serially" for seven fast tests reads as "no time": milliseconds say how little.
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
 
 
 def requested_engine(options: Options, env: Mapping[str, str], config: Config) -> tuple[str, str]:

@@ -175,14 +175,14 @@ class Combine:
             session=first.session,
             run_id=f"combined {len(self.infos)} shards",
             groups=first.groups,
-            mode=f"sharded across {len(self.infos)} machines",
-            workers=len(self.infos),
+            mode=_matrix_mode([info for _, info in self.infos]),
+            workers=sum(len(info.parts) for _, info in self.infos),
             status=f"{status} ({'; '.join(self.reasons)})" if self.reasons else str(status),
             wall_seconds=max(info.wall_seconds for _, info in self.infos),
             phases=tuple(self.pipeline.timings),
             results=tuple(reports.report_results(results)),
             started_at=reports.now_iso(),
-            engine="shards",
+            engine="",  # each machine had its own: _matrix_mode says which
             parts=tuple(_shard_row(info) for _, info in self.infos),
             failures=tuple(triage.from_annotated(results, self.config.root)),
             coverage_percent=self.coverage.total if self.coverage else None,
@@ -237,6 +237,17 @@ def _move_into(source: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(source, target)
+
+
+def _matrix_mode(infos: Sequence[RunInfo]) -> str:
+    """How a CI matrix's machines ran: "sharded across 2 machines, each serial" (one pytest
+    process each), or with the processes each ran."""
+    processes = [len(info.parts) for info in infos]
+    if all(count == 1 for count in processes):
+        how = "each serial"
+    else:
+        how = "with " + ", ".join(map(str, processes)) + " pytest processes"
+    return f"sharded across {len(infos)} machines, {how}"
 
 
 def _shard_row(info: RunInfo) -> PartRow:

@@ -3,6 +3,7 @@ ends; the start of each test, as it begins; and the timers of pytest-timeout's t
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -113,9 +114,23 @@ def _worker_of(report: pytest.TestReport | pytest.CollectReport) -> str:
     return str(getattr(getattr(node, "gateway", None), "id", ""))
 
 
+def _longrepr_text(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """``report.longreprtext`` as pytest prints it: longreprtext strips the text, and with it
+    the indentation of its first line ("    def test_x():")."""
+    try:
+        from _pytest._io import TerminalWriter  # what longreprtext itself writes with
+    except ImportError:  # pragma: no cover - a pytest that moved it
+        return report.longreprtext
+    file = io.StringIO()
+    writer = TerminalWriter(file)
+    writer.hasmarkup = False
+    report.toterminal(writer)
+    return file.getvalue().strip("\n").rstrip()
+
+
 def _failure_details(report: pytest.TestReport | pytest.CollectReport) -> dict[str, Any]:
     """pytest's text of a failure, its captured output, and where it was raised."""
-    text = report.longreprtext
+    text = _longrepr_text(report)
     if len(text) > MAX_LONGREPR:
         half = MAX_LONGREPR // 2
         text = f"{text[:half]}\n[... cut by noxlib ...]\n{text[-half:]}"

@@ -450,3 +450,13 @@ def test_install_only_installs_and_leaves_no_report(project: Path) -> None:
     assert (project / ".nox" / "tests" / "bin" / "pytest").exists()
     # No run happened: no history line, which would count as a run of no tests.
     assert not (project / "reports" / "ci_timings.jsonl").exists()
+
+
+def test_a_shard_failure_prints_as_pytest_prints_it(project: Path) -> None:
+    env = nox_env(PYTEST_WORKERS="2", FAIL="1")
+    result = run_nox(project, "-s", "tests-parallel", "--", "failing", "--no-triage", env=env)
+    assert result.returncode != 0
+    block = result.stdout.split("= FAILURES =", 1)[1]
+    # pytest's own first line keeps its indentation (its longreprtext strips it away).
+    assert "\n    def test_fails_first():\n>       assert" in block
+    assert "FAILED tests/failing/test_failing.py::test_fails_first - AssertionError" in block

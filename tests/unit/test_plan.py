@@ -202,6 +202,10 @@ def test_auto_engine_goes_serial_when_durations_say_parallel_cannot_win(config: 
     assert tiny.engine.name == "serial"
     assert not tiny.parallel
     assert "parallel cannot win" in tiny.engine.reason
+    # 20 tests of 10 ms: "200 ms serially", not "0.2 s", and never "0.0 s" for a few fast ones.
+    assert "against 200 ms serially" in tiny.engine.reason
+    few = make_plan(MODES["tests-parallel"], [], {}, config, BIG, durations=_ids(7, 0.001))
+    assert "against 7 ms serially" in few.engine.reason
     assert "serial, engine serial (auto): recorded durations predict 2 shards" in banner(
         tiny, config
     )
