@@ -18,7 +18,7 @@ from tests.unit.test_run import PYPROJECT, FakeHost, make_venv
 
 
 def shard_folder(
-    base: Path, index: int, total: int, nodeid: str, coverage: bool, processes: int = 1
+    base: Path, index: int, total: int, nodeid: str, coverage: bool, *, processes: int = 1
 ) -> Path:
     """A shard's reports folder, as a `NOXLIB_SHARD` job leaves it (``processes`` parts)."""
     folder = base / f"reports-shard-{index}"
