@@ -46,6 +46,7 @@ from noxlib.merge import (
     JUNIT_FILE,
     RESULTS_FILE,
     collected,
+    forget_coverage,
     part_source,
     update_run_durations,
     write_merged,
@@ -300,6 +301,8 @@ class TestRun:
         files = [part.files for part in self.parts]
         junit = [path for f in files for path in f.junit_files()] if self.plan.mode.ci else None
         write_merged(books, books.expected, self.config.reports_path, junit)
+        if not self.rcfile:
+            forget_coverage(self.config.reports_path)
         if self.results:
             lock = self.config.state_dir / DURATIONS_LOCK
             whole = not self.plan.explicit_paths

@@ -460,3 +460,15 @@ def test_a_shard_failure_prints_as_pytest_prints_it(project: Path) -> None:
     # pytest's own first line keeps its indentation (its longreprtext strips it away).
     assert "\n    def test_fails_first():\n>       assert" in block
     assert "FAILED tests/failing/test_failing.py::test_fails_first - AssertionError" in block
+
+
+def test_a_tests_run_leaves_no_earlier_ci_runs_junit_or_coverage(project: Path) -> None:
+    assert run_nox(project, "-s", "ci", "--", "unit").returncode == 0
+    reports = project / "reports"
+    assert (reports / "junit.xml").is_file()
+    assert (reports / "coverage.xml").is_file()
+    result = run_nox(project, "-s", "tests", "--", "unit")
+    assert result.returncode == 0, result.stdout
+    left = {path.name for path in reports.iterdir()}
+    assert not left & {"junit.xml", "coverage.xml", "coverage.db", "htmlcov"}, sorted(left)
+    assert {"ci_timings.md", "ci_timings.jsonl", "results.jsonl", "run.json"} <= left
