@@ -8,6 +8,7 @@ balance), or one process per batch. Pure: the venv's paths and environment come 
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,3 +185,14 @@ def host_environment(env: Mapping[str, str | None], bin_paths: Sequence[str]) ->
     merged = {**os.environ, **{k: v for k, v in env.items() if v is not None}}
     merged["PATH"] = os.pathsep.join([*bin_paths, merged.get("PATH", "")])
     return merged
+
+
+def command_line(part: Part) -> str:
+    """The log's line of a part's command. A shard's share is in its environment, not in its
+    arguments, so the line says so: copied alone, the command would run every test."""
+    line = shlex.join(part.argv[1:])  # quoted: "-m 'not slow'" pastes into a shell as it ran
+    if SHARD_FILES_ENV in part.env:
+        return f"{line}  [only its share of the files, from {part.env[SHARD_FILES_ENV]}]"
+    if SHARDS_ENV in part.env:
+        return f"{line}  [only shard {part.env[SHARDS_ENV]} of what it collects: {SHARDS_ENV}]"
+    return line

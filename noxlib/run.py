@@ -40,7 +40,7 @@ from noxlib.gitdiff import GitError
 from noxlib.host import TEST_TOOLS, Engine, Host, RunFailed
 from noxlib.judging import Judging
 from noxlib.junit import add_reruns
-from noxlib.launch import Launch, file_plan, make_parts, run_env
+from noxlib.launch import Launch, command_line, file_plan, make_parts, run_env
 from noxlib.memory import Sampler
 from noxlib.merge import (
     JUNIT_FILE,
@@ -227,7 +227,7 @@ class TestRun:
         by_file = file_plan(self.plan, self.config, self.durations, self.order.skip, self.host.log)
         self.parts = make_parts(launch, self.plan, self.config, self.batch_plan.batches, by_file)
         for part in self.parts:
-            self.host.log(f"noxlib: {part.name}: {' '.join(part.argv[1:])}")
+            self.host.log(f"noxlib: {part.name}: {command_line(part)}")
         self.status = RunStatus.INTERRUPTED
         progress = Progress.of_parts(self.parts, self.durations)
         started = time.monotonic()

@@ -220,3 +220,15 @@ def test_a_result_line_written_twice_fails_the_run_naming_the_conflict(
     assert info.status == "failed"
     assert info.books["conflicts"] == [conflict]
     assert f"1 test reported more than once: {twice}" in (reports / "ci_timings.md").read_text()
+
+
+def test_a_shards_log_line_says_its_share_is_not_in_its_arguments(tmp_path: Path) -> None:
+    from noxlib.engine import Part
+    from noxlib.launch import command_line
+
+    argv = ("python", "-m", "pytest", "tests", "-m", "not slow", "-n", "0")
+    assert command_line(Part("serial", argv, {}, tmp_path)) == "-m pytest tests -m 'not slow' -n 0"
+    shard = Part("shard-1", argv, {"NOXLIB_SHARDS": "1/2"}, tmp_path)
+    assert command_line(shard).endswith("  [only shard 1/2 of what it collects: NOXLIB_SHARDS]")
+    files = Part("shard-2", argv, {"NOXLIB_SHARD_FILES": "/r/files-2.json"}, tmp_path)
+    assert command_line(files).endswith("[only its share of the files, from /r/files-2.json]")
