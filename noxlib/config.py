@@ -110,6 +110,8 @@ class Config:
     python_files: tuple[str, ...] = ("test_*.py", "*_test.py")
     # Triage of failures and the flakiness signal; see docs/testing.md#triage.
     triage: bool = True
+    # The sessions that triage unless told: the serial inner loop pays only when it asks.
+    triage_sessions: tuple[str, ...] = ("tests-parallel", "ci")
     triage_max: int = 50
     triage_reruns: int = 2
     # Seconds that the company reruns and polluter searches of one run may take together.
@@ -200,6 +202,14 @@ def _positive_number(value: object) -> bool:
     )
 
 
+_SESSION_NAMES = ("tests", "tests-parallel", "ci")
+TRIAGE_SESSIONS = ("tests-parallel", "ci")
+
+
+def _session_list(value: object) -> bool:
+    return isinstance(value, list) and all(v in _SESSION_NAMES for v in value)
+
+
 # Top-level keys: name -> (check, fix text). The fix text is the second half of the message.
 _Check = Callable[[object], bool]
 _SCALARS: dict[str, tuple[_Check, str]] = {
@@ -264,6 +274,11 @@ _SCALARS: dict[str, tuple[_Check, str]] = {
         lambda v: isinstance(v, bool),
         "expected true or false: whether failed tests are rerun serially and classified",
     ),
+    "triage-sessions": (
+        _session_list,
+        "expected a list of the sessions that triage by default, from tests, tests-parallel, "
+        'ci, e.g. ["tests-parallel", "ci"]',
+    ),
     "triage-max": (
         lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
         "expected a whole number >= 0: at most this many failed tests are rerun, e.g. 50",
@@ -298,7 +313,7 @@ _LISTS = ("python", "quarantine")  # keys with a reader of their own: a message 
 _GROUP_KEYS = ("paths", "description", "markers", "batch", "batch-timeout", "coverage")
 BATCH_MODES = ("file", "group")
 _COVERAGE_KEYS = ("enabled", "sessions", "source", "branch", "fail-under")
-_SESSION_NAMES = ("tests", "tests-parallel", "ci")
+
 _AFFECTED_KEYS = ("record", "map-file", "ignore")
 
 
@@ -525,6 +540,7 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
         coverage=coverage,
         affected=affected,
         triage=data.get("triage", True),
+        triage_sessions=tuple(data.get("triage-sessions", TRIAGE_SESSIONS)),
         triage_max=data.get("triage-max", 50),
         triage_reruns=data.get("triage-reruns", 2),
         triage_budget=float(data.get("triage-budget", 60.0)),

@@ -54,6 +54,11 @@ OPTIONS = (
     ),
     Option("--coverage", "measure coverage in this run, whatever the session"),
     Option("--no-coverage", "do not measure coverage in this run, not even in ci"),
+    Option(
+        "--triage",
+        "rerun failed tests serially to classify them in this run, also in a session that does "
+        "not by default (triage-sessions)",
+    ),
     Option("--no-triage", "do not rerun failed tests serially to classify them in this run"),
     Option(
         "--store-durations",
@@ -75,7 +80,7 @@ class Options:
     coverage: bool | None = None
     help: bool = False
     given: tuple[str, ...] = field(default=())
-    no_triage: bool = False
+    triage: bool | None = None  # --triage / --no-triage; None: the session's default
     affected: bool = False
     explain: bool = False
     store_durations: bool = False
@@ -119,6 +124,9 @@ def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
         raise UsageError("--coverage and --no-coverage (after --) contradict each other; use one.")
     if "--coverage" in values or "--no-coverage" in values:
         coverage = "--coverage" in values
+    if "--triage" in values and "--no-triage" in values:
+        raise UsageError("--triage and --no-triage (after --) contradict each other; use one.")
+    triage = ("--triage" in values) if ("--triage" in values or "--no-triage" in values) else None
     options = Options(
         engine=values.get("--engine"),
         batch=values.get("--batch"),
@@ -126,7 +134,7 @@ def parse_options(words: Sequence[str]) -> tuple[Options, tuple[str, ...]]:
         coverage=coverage,
         help="--noxlib-help" in values,
         given=tuple(values),
-        no_triage="--no-triage" in values,
+        triage=triage,
         affected="--affected" in values,
         explain="--explain" in values,
         store_durations="--store-durations" in values,

@@ -160,7 +160,13 @@ def triage_failures(
     ``results``) and judge each failure. ``reap`` ends what the reruns left (they run after
     the run's reap phase); ``interrupted`` says the run was, and nothing is rerun.
     ``history`` maps a test to the run at the same code and inputs where it passed."""
-    off = triage.off_reason(config.triage, plan.options.no_triage, plan.user_args)
+    off = triage.off_reason(
+        enabled=config.triage,
+        asked=plan.options.triage,
+        session=plan.mode.name,
+        sessions=config.triage_sessions,
+        user_args=plan.user_args,
+    )
     if interrupted:
         off = "the run was interrupted"
     chosen, skipped = triage.choose_reruns(failed, config.triage_max, off)

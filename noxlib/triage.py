@@ -189,14 +189,27 @@ def failing(results: Iterable[Result]) -> list[Result]:
     return [r for r in results if r.get("outcome") in FAILING]
 
 
-def off_reason(enabled: bool, no_triage_option: bool, user_args: Sequence[str]) -> str | None:
-    """Why triage does not run for this run, or None when it does."""
-    if no_triage_option:
+def off_reason(
+    *,
+    enabled: bool,
+    asked: bool | None,
+    session: str,
+    sessions: Sequence[str],
+    user_args: Sequence[str],
+) -> str | None:
+    """Why triage does not run for this run, or None when it does. ``asked`` is --triage
+    (True) or --no-triage (False); ``sessions`` the ones that triage unless told."""
+    if asked is False:
         return "--no-triage was given"
     if not enabled:
         return "triage = false in [tool.noxlib]"
     if any(arg in ("--pdb", "--trace") for arg in user_args):
         return "--pdb and --trace need a terminal; reruns have none"
+    if asked is None and session not in sessions:
+        return (
+            f"the {session} session does not rerun failures unless asked (triage-sessions); "
+            f"nox -s {session} -- --triage says which are real, flaky or order-dependent"
+        )
     return None
 
 

@@ -472,3 +472,16 @@ def test_a_tests_run_leaves_no_earlier_ci_runs_junit_or_coverage(project: Path) 
     left = {path.name for path in reports.iterdir()}
     assert not left & {"junit.xml", "coverage.xml", "coverage.db", "htmlcov"}, sorted(left)
     assert {"ci_timings.md", "ci_timings.jsonl", "results.jsonl", "run.json"} <= left
+
+
+def test_the_serial_loop_reruns_failures_only_when_asked(project: Path) -> None:
+    env = nox_env(FAIL="1")
+    plain = run_nox(project, "-s", "tests", "--", "failing", "-k", "fails_first", env=env)
+    assert plain.returncode != 0
+    assert "triage: rerunning" not in plain.stdout
+    assert "nox -s tests -- --triage says which are real, flaky or order-dependent" in plain.stdout
+    asked = run_nox(
+        project, "-R", "-s", "tests", "--", "failing", "--triage", "-k", "fails_first", env=env
+    )
+    assert "triage: rerunning 1 failed test(s)" in asked.stdout
+    assert "fails-always: failed 2 of 2 reruns" in asked.stdout

@@ -38,7 +38,7 @@ EXPECTED: dict[str, tuple[str, str, str | None]] = {
     "tests/test_flaky.py::test_fails_on_odd_attempts": (
         "failed",
         "flaky",
-        "AssertionError: attempt N is odd at tests/test_flaky.py:11",
+        "AssertionError: attempt <n> is odd at tests/test_flaky.py:11",
     ),
     "tests/test_timeouts.py::test_sleeps_past_the_timeout": (
         "timeout",
@@ -53,7 +53,7 @@ EXPECTED: dict[str, tuple[str, str, str | None]] = {
     "tests/test_exits.py::test_exits": (
         "crashed",
         "fails-always",
-        "worker or shard crashed: exited with code N",
+        "worker or shard crashed: exited with code <n>",
     ),
     "tests/test_syntax_error.py": ("error", "not-rerun", None),
     **{nodeid: ("failed", "fails-always", FIVE_CAUSE) for nodeid in FIVE},

@@ -152,6 +152,7 @@ def test_help_lists_every_option_with_its_help() -> None:
         "--explain",
         "--coverage",
         "--no-coverage",
+        "--triage",
         "--no-triage",
         "--store-durations",
         "--noxlib-help",
@@ -164,8 +165,11 @@ def test_help_lists_every_option_with_its_help() -> None:
     assert "  --engine NAME  " in text
 
 
-def test_no_triage() -> None:
+def test_triage_and_no_triage() -> None:
     options, rest = parse_options(["--no-triage", "-k", "x"])
-    assert options.no_triage is True
+    assert options.triage is False
     assert rest == ("-k", "x")
-    assert parse_options([])[0].no_triage is False
+    assert parse_options(["--triage"])[0].triage is True
+    assert parse_options([])[0].triage is None
+    with pytest.raises(UsageError, match="contradict"):
+        parse_options(["--triage", "--no-triage"])

@@ -309,10 +309,23 @@ def test_which_failures_are_rerun_and_why_the_others_are_not() -> None:
 
 
 def test_why_triage_is_off() -> None:
-    assert off_reason(True, False, ["-k", "x"]) is None
-    assert off_reason(True, True, []) == "--no-triage was given"
-    assert "triage = false" in str(off_reason(False, False, []))
-    assert "--pdb" in str(off_reason(True, False, ["--pdb"]))
+    def off(enabled: bool = True, asked: bool | None = None, session: str = "ci", *args: str):
+        return off_reason(
+            enabled=enabled,
+            asked=asked,
+            session=session,
+            sessions=("tests-parallel", "ci"),
+            user_args=args,
+        )
+
+    assert off(True, None, "ci", "-k", "x") is None
+    assert off(asked=False) == "--no-triage was given"
+    assert "triage = false" in str(off(enabled=False))
+    assert "triage = false" in str(off(enabled=False, asked=True))  # the setting wins
+    assert "--pdb" in str(off(True, None, "ci", "--pdb"))
+    # The serial inner loop triages only when asked, and says how to ask.
+    assert "nox -s tests -- --triage says which are real" in str(off(session="tests"))
+    assert off(asked=True, session="tests") is None
 
 
 def test_judge_gives_each_failure_its_verdict_and_keeps_reasons() -> None:
