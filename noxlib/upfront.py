@@ -16,7 +16,6 @@ import re
 from collections.abc import Mapping, Sequence
 
 from noxlib.choice import requested_engine
-from noxlib.combine import combine_arguments
 from noxlib.config import Config
 from noxlib.machine import current_machine
 from noxlib.options import Options
@@ -57,4 +56,6 @@ def check_request(
         for kind in sorted(kinds):
             make_plan(MODES[kind], posargs, environ, config, machine)
     elif kinds == {"combine"}:
+        from noxlib.combine import combine_arguments  # its module is heavy; combine's alone
+
         combine_arguments(posargs)
