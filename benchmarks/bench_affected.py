@@ -228,7 +228,11 @@ PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpasse
 
 @dataclass(frozen=True)
 class Testmon:
-    """pytest-testmon in the suite's plain venv, from one recording run's data file."""
+    """pytest-testmon in the suite's plain venv, from one recording run's data files.
+
+    Its data is SQLite in WAL mode: the database, ``-wal`` and ``-shm`` files are saved and put
+    back together (a database copied without its WAL reads as "malformed").
+    """
 
     name: str
     dest: Path
@@ -242,22 +246,32 @@ class Testmon:
             exclude.write(f"{TESTMON_DATA}*\n")
         install = [sys.executable, "-m", "uv", "pip", "install", "-q", "--python", python]
         subprocess.run([*install, "pytest-testmon"], check=True)
-        (dest / TESTMON_DATA).unlink(missing_ok=True)
+        for old in dest.glob(f"{TESTMON_DATA}*"):
+            old.unlink()
         done = run(plain_pytest(name, dest, "--testmon", "-q"), 1800)
         print(f"testmon recording: exit {done.returncode} in {done.seconds:.1f} s", flush=True)
-        saved = WORK / f"{name}{TESTMON_DATA}"
-        shutil.copyfile(dest / TESTMON_DATA, saved)
+        saved = WORK / f"{name}-testmon"
+        shutil.rmtree(saved, ignore_errors=True)
+        saved.mkdir(parents=True)
+        for path in dest.glob(f"{TESTMON_DATA}*"):
+            shutil.copyfile(path, saved / path.name)
         return cls(name, dest, saved)
 
     def select(self) -> tuple[int, int, float, bool]:
-        """(tests run, tests collected, wall seconds, caught) of one ``pytest --testmon``."""
-        shutil.copyfile(self.saved, self.dest / TESTMON_DATA)
+        """(tests run, tests collected, wall seconds, caught) of one ``pytest --testmon``.
+        An internal error of testmon's (exit 3) is no catch: SystemExit with its output."""
+        for old in self.dest.glob(f"{TESTMON_DATA}*"):
+            old.unlink()
+        for path in self.saved.iterdir():
+            shutil.copyfile(path, self.dest / path.name)
         done = run(plain_pytest(self.name, self.dest, "--testmon", "-q"))
+        if done.returncode not in (0, 1, 2, 5):
+            raise SystemExit(f"pytest --testmon exited {done.returncode}:\n{done.output[-3000:]}")
         tail = done.output.strip().splitlines()[-1] if done.output.strip() else ""
         counts = {word: int(n) for n, word in PYTEST_COUNTS.findall(tail)}
         deselected = counts.pop("deselected", 0)
         ran = sum(counts.values())
-        return ran, ran + deselected, done.seconds, done.returncode != 0
+        return ran, ran + deselected, done.seconds, done.returncode in (1, 2)
 
 
 def mutations(name: str, want: int, tries: int, testmon: bool = False) -> int:
