@@ -111,7 +111,10 @@ def _nox_request() -> tuple[list[str] | None, list[str]] | None:
     try:
         from nox._options import options  # nox's parser; private, hence the fallback
 
-        parsed = options.parse_args(sys.argv[1:])
+        try:
+            parsed = options.parse_args(sys.argv[1:])
+        except TypeError:  # nox before 2026 parses sys.argv itself
+            parsed = options.parse_args()
     except (ImportError, AttributeError, SystemExit, ValueError, TypeError):
         return None
     if getattr(parsed, "list_sessions", False) or getattr(parsed, "usage", None):
