@@ -259,19 +259,20 @@ class Testmon:
 
     def select(self) -> tuple[int, int, float, bool]:
         """(tests run, tests collected, wall seconds, caught) of one ``pytest --testmon``.
-        An internal error of testmon's (exit 3) is no catch: SystemExit with its output."""
+        Caught: tests failed (1), collection failed (2), or a conftest did not import (4). An
+        internal error of testmon's (3) is no catch: SystemExit with its output."""
         for old in self.dest.glob(f"{TESTMON_DATA}*"):
             old.unlink()
         for path in self.saved.iterdir():
             shutil.copyfile(path, self.dest / path.name)
         done = run(plain_pytest(self.name, self.dest, "--testmon", "-q"))
-        if done.returncode not in (0, 1, 2, 5):
+        if done.returncode not in (0, 1, 2, 4, 5):
             raise SystemExit(f"pytest --testmon exited {done.returncode}:\n{done.output[-3000:]}")
         tail = done.output.strip().splitlines()[-1] if done.output.strip() else ""
         counts = {word: int(n) for n, word in PYTEST_COUNTS.findall(tail)}
         deselected = counts.pop("deselected", 0)
         ran = sum(counts.values())
-        return ran, ran + deselected, done.seconds, done.returncode in (1, 2)
+        return ran, ran + deselected, done.seconds, done.returncode in (1, 2, 4)
 
 
 def mutations(name: str, want: int, tries: int, testmon: bool = False) -> int:
