@@ -57,8 +57,9 @@ def new_run_id() -> str:
 
 
 def ensure_state_dir(state_dir: Path) -> Path:
-    """Create ``.noxlib/`` private to the user, with a .gitignore so it is never committed."""
-    state_dir.mkdir(mode=0o700, exist_ok=True)
+    """Create ``.noxlib/``, with a .gitignore so it is never committed, and its ``runs/``
+    private to the user: a run's ledger names the processes a later run may end."""
+    state_dir.mkdir(exist_ok=True)  # the umask's mode: its durations are anyone's to read
     ignore = state_dir / ".gitignore"
     if not ignore.exists():
         ignore.write_text("*\n", encoding="utf-8")

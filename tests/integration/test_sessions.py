@@ -299,7 +299,8 @@ def test_reports_durations_and_map_get_the_umasks_mode(
     git(project, "commit", "-qm", "start")
     result = run_nox(project, "-s", "ci", "--", "unit", umask=umask)
     assert result.returncode == 0, result.stdout
-    made = [project / ".test_durations", project / ".test_affected", project / "reports"]
+    made = [project / ".noxlib", project / ".noxlib" / "durations.json", project / ".test_affected"]
+    made.append(project / "reports")
     made += (project / "reports").rglob("*")
     assert (project / "reports" / "htmlcov" / "index.html") in made
     modes = {path: path.stat().st_mode & 0o777 for path in made}
