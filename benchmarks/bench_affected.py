@@ -222,6 +222,9 @@ def apply(mutation: Mutation) -> str:
 
 
 TESTMON_DATA = ".testmondata"
+# --testmon-forceselect: testmon turns its selection off under -m or -k (packaging's addopts
+# have -m "not property"); forced, it selects as it would without them.
+TESTMON_ARGS = ("--testmon", "--testmon-forceselect")
 # pytest-testmon reads the cache provider's options (--lf): its runs keep the plugin on.
 PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
 
@@ -248,7 +251,7 @@ class Testmon:
         subprocess.run([*install, "pytest-testmon"], check=True)
         for old in dest.glob(f"{TESTMON_DATA}*"):
             old.unlink()
-        done = run(plain_pytest(name, dest, "--testmon", "-q"), 1800)
+        done = run(plain_pytest(name, dest, *TESTMON_ARGS, "-q"), 1800)
         print(f"testmon recording: exit {done.returncode} in {done.seconds:.1f} s", flush=True)
         saved = WORK / f"{name}-testmon"
         shutil.rmtree(saved, ignore_errors=True)
@@ -265,7 +268,7 @@ class Testmon:
             old.unlink()
         for path in self.saved.iterdir():
             shutil.copyfile(path, self.dest / path.name)
-        done = run(plain_pytest(self.name, self.dest, "--testmon", "-q"))
+        done = run(plain_pytest(self.name, self.dest, *TESTMON_ARGS, "-q"))
         if done.returncode not in (0, 1, 2, 4, 5):
             raise SystemExit(f"pytest --testmon exited {done.returncode}:\n{done.output[-3000:]}")
         tail = done.output.strip().splitlines()[-1] if done.output.strip() else ""
