@@ -37,9 +37,12 @@ _KEPT = (TIMINGS_FILE, FLAKY_FILE)
 STORE_DURATIONS = "--store-durations"
 
 
-def combine_arguments(arguments: Sequence[str | Path]) -> tuple[list[Path], bool]:
-    """(the reports folders, whether ``--store-durations`` was given) of combine's arguments;
-    UsageError for any other option, or for a folder that is no noxlib reports folder."""
+def combine_arguments(
+    arguments: Sequence[str | Path],
+) -> tuple[list[tuple[Path, RunInfo]], bool]:
+    """(each reports folder with its run.json, whether ``--store-durations`` was given) of
+    combine's arguments; UsageError for any other option, or for a folder that is no noxlib
+    reports folder."""
     words = [str(argument) for argument in arguments]
     options = [word for word in words if word.startswith("--")]
     unknown = [word for word in options if word != STORE_DURATIONS]
@@ -49,19 +52,16 @@ def combine_arguments(arguments: Sequence[str | Path]) -> tuple[list[Path], bool
             f"folders and {STORE_DURATIONS}, e.g. nox -s combine -- shards/*."
         )
     folders = [Path(word) for word in words if not word.startswith("--")]
-    for folder in folders:
-        read_run_info(folder)
-    return folders, STORE_DURATIONS in options
+    return [(folder, read_run_info(folder)) for folder in folders], STORE_DURATIONS in options
 
 
 def combine(host: Host, config: Config, words: Sequence[str], self_install: Sequence[str]) -> None:
     """Merge the reports folders named in ``words`` (combine's arguments) of one matrix's
     shards into ``config``'s reports folder. Raises UsageError for a set that does not belong
     together, RunFailed for a merged run that did not pass."""
-    folders, store = combine_arguments(words)
-    infos = [(folder, read_run_info(folder)) for folder in folders]
+    infos, store = combine_arguments(words)
     total = check_shard_set(infos)
-    host.log(f"noxlib: combining {total} shards: {', '.join(map(str, folders))}")
+    host.log(f"noxlib: combining {total} shards: {', '.join(str(f) for f, _ in infos)}")
     Combine(host, config, infos, self_install, store_durations=store).execute()
 
 
@@ -157,7 +157,8 @@ class Combine:
         args = [arg for path in data for arg in ("--data", str(path))]
         args += [arg for root in sorted(roots) for arg in ("--other-root", root)]
         args += ["--publish-data", str(self.stage / cover.PUBLISHED_DATA)]
-        args += ["--xml", str(self.stage / "coverage.xml"), "--html", str(self.stage / "htmlcov")]
+        args += ["--xml", str(self.stage / cover.XML_REPORT)]
+        args += ["--html", str(self.stage / cover.HTML_REPORT)]
         python, env = str(self.host.bin() / "python"), self.host.env()
         fail_under = self.config.coverage.fail_under
         self.coverage = cover.run_in_venv(python, env, fail_under, rcfile, args)

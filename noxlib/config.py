@@ -420,7 +420,7 @@ def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
         if k in table and not isinstance(table[k], bool):
             problems.add(f"coverage.{k}", table[k], "expected true or false")
     sessions = table.get("sessions", ["ci"])
-    if not _string_list(sessions) or not set(sessions) <= set(_SESSION_NAMES):
+    if not _session_list(sessions):
         problems.add(
             "coverage.sessions",
             sessions,

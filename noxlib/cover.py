@@ -24,6 +24,8 @@ from noxlib.files import make_temp_folder
 
 # The combined data of a run, in its reports folder; not hidden, so CI artifact uploads keep it.
 PUBLISHED_DATA = "coverage.db"
+XML_REPORT = "coverage.xml"
+HTML_REPORT = "htmlcov"
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ def run_args(data: Path, published: Path, reports: Path | None) -> list[str]:
     and HTML reports into that folder."""
     args = ["--data", str(data), "--publish-data", str(published / PUBLISHED_DATA)]
     if reports is not None:
-        args += ["--xml", str(reports / "coverage.xml"), "--html", str(reports / "htmlcov")]
+        args += ["--xml", str(reports / XML_REPORT), "--html", str(reports / HTML_REPORT)]
     return args
 
 
@@ -240,6 +242,17 @@ def _publish_reports(cov: Any, publish: Publish) -> None:
 
 def _partial(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def forget_published(reports: Path) -> None:
+    """Remove an earlier run's coverage outputs from ``reports``: a run that measured nothing
+    must not leave another run's figures beside its own results."""
+    for name in (PUBLISHED_DATA, XML_REPORT, HTML_REPORT):
+        path = reports / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _replace_folder(folder: Path, fill: Any) -> None:

@@ -15,7 +15,6 @@ import contextlib
 import fcntl
 import functools
 import json
-import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -171,20 +170,6 @@ def write_merged(
     else:
         # A ci run's JUnit XML beside a later tests run's results would be read as this run's.
         (out / JUNIT_FILE).unlink(missing_ok=True)
-
-
-COVERAGE_OUTPUTS = ("coverage.db", "coverage.xml", "htmlcov")
-
-
-def forget_coverage(reports: Path) -> None:
-    """Remove an earlier run's coverage outputs from ``reports``: a run that measured nothing
-    must not leave another run's figures beside its own results."""
-    for name in COVERAGE_OUTPUTS:
-        path = reports / name
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
 
 
 def update_run_durations(

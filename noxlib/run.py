@@ -46,7 +46,6 @@ from noxlib.merge import (
     JUNIT_FILE,
     RESULTS_FILE,
     collected,
-    forget_coverage,
     part_source,
     update_run_durations,
     write_merged,
@@ -302,7 +301,7 @@ class TestRun:
         junit = [path for f in files for path in f.junit_files()] if self.plan.mode.ci else None
         write_merged(books, books.expected, self.config.reports_path, junit)
         if not self.rcfile:
-            forget_coverage(self.config.reports_path)
+            cover.forget_published(self.config.reports_path)
         if self.results:
             lock = self.config.state_dir / DURATIONS_LOCK
             whole = not self.plan.explicit_paths
