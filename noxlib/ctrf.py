@@ -131,5 +131,6 @@ def report(
 
 def write_ctrf(reports_dir: Path, summary: RunSummary, env: Mapping[str, str]) -> Path:
     path = reports_dir / CTRF_FILE
-    write_atomic(path, json.dumps(report(summary, env), indent=1) + "\n")
+    # Not indented: json's indenting encoder is pure Python, 4 s for a suite of 200,000 tests.
+    write_atomic(path, json.dumps(report(summary, env)) + "\n")
     return path

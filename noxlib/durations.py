@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
+from json.encoder import encode_basestring_ascii as quoted
 from pathlib import Path
 
 from noxlib.errors import UsageError
@@ -63,8 +64,18 @@ def _bad_durations(path: Path, why: str) -> UsageError:
 
 def write_durations(path: Path, durations: Mapping[str, float]) -> None:
     """Replace the durations file at ``path`` atomically (a concurrent reader sees old or new)."""
-    text = json.dumps({k: round(v, 4) for k, v in sorted(durations.items())}, indent=1)
-    write_atomic(path, text + "\n")
+    write_atomic(path, durations_text(durations) + "\n")
+
+
+def durations_text(durations: Mapping[str, float]) -> str:
+    """The file's text: what ``json.dumps(..., indent=1)`` of the sorted, rounded figures
+    writes (a test a line, so a diff names the tests that changed). Built from the C encoder's
+    pieces: json's indenting encoder is pure Python, and takes a third of a second on a suite
+    of 200,000 tests."""
+    if not durations:
+        return "{}"
+    rows = (f" {quoted(k)}: {round(float(v), 4)!r}" for k, v in sorted(durations.items()))
+    return "{\n" + ",\n".join(rows) + "\n}"
 
 
 def merge_durations(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -56,6 +57,7 @@ def write_report(
     ``ci_timings.jsonl``, ``flaky.md``, ``ctrf.json``, and under GitHub Actions the step
     summary. Returns the
     .md path and the summary as written."""
+    started = time.perf_counter()
     runs = [*history.read_history(settings.reports_dir / TIMINGS_FILE)]
     runs.append(json.loads(reports.to_json_line(summary)))
     rate = history.flakiness(runs, settings.flaky_threshold, summary.session)
@@ -68,7 +70,7 @@ def write_report(
     flakiness = flakiness_section(rate, settings.reports_name, parallel=summary.mode != "serial")
     found += summary.shadow.lines() if summary.shadow else []
     summary = replace(summary, sections=(*found, *flakiness, *trend.render_trend(runs)))
-    path = reports.write_reports(settings.reports_dir, summary)
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(settings.reports_dir / history.FLAKY_FILE, history.render_flaky_md(runs))
     write_ctrf(settings.reports_dir, summary, env)
     step_summary = env.get(STEP_SUMMARY_ENV)
@@ -76,6 +78,8 @@ def write_report(
         text = "\n".join([*reports.render_head(summary), *found, *flakiness])
         with contextlib.suppress(OSError), open(step_summary, "a", encoding="utf-8") as out:
             out.write(text.rstrip("\n") + "\n\n")
+    # Last: the history line records what all of the above cost.
+    path = reports.write_reports(settings.reports_dir, summary, started)
     return path, summary
 
 

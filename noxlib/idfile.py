@@ -10,16 +10,18 @@ process of a run reads these files.
 
 from __future__ import annotations
 
-import contextlib
-import json
+import os
 from collections.abc import Iterable
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import IO
+
+from noxlib.jsonlines import values
 
 
 def encode(nodeid: str) -> str:
-    """One line of an id file (with its newline) for ``nodeid``."""
-    return json.dumps(nodeid) + "\n"
+    """One line of an id file (with its newline) for ``nodeid``: what ``json.dumps`` gives, by
+    the function it calls for a string (this runs once per test)."""
+    return encode_basestring_ascii(nodeid) + "\n"
 
 
 def write_ids(path: Path, nodeids: Iterable[str]) -> Path:
@@ -30,9 +32,15 @@ def write_ids(path: Path, nodeids: Iterable[str]) -> Path:
     return path
 
 
-def append_id(handle: IO[str], nodeid: str) -> None:
-    """Add ``nodeid`` to an id file open for appending (line-buffered: one write a line)."""
-    handle.write(encode(nodeid))
+def append_id(fd: int, nodeid: str) -> None:
+    """Add ``nodeid`` to an id file open for appending (`open_append`): one ``write(2)``, so
+    the line is the kernel's, and survives the process, as soon as this returns."""
+    os.write(fd, encode(nodeid).encode("ascii"))
+
+
+def open_append(path: Path) -> int:
+    """A descriptor that appends to ``path`` (created with the umask's mode), unbuffered."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
 
 
 def read_ids(path: Path) -> list[str]:
@@ -42,11 +50,4 @@ def read_ids(path: Path) -> list[str]:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
-    found = []
-    for raw in data.split(b"\n"):
-        if raw:
-            with contextlib.suppress(ValueError):
-                value = json.loads(raw)
-                if isinstance(value, str):
-                    found.append(value)
-    return found
+    return [value for value in values(data) if isinstance(value, str)]

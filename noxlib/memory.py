@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,6 +69,13 @@ def _tree(root: int) -> tuple[dict[int, int], dict[int, int]]:
                 rss[proc.pid] = proc.memory_info().rss
                 parent[proc.pid] = proc.ppid()
     return rss, parent
+
+
+def own_peak_rss() -> int:
+    """The most resident memory this process has held, in bytes (the kernel's high-water mark:
+    nothing is sampled)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux counts in KiB
 
 
 def human(size: int) -> str:

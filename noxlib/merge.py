@@ -24,6 +24,7 @@ from noxlib.durations import merge_durations, read_durations, write_durations
 from noxlib.errors import UsageError
 from noxlib.files import write_atomic
 from noxlib.idfile import read_ids, write_ids
+from noxlib.jsonlines import values
 from noxlib.junit import merge_junit
 from noxlib.outcomes import TIMED
 from noxlib.parts import PartFiles
@@ -38,14 +39,15 @@ TESTS_FILE = "tests.jsonl"
 
 def read_results(path: Path) -> list[Result]:
     """The result lines of ``path``; a line torn by a dead writer is skipped."""
-    found: list[Result] = []
-    with contextlib.suppress(FileNotFoundError), path.open("rb") as handle:
-        for raw in handle:
-            with contextlib.suppress(ValueError):
-                record = json.loads(raw)
-                if isinstance(record, dict) and isinstance(record.get("nodeid"), str):
-                    found.append(record)
-    return found
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    return [
+        record
+        for record in values(data)
+        if isinstance(record, dict) and isinstance(record.get("nodeid"), str)
+    ]
 
 
 def collected(parts: Sequence[PartFiles]) -> tuple[list[str], list[str]]:
@@ -119,7 +121,9 @@ def update_durations(
 
 
 def write_results(path: Path, results: Iterable[Result]) -> None:
-    write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in results))
+    # One encoder for all lines: json.dumps with an option builds a new one for every call.
+    encode = json.JSONEncoder(sort_keys=True).encode
+    write_atomic(path, "".join(encode(r) + "\n" for r in results))
 
 
 def part_source(name: str, files: PartFiles, *, unfinished: str = "", problem: str = "") -> Source:

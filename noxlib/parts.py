@@ -21,6 +21,7 @@ from pathlib import Path
 from noxlib.durations import file_of, read_durations
 from noxlib.errors import UsageError
 from noxlib.idfile import read_ids, write_ids
+from noxlib.jsonlines import values
 
 # What a test costs when nothing is known about it or its file.
 UNKNOWN_SECONDS = 1.0
@@ -293,13 +294,7 @@ class PartFiles:
                 data = handle.read()
         except FileNotFoundError:
             return []
-        found = []
-        for raw in data.splitlines():
-            with contextlib.suppress(ValueError):
-                record = json.loads(raw)
-                if isinstance(record, dict):
-                    found.append(record)
-        return found
+        return [record for record in values(data) if isinstance(record, dict)]
 
     def write_collected(self, ids: Sequence[str], seconds: float, root: str = "") -> None:
         write_ids(self.collected, ids)

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import heapq
 import json
 import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from noxlib.files import write_atomic
-from noxlib.memory import human
+from noxlib.memory import human, own_peak_rss
 from noxlib.merge import Result
 from noxlib.outcomes import SHOWN
 from noxlib.pipeline import PhaseTiming
@@ -77,13 +78,14 @@ class RunSummary:
     code: str = ""
     passed_watched: tuple[str, ...] = ()
     shadow: ShadowVerdict | None = None  # in ci with a map: what --affected would have missed
+    nox_peak_rss: int = 0  # bytes the nox process itself held at most, up to its report
 
     def counts(self) -> dict[str, int]:
         counted = Counter(r.outcome for r in self.results)
         return {outcome: counted.get(outcome, 0) for outcome in OUTCOMES}
 
     def slowest(self, n: int = SLOWEST) -> list[TestResult]:
-        return sorted(self.results, key=lambda r: r.duration, reverse=True)[:n]
+        return heapq.nlargest(n, self.results, key=lambda r: r.duration)
 
 
 def report_results(results: Iterable[Result]) -> list[TestResult]:
@@ -241,6 +243,7 @@ def to_json_line(summary: RunSummary) -> str:
         "parts": [asdict(p) for p in summary.parts],
         "batches": [dict(b) for b in summary.batches],
         "peak_rss_bytes": summary.peak_rss,
+        "nox_peak_rss_bytes": summary.nox_peak_rss,
         "memory_budget_bytes": summary.memory_budget,
         "memory_samples_seconds": round(summary.sampler_seconds, 4),
         "status": summary.status,
@@ -262,12 +265,21 @@ def to_json_line(summary: RunSummary) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def write_reports(reports_dir: Path, summary: RunSummary) -> Path:
+def write_reports(reports_dir: Path, summary: RunSummary, started: float | None = None) -> Path:
     """Write ``ci_timings.md`` (replaced at once), append a line to ``ci_timings.jsonl``;
-    return the .md path."""
+    return the .md path.
+
+    The history line is written last, so it can hold what the report itself cost: the phase
+    ``report`` from ``started`` (a `time.perf_counter` reading) until the .md is written, and
+    the nox process's peak memory by then. Without them nobody could see these costs grow with
+    a suite."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     markdown = reports_dir / "ci_timings.md"
     write_atomic(markdown, render_markdown(summary))
+    if started is not None:
+        report = PhaseTiming("report", time.perf_counter() - started, True)
+        summary = replace(summary, phases=(*summary.phases, report))
+    summary = replace(summary, nox_peak_rss=own_peak_rss())
     append_line(reports_dir / "ci_timings.jsonl", to_json_line(summary))
     return markdown
 

@@ -130,6 +130,7 @@ class TestRun:
                 post=(
                     ("reap", self.reap),
                     ("merge", self.merge),
+                    ("durations", self.store_durations),
                     ("triage", self.triage),
                     ("combine-coverage", self.combine_coverage),
                     ("report", self.report),
@@ -302,22 +303,25 @@ class TestRun:
         write_merged(books, books.expected, self.config.reports_path, junit)
         if not self.rcfile:
             cover.forget_published(self.config.reports_path)
-        if self.results:
-            lock = self.config.state_dir / DURATIONS_LOCK
-            whole = not self.plan.explicit_paths
-            update_run_durations(
-                self.config.durations,
-                self.config.durations.target(store=self.plan.options.store_durations),
-                books,
-                files,
-                whole_files=whole,
-                root=self.config.root,
-                lock=lock,
-            )
         self.host.log(f"noxlib: {books.line()}")
         if not books.balanced and self.status is not RunStatus.INTERRUPTED:
             self.fail("the books do not balance")
             raise RunFailed(books.line())
+
+    def store_durations(self) -> None:
+        """The durations file learns this run's tests (a post phase of its own: its cost grows
+        with the suite, and the report shows it)."""
+        if not self.results or self.books is None:
+            return
+        update_run_durations(
+            self.config.durations,
+            self.config.durations.target(store=self.plan.options.store_durations),
+            self.books,
+            [part.files for part in self.parts],
+            whole_files=not self.plan.explicit_paths,
+            root=self.config.root,
+            lock=self.config.state_dir / DURATIONS_LOCK,
+        )
 
     def fail(self, reason: str) -> None:
         """The run fails for ``reason``, whatever its tests did (never tolerated)."""

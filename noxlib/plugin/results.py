@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
+from json.encoder import encode_basestring_ascii as _quoted
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from noxlib.idfile import append_id
 from noxlib.timeouts import is_timeout_failure
 
 if TYPE_CHECKING:
@@ -24,46 +27,56 @@ class ResultsRecorder:
     The outcome is an `outcomes.Outcome`: a collection error counts as an error of its file,
     a test that pytest-timeout stopped as ``timeout``, one whose xdist worker died as
     ``crashed``. Failures carry pytest's own text of them, for the run's summary and triage.
+
+    This runs for every test of the suite, so it does little: each line is one unbuffered
+    ``write(2)`` (once it returns the kernel holds the line, whatever then kills the process;
+    a buffer of lines would die with it), and a passing test's line is encoded without the
+    failure machinery.
     """
 
     def __init__(self, path: Path, part: str, files: PartFiles | None = None) -> None:
+        from noxlib.idfile import open_append
+
         self.part = part
         self.files = files  # the part's folder: where thread-method timers are noted
-        # Line-buffered: one write per test, and nothing lost when the process dies.
-        self.out = path.open("a", encoding="utf-8", buffering=1)
-        self.started = files.started.open("a", encoding="utf-8", buffering=1) if files else None
+        self.path = path
+        self.out = open_append(path)
+        self.started = open_append(files.started) if files else None
         self.partial: dict[str, dict[str, Any]] = {}
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         # Before the test's setup: a process that dies in it leaves this line as the proof of
         # which test it was running, whatever order plugins gave the tests (--ff, --sw, ...).
         if self.started is not None:
-            from noxlib.idfile import append_id
-
             append_id(self.started, nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when not in ("setup", "call", "teardown"):
+        when = report.when
+        if when not in ("setup", "call", "teardown"):
             # xdist's report for a test whose worker died: the only report that test gets.
             self._write(
                 report, {"duration": report.duration, "outcome": self._death(report)}, report
             )
             return
-        entry = self.partial.setdefault(report.nodeid, {"duration": 0.0, "outcome": None})
+        entry = self.partial.get(report.nodeid)
+        if entry is None:
+            entry = self.partial[report.nodeid] = {"duration": 0.0, "outcome": None}
         entry["duration"] += report.duration
-        if not report.passed and "failure" not in entry and not report.skipped:
+        passed = report.passed
+        if not passed and "failure" not in entry and not report.skipped:
             entry["failure"] = report
-        if report.when == "setup" and not report.passed:
-            entry["outcome"] = "error" if report.failed else "skipped"
-        elif report.when == "call":
+        if when == "setup":
+            if not passed:
+                entry["outcome"] = "error" if report.failed else "skipped"
+        elif when == "call":
             if hasattr(report, "wasxfail"):
                 entry["outcome"] = "xfailed" if report.skipped else "xpassed"
             else:
                 entry["outcome"] = report.outcome
-        elif report.when == "teardown":
+        else:
             if report.failed and entry["outcome"] in (None, "passed"):
                 entry["outcome"] = "error"
-            entry = self.partial.pop(report.nodeid)
+            del self.partial[report.nodeid]
             self._write(report, entry, entry.get("failure"))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -77,18 +90,22 @@ class ResultsRecorder:
         failure: pytest.TestReport | pytest.CollectReport | None,
     ) -> None:
         outcome = entry["outcome"] or "passed"
-        line: dict[str, Any] = {
-            "nodeid": report.nodeid,
-            "outcome": outcome,
-            "duration": round(entry["duration"], 6),
-            "worker": _worker_of(report) or self.part,
-        }
-        if failure is not None and outcome not in ("passed", "skipped", "xfailed", "xpassed"):
+        nodeid, worker = report.nodeid, _worker_of(report) or self.part
+        duration = round(entry["duration"], 6)
+        if failure is None or outcome in QUIET_OUTCOMES:
+            # The line json.dumps would write, without building the dict: most tests pass.
+            text = (
+                f'{{"nodeid": {_quoted(nodeid)}, "outcome": "{outcome}", '
+                f'"duration": {duration!r}, "worker": {_quoted(worker)}}}\n'
+            )
+        else:
+            line = {"nodeid": nodeid, "outcome": outcome, "duration": duration, "worker": worker}
             line.update(_failure_details(failure))
             crash = line.get("crash", {}).get("message", "")
             if outcome == "failed" and is_timeout_failure(crash):
                 line["outcome"] = "timeout"
-        self.out.write(json.dumps(line) + "\n")
+            text = json.dumps(line) + "\n"
+        os.write(self.out, text.encode("ascii"))
 
     def _death(self, report: pytest.TestReport) -> str:
         """``timeout`` when the dead worker's test had outlived a thread-method timer (which
@@ -101,16 +118,20 @@ class ResultsRecorder:
         return "crashed" if limit is None else "timeout"
 
     def pytest_unconfigure(self) -> None:
-        self.out.close()
+        os.close(self.out)
         if self.started is not None:
-            self.started.close()
+            os.close(self.started)
 
 
 MAX_LONGREPR = 20_000
+# Outcomes whose line carries no failure text.
+QUIET_OUTCOMES = frozenset({"passed", "skipped", "xfailed", "xpassed"})
 
 
 def _worker_of(report: pytest.TestReport | pytest.CollectReport) -> str:
-    node = getattr(report, "node", None)  # set by xdist on the controller
+    node = getattr(report, "node", None)  # set by xdist on the controller only
+    if node is None:
+        return ""
     return str(getattr(getattr(node, "gateway", None), "id", ""))
 
 

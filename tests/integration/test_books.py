@@ -40,7 +40,7 @@ def pytest_unconfigure(config):
     recorder = config.pluginmanager.get_plugin("noxlib-results")
     if not how or recorder is None:
         return
-    path = Path(recorder.out.name)
+    path = recorder.path
     lines = path.read_text().splitlines(keepends=True)
     mine = [line for line in lines if json.loads(line)["nodeid"] == nodeid]
     if how == "drop":

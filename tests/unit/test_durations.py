@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.durations import merge_durations, read_durations, write_durations
+from noxlib.durations import durations_text, merge_durations, read_durations, write_durations
 from noxlib.errors import UsageError
 
 
@@ -51,6 +51,14 @@ def test_durations_file_round_trips(tmp_path: Path) -> None:
     assert all(type(seconds) is float for seconds in read.values())
     assert list(json.loads(path.read_text())) == ["tests/a.py::t", "tests/a.py::u", "tests/b.py::t"]
     assert path.read_text().endswith("\n")
+
+
+def test_the_file_is_what_json_writes_indented() -> None:
+    """The same text as json.dumps(indent=1), whatever characters the ids hold."""
+    figures = {"tests/ü.py::t[日本]": 1e-05, 'tests/a.py::t["q"\\\u2028]': 12.34567, "t.py::z": 3}
+    expected = {k: round(float(v), 4) for k, v in sorted(figures.items())}
+    assert durations_text(figures) == json.dumps(expected, indent=1)
+    assert durations_text({}) == json.dumps({}, indent=1)
 
 
 def test_durations_write_is_atomic(tmp_path: Path) -> None:

@@ -3,11 +3,13 @@ a line torn by a writer that died is skipped."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
-from noxlib.idfile import append_id, encode, read_ids, write_ids
+from noxlib.idfile import append_id, encode, open_append, read_ids, write_ids
 
 # Ids pytest can make once its id escaping is off: each breaks a file of plain lines.
 ODD_IDS = [
@@ -46,10 +48,20 @@ def test_one_line_per_id(nodeid: str) -> None:
 
 def test_appended_ids_read_back_in_order(tmp_path: Path) -> None:
     path = tmp_path / "started.jsonl"
-    with path.open("a", encoding="utf-8", buffering=1) as handle:
+    fd = open_append(path)
+    try:
         for nodeid in ODD_IDS[:4]:
-            append_id(handle, nodeid)
+            append_id(fd, nodeid)
+            # No buffer: each id is in the file as soon as it is appended.
+            assert read_ids(path)[-1] == nodeid
+    finally:
+        os.close(fd)
     assert read_ids(path) == ODD_IDS[:4]
+
+
+@pytest.mark.parametrize("nodeid", ODD_IDS)
+def test_encode_is_json_dumps(nodeid: str) -> None:
+    assert encode(nodeid) == json.dumps(nodeid) + "\n"
 
 
 def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
