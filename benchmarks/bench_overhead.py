@@ -88,7 +88,7 @@ class Suite:
 # -- suites ---------------------------------------------------------------------------------
 
 
-def generated(size: int, work: Path) -> Suite:
+def generated(size: int, work: Path, nox_python: str) -> Suite:
     """A project of ``size`` tiny tests, its plain venv, and noxlib's session venvs."""
     folder = work / f"gen-{size}"
     if not (folder / ".ready").exists():
@@ -101,11 +101,13 @@ def generated(size: int, work: Path) -> Suite:
             text = TEST_FILE.format(start=start, end=end)
             (folder / "tests" / f"test_{start // PER_FILE:04d}.py").write_text(text)
         plain_venv(folder)
-        install_sessions(folder)
+        install_sessions(folder, nox_python)
         (folder / ".ready").write_text("")
     python = str(folder / real_suites.VENV / "bin" / "python")
     plain = Command((python, "-m", "pytest", "tests"), folder, real_suites.venv_env(folder))
-    return Suite(f"{size:,} tiny tests", size, folder, commands(folder, plain, ("tests",)))
+    return Suite(
+        f"{size:,} tiny tests", size, folder, commands(folder, plain, ("tests",), nox_python)
+    )
 
 
 def plain_venv(folder: Path) -> None:
@@ -118,20 +120,20 @@ def plain_venv(folder: Path) -> None:
     )
 
 
-def install_sessions(folder: Path) -> None:
+def install_sessions(folder: Path, nox_python: str) -> None:
     """noxlib's session venvs, so that ``nox -R`` reuses them."""
-    argv = [sys.executable, "-m", "nox", "--install-only", "-s", "tests", "tests-parallel"]
+    argv = [nox_python, "-m", "nox", "--install-only", "-s", "tests", "tests-parallel"]
     subprocess.run(argv, cwd=folder, env=bench_env(), check=True, capture_output=True)
 
 
-def real(name: str, work: Path) -> Suite:
+def real(name: str, work: Path, nox_python: str) -> Suite:
     folder = real_suites.prepare(name, work / name)
     args = real_suites.SUITES[name].args()
-    install_sessions(folder)
+    install_sessions(folder, nox_python)
     plain = real_suites.plain_pytest(name, folder)
     found = collected(plain)
     label = f"{name} {real_suites.SUITES[name].version}"
-    return Suite(label, found, folder, commands(folder, plain, args))
+    return Suite(label, found, folder, commands(folder, plain, args, nox_python))
 
 
 def collected(plain: Command) -> int:
@@ -148,9 +150,11 @@ def bench_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def commands(folder: Path, plain: Command, args: Sequence[str]) -> dict[str, Command]:
+def commands(
+    folder: Path, plain: Command, args: Sequence[str], nox_python: str
+) -> dict[str, Command]:
     """Every configuration of one suite; ``args``: pytest's arguments (paths, deselections)."""
-    nox = (sys.executable, "-m", "nox", "-R", "-s")
+    nox = (nox_python, "-m", "nox", "-R", "-s")
     session_python = str(folder / ".nox" / "tests" / "bin" / "python")
     run_dir = folder / ".bench-plugin-run"
     plugin_env = bench_env(NOXLIB_RUN_DIR=str(run_dir), NOXLIB_PART_DIR=str(run_dir / "part"))
@@ -357,6 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--work", type=Path, default=real_suites.CACHE / "overhead")
     parser.add_argument("--markdown", type=Path, help="write the tables and plot here")
+    parser.add_argument(
+        "--nox-python", default=sys.executable, help="the interpreter that runs nox and noxlib"
+    )
     args = parser.parse_args(argv)
     # Users' Pythons cache bytecode; without it every process compiles pytest and nox again,
     # which is a fixed cost of its own (about 0.3 s a process here).
@@ -366,8 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown or "pytest" not in configs:
         parser.error(f"--configs {args.configs!r}: needs 'pytest', and only {', '.join(CONFIGS)}")
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    suites = [generated(size, args.work) for size in sizes]
-    suites += [real(name, real_suites.CACHE / "suites") for name in args.suites.split(",") if name]
+    suites = [generated(size, args.work, args.nox_python) for size in sizes]
+    names = [name for name in args.suites.split(",") if name]
+    suites += [real(name, real_suites.CACHE / "suites", args.nox_python) for name in names]
     warm_up(suites, configs)
     interleaved(suites, configs, args.rounds)
     text = [*tables(suites, configs, args.rounds), "", *plot(suites, configs)]

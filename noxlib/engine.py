@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import select
 import signal
 import subprocess
 import time
@@ -115,7 +117,7 @@ def run_parts(
             while waiting and len(running) < max(1, slots):
                 part = waiting.pop(0)
                 running.append(_launch(part, outcomes[part.dir]))
-            time.sleep(POLL_SECONDS)
+            _wait_for_an_end(running, POLL_SECONDS)
             if sampler is not None:
                 sampler.maybe_sample({r.part.name: r.popen.pid for r in running})
             for proc in running:
@@ -135,6 +137,22 @@ def run_parts(
         _stop_all(running, outcomes)
         raise
     return [outcomes[part.dir] for part in parts]
+
+
+def _wait_for_an_end(running: Sequence[_Running], timeout: float) -> None:
+    """Return when a process of ``running`` ends, or after ``timeout`` seconds. On Linux a
+    process's end is seen at once (a pidfd per process, in one select): a plain sleep would add
+    up to ``timeout`` to every part, a third of a small suite's whole run."""
+    fds: list[int] = []
+    try:
+        for proc in running:
+            fds.append(os.pidfd_open(proc.popen.pid))
+        select.select(fds, [], [], timeout)
+    except (AttributeError, OSError):  # no pidfd_open here (macOS, a kernel before 5.3)
+        time.sleep(timeout)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _enforce_timeout(proc: _Running) -> None:
