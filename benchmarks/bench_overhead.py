@@ -77,6 +77,7 @@ class Suite:
     folder: Path
     commands: dict[str, Command]
     repeat: int = 1  # rounds per round: a quick suite needs more of them to show µs per test
+    generated: bool = False
     times: dict[str, list[float]] = field(default_factory=dict)
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # jsonl lines
 
@@ -105,9 +106,8 @@ def generated(size: int, work: Path, nox_python: str) -> Suite:
         (folder / ".ready").write_text("")
     python = str(folder / real_suites.VENV / "bin" / "python")
     plain = Command((python, "-m", "pytest", "tests"), folder, real_suites.venv_env(folder))
-    return Suite(
-        f"{size:,} tiny tests", size, folder, commands(folder, plain, ("tests",), nox_python)
-    )
+    found = commands(folder, plain, ("tests",), nox_python)
+    return Suite(f"{size:,} tiny tests", size, folder, found, generated=True)
 
 
 def plain_venv(folder: Path) -> None:
@@ -199,17 +199,35 @@ ROUND_SECONDS = 10.0
 MAX_REPEAT = 10
 
 
+# A suite this large is warmed up by collecting only, and a generated one runs only the
+# configurations the per-test cost needs (a round of 200,000 tests takes minutes a config).
+LARGE = 50_000
+LARGE_CONFIGS = ("pytest", "plugin", "noxlib")
+
+
 def warm_up(suites: Sequence[Suite], configs: Sequence[str]) -> None:
     """One uncounted run of each (bytecode caches written, files in the page cache), which also
     sets how often each round repeats the suite."""
     print("warm-up round (not counted)", flush=True)
     for suite in suites:
-        for config in configs:
-            timed(suite, config)
+        for config in configs_of(suite, configs):
+            if suite.tests >= LARGE:
+                command = suite.commands[config]
+                argv = (*command.argv, "--collect-only", "-q")
+                real_suites.time_command(argv, command.cwd, command.env)
+            else:
+                timed(suite, config)
         plain = suite.median("pytest")
-        suite.repeat = max(1, min(MAX_REPEAT, round(ROUND_SECONDS / plain)))
+        if "pytest" in suite.times:
+            suite.repeat = max(1, min(MAX_REPEAT, round(ROUND_SECONDS / plain)))
         suite.times.clear()
         suite.runs.clear()
+
+
+def configs_of(suite: Suite, configs: Sequence[str]) -> list[str]:
+    if suite.generated and suite.tests >= LARGE:
+        return [c for c in configs if c in LARGE_CONFIGS]
+    return list(configs)
 
 
 def interleaved(suites: Sequence[Suite], configs: Sequence[str], rounds: int) -> None:
@@ -217,8 +235,9 @@ def interleaved(suites: Sequence[Suite], configs: Sequence[str], rounds: int) ->
     round, so that load drifts and warm caches hit every config alike."""
     for i in range(rounds):
         print(f"round {i + 1} of {rounds}", flush=True)
-        order = list(configs[i % len(configs) :]) + list(configs[: i % len(configs)])
         for suite in suites:
+            mine = configs_of(suite, configs)
+            order = mine[i % len(mine) :] + mine[: i % len(mine)]
             for _ in range(suite.repeat):
                 for config in order:
                     timed(suite, config)
@@ -300,11 +319,16 @@ def tables(suites: Sequence[Suite], configs: Sequence[str], rounds: int) -> list
         cells = []
         for c in configs:
             ratio = s.median(c) / s.median("pytest")
+            if c not in s.times:
+                cells.append("-")
+                continue
             cells.append(f"{s.median(c):.2f} s" + ("" if c == "pytest" else f" ({ratio:.2f}x)"))
         lines.append(f"| {s.name} | {s.tests:,} | " + " | ".join(cells) + " |")
     if "pytest -n 2" in configs and "tests-parallel" in configs:
         against = [
-            f"{s.name} {s.median('tests-parallel') / s.median('pytest -n 2'):.2f}x" for s in suites
+            f"{s.name} {s.median('tests-parallel') / s.median('pytest -n 2'):.2f}x"
+            for s in suites
+            if "tests-parallel" in s.times
         ]
         lines += ["", f"tests-parallel against plain `pytest -n 2`: {', '.join(against)}."]
     if fixed:
