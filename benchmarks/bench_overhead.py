@@ -178,13 +178,17 @@ def history(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def fresh_part(command: Command) -> None:
+    """The plugin's run and part folders, new, as each run of noxlib makes them."""
+    run_dir = (command.env or {}).get("NOXLIB_RUN_DIR")
+    if run_dir:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        (Path(run_dir) / "part").mkdir(parents=True)
+
+
 def timed(suite: Suite, config: str) -> None:
     command = suite.commands[config]
-    if config == "plugin":  # a fresh part folder, as each run of noxlib makes
-        run_dir = Path(command.env["NOXLIB_RUN_DIR"]) if command.env else None
-        if run_dir:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            (run_dir / "part").mkdir(parents=True)
+    fresh_part(command)
     before = len(history(suite.folder))
     seconds = real_suites.time_command(command.argv, command.cwd, command.env)
     suite.times.setdefault(config, []).append(seconds)
@@ -213,6 +217,7 @@ def warm_up(suites: Sequence[Suite], configs: Sequence[str]) -> None:
         for config in configs_of(suite, configs):
             if suite.tests >= LARGE:
                 command = suite.commands[config]
+                fresh_part(command)
                 argv = (*command.argv, "--collect-only", "-q")
                 real_suites.time_command(argv, command.cwd, command.env)
             else:
