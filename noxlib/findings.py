@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -101,6 +100,8 @@ def flakiness_section(rate: history.Flakiness, reports_name: str, *, parallel: b
 def coverage_percent(xml: Path, since: float) -> float | None:
     """Total line coverage from a Cobertura ``xml`` written at or after ``since`` (a report
     left by an earlier run says nothing about this one); None when unknown."""
+    import xml.etree.ElementTree as ET  # here only: a run without coverage skips it
+
     try:
         if os.stat(xml).st_mtime < since:
             return None

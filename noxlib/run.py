@@ -39,7 +39,6 @@ from noxlib.findings import Settings, write_report
 from noxlib.gitdiff import GitError
 from noxlib.host import TEST_TOOLS, Engine, Host, RunFailed
 from noxlib.judging import Judging
-from noxlib.junit import add_reruns
 from noxlib.launch import Launch, command_line, file_plan, make_parts, run_env
 from noxlib.memory import Sampler
 from noxlib.merge import (
@@ -341,6 +340,8 @@ class TestRun:
             annotated = triage.annotate(self.results, self.failures)
             write_results(self.config.reports_path / RESULTS_FILE, annotated)
             if self.plan.mode.ci:  # the session that writes the JUnit XML
+                from noxlib.junit import add_reruns  # here only: other runs skip xml.etree
+
                 add_reruns(self.config.reports_path / JUNIT_FILE, self.failures)
         balanced = self.books is not None and self.books.balanced
         only_tests_failed = self.status in _TOLERABLE and not self.reason

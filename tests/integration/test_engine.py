@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -325,3 +327,23 @@ def test_a_shard_answers_worker_id_as_an_xdist_worker_would(tmp_path: Path) -> N
         "test_identity.py::test_testrun_uid": "passed",
     }, log(outcome)
     assert outcome.status == "passed"
+
+
+def test_the_engine_learns_of_an_end_when_it_happens() -> None:
+    """A wait of up to a minute returns once a running part's process exits: the engine does
+    not learn of it only at its next poll."""
+    from types import SimpleNamespace
+
+    from noxlib.engine import _wait_for_an_end
+
+    quick = subprocess.Popen([sys.executable, "-c", "pass"])
+    slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        started = time.monotonic()
+        _wait_for_an_end([SimpleNamespace(popen=slow), SimpleNamespace(popen=quick)], 60.0)  # type: ignore[list-item]
+        assert time.monotonic() - started < 30
+        assert quick.poll() is not None
+    finally:
+        slow.kill()
+        slow.wait()
+        quick.wait()
