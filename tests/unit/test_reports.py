@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -103,6 +104,20 @@ def test_write_reports_replaces_md_and_appends_jsonl(tmp_path: Path) -> None:
     assert first["counts"]["failed"] == 1
     assert first["phases"][0] == {"name": "install", "seconds": 1.25, "ok": True}
     assert len(first["slowest"]) == 10
+
+
+def test_the_history_line_holds_the_report_phase_and_the_nox_peak(tmp_path: Path) -> None:
+    """What the report itself cost, and the memory of the process that wrote it: the figures
+    that show noxlib's own work growing with a suite."""
+    started = time.perf_counter()
+    time.sleep(0.01)
+    write_reports(tmp_path / "reports", summary(many()), started)
+    line = json.loads((tmp_path / "reports" / "ci_timings.jsonl").read_text())
+    names = [p["name"] for p in line["phases"]]
+    assert names == ["install", "pytest", "report"]
+    assert line["phases"][-1]["seconds"] >= 0.01
+    assert line["nox_peak_rss_bytes"] > 10 * 2**20  # a Python process holds more than this
+    assert "| report |" not in (tmp_path / "reports" / "ci_timings.md").read_text()
 
 
 def _append_many(path: str, writer: int) -> None:
