@@ -347,3 +347,63 @@ def test_the_engine_learns_of_an_end_when_it_happens() -> None:
         slow.kill()
         slow.wait()
         quick.wait()
+
+
+def test_each_outcome_is_recorded_as_pytest_gives_it(tmp_path: Path) -> None:
+    """Every kind of outcome reaches results.jsonl as pytest reports it, with its duration,
+    and only failures carry pytest's text of them."""
+    suite = write_suite(
+        tmp_path / "suite",
+        {
+            "test_kinds.py": """
+                import pytest
+
+                def test_pass():
+                    pass
+
+                def test_skip():
+                    pytest.skip("not here")
+
+                @pytest.mark.xfail(strict=False)
+                def test_xfail():
+                    assert False
+
+                @pytest.mark.xfail(strict=False)
+                def test_xpass():
+                    pass
+
+                def test_fail():
+                    assert 1 == 2
+
+                @pytest.fixture
+                def broken():
+                    raise RuntimeError("no fixture")
+
+                def test_error(broken):
+                    pass
+
+                @pytest.fixture
+                def bad_teardown():
+                    yield
+                    raise RuntimeError("teardown")
+
+                def test_teardown_error(bad_teardown):
+                    pass
+            """
+        },
+    )
+    (outcome,) = run_parts([make_part(tmp_path, "serial", suite)], slots=1)
+    assert by_id(outcome) == {
+        "test_kinds.py::test_pass": "passed",
+        "test_kinds.py::test_skip": "skipped",
+        "test_kinds.py::test_xfail": "xfailed",
+        "test_kinds.py::test_xpass": "xpassed",
+        "test_kinds.py::test_fail": "failed",
+        "test_kinds.py::test_error": "error",
+        "test_kinds.py::test_teardown_error": "error",
+    }
+    for line in results(outcome):
+        assert isinstance(line["duration"], float)
+        assert line["duration"] > 0  # setup, call and teardown each take some time
+        assert line["worker"] == "serial"
+        assert ("longrepr" in line) == (line["outcome"] in ("failed", "error")), line
