@@ -43,22 +43,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import real_suites  # the sibling script: sdists, venvs, commands
-from real_suites import Command, clean_env
+import real_suites  # the sibling scripts: sdists, venvs, commands, a generated project's table
+from bench_parallel import PYPROJECT
+from real_suites import NOXFILE, Command, clean_env
 
 CONFIGS = ("pytest", "plugin", "noxlib", "tests-parallel", "pytest -n 2")
-NOX_SESSIONS = {"noxlib": "tests", "tests-parallel": "tests-parallel"}
+NOX_CONFIGS = ("noxlib", "tests-parallel")  # the configurations that add a history line
 POST_PHASES = ("reap", "merge", "durations", "triage", "combine-coverage", "report")
 PER_FILE = 1000
-NOXFILE = "import noxlib\n\nnoxlib.register_sessions()\n"
-PYPROJECT = """
-[tool.noxlib]
-install = []
-default-groups = ["all"]
-
-[tool.noxlib.groups.all]
-paths = ["tests"]
-"""
 TEST_FILE = """import pytest
 
 
@@ -192,7 +184,7 @@ def timed(suite: Suite, config: str) -> None:
     before = len(history(suite.folder))
     seconds = real_suites.time_command(command.argv, command.cwd, command.env)
     suite.times.setdefault(config, []).append(seconds)
-    if config in NOX_SESSIONS:
+    if config in NOX_CONFIGS:
         lines = history(suite.folder)[before:]
         suite.runs.setdefault(config, []).extend(lines)
     print(f"  {suite.name}: {config}: {seconds:.2f} s", flush=True)
