@@ -9,6 +9,12 @@ Pure mechanics, like the planner it builds on. Every shard computes nothing here
 writes each shard's ``ShardFiles`` to a file, and the shard's pytest reads it. A file the
 durations do not know (a new test file) is placed by a hash of its path, so exactly one shard
 collects it without the shards talking to each other.
+
+A suite whose time sits in one file (packaging: 30 of its 38 s in ``test_version.py``) cannot
+balance by whole files. The local plan then splits that file by test function, and a function
+that still weighs too much by test: every shard collects the split file, but pytest builds the
+items of only its own functions (``pytest_pycollect_makeitem``), so the cost of parametrizing
+the others is not paid. Only a function split by test is collected whole by every shard.
 """
 
 from __future__ import annotations
@@ -22,44 +28,84 @@ from typing import NamedTuple
 
 from noxlib.durations import file_of
 from noxlib.files import write_atomic
-from noxlib.parts import Shard, ShardSpec, plan_digest, plan_shards, prices
+from noxlib.parts import Shard, ShardSpec, place_units, plan_digest, plan_shards, prices
 
 # Whole files are used while the busiest shard of the per-file plan is predicted to take at most
 # this much longer than the best a per-test plan could do.
 BALANCE_SLACK = 1.05
 # The files pytest must collect in every process: they are not test modules of one shard.
 SHARED_FILES = ("conftest.py", "__init__.py")
+# How many files or functions the local plan may split one level finer before it gives up and
+# every shard collects everything: each step re-places the units, and a suite that needs more
+# has its time spread so evenly that splitting by test costs little more.
+MAX_REFINEMENTS = 16
+
+
+def function_of(nodeid: str) -> str:
+    """The test function of a node id, without its parameters (``a.py::T::t[1]`` ->
+    ``a.py::T::t``)."""
+    return nodeid.split("[", 1)[0]
+
+
+def unit_in(nodeid: str, refined: frozenset[str]) -> str:
+    """The unit the plan places ``nodeid`` with: its file, or, in a file split finer, its
+    function, or, in a function split finer, the test itself."""
+    path = file_of(nodeid)
+    if path not in refined:
+        return path
+    function = function_of(nodeid)
+    return nodeid if function in refined else function
 
 
 @dataclass(frozen=True)
 class ShardFiles:
-    """The files one shard collects.
+    """The files (and, in a file split finer, the functions or tests) one shard collects.
 
-    ``own``: the known files the plan gave this shard; ``known``: every file the plan placed;
-    ``positions``: this shard's place at each level split by file (outer first), which decides
-    where a file the plan does not know goes; ``plans``: the fingerprints of those levels' plans.
+    ``own``: the known units (``unit_in``) the plan gave this shard; ``known``: every file the
+    plan placed, and the units of the files the local level split finer; ``refined``: those
+    files, and the functions it split by test; ``positions``: this shard's place at each level
+    split by file (outer first), which decides where a unit the plan does not know goes;
+    ``plans``: the fingerprints of those levels' plans.
     """
 
     own: frozenset[str]
     known: frozenset[str]
     positions: tuple[ShardSpec, ...]
     plans: tuple[str, ...]
+    refined: frozenset[str] = frozenset()
 
     def collects(self, path: str) -> bool:
         """Whether this shard collects ``path`` (relative to pytest's rootdir, with ``/``):
-        the files it owns, and the files that hold what every test may need (fixtures,
-        packages)."""
-        return path.rsplit("/", 1)[-1] in SHARED_FILES or self.owns(path)
+        the files it owns, the files split finer (it owns some of their tests), and the files
+        that hold what every test may need (fixtures, packages)."""
+        name = path.rsplit("/", 1)[-1]
+        return name in SHARED_FILES or path in self.refined or self.owns(path)
 
-    def owns(self, path: str) -> bool:
-        """Whether the tests of file ``path`` are this shard's. Every file, ``conftest.py``
-        and ``__init__.py`` too (their doctests), is owned by exactly one shard."""
-        if path in self.known:
-            return path in self.own
-        return all(
-            _bucket(path, depth, spec.total) == spec.index - 1
-            for depth, spec in enumerate(self.positions)
-        )
+    def owns(self, nodeid: str) -> bool:
+        """Whether test ``nodeid`` (or every test of the file ``nodeid``) is this shard's.
+        Every test, those of ``conftest.py`` and ``__init__.py`` too (their doctests), is
+        owned by exactly one shard."""
+        unit = unit_in(nodeid, self.refined)
+        if unit in self.known:
+            return unit in self.own
+        if unit == file_of(nodeid):  # a file no level knows: placed by its path at each level
+            return all(
+                _bucket(unit, depth, spec.total) == spec.index - 1
+                for depth, spec in enumerate(self.positions)
+            )
+        # New in a file the local level split finer, which lies in this CI shard's files.
+        local = self.positions[-1]
+        return _bucket(unit, len(self.positions) - 1, local.total) == local.index - 1
+
+    def splits(self, nodeid: str) -> bool:
+        """Whether ``nodeid`` lies in a file that the local level split finer."""
+        return file_of(nodeid) in self.refined
+
+    def builds(self, function: str) -> bool:
+        """Whether pytest should build the items of test function ``function`` (a node id
+        without parameters) of a file split finer: it owns the function, or the function is
+        split by test (then the items are built, and kept by ``owns``)."""
+        return function in self.refined or self.owns(function)
 
     def write(self, path: Path) -> None:
         record = {
@@ -67,6 +113,7 @@ class ShardFiles:
             "known": sorted(self.known),
             "positions": [str(p) for p in self.positions],
             "plans": list(self.plans),
+            "refined": sorted(self.refined),
         }
         write_atomic(path, json.dumps(record) + "\n")
 
@@ -82,6 +129,7 @@ class ShardFiles:
             frozenset(record["known"]),
             tuple(positions),
             tuple(record["plans"]),
+            frozenset(record.get("refined", ())),
         )
 
 
@@ -112,13 +160,15 @@ def split_by_file(
     """The files of each of ``count`` local shards, within the CI shard named by ``levels``
     (outer first, may be empty), planned from ``durations`` (the tests the run will collect).
 
-    Every level named by ``levels`` must split by file, or none does: machines of one CI matrix
-    decide alike from the same durations. The local level splits by file too when whole files
-    stay within BALANCE_SLACK of the best split by test (always when ``keep_together`` is
-    "module": that plan is per file anyway); otherwise every local shard collects the CI
-    shard's files and they split them by test. Returns the shares,
-    one per local shard, and whether the local level is left to split by test; None when
-    nothing splits by file (every shard collects everything).
+    Every level named by ``levels`` must split by whole files, or none does: machines of one CI
+    matrix decide alike from the same durations. The local level splits by file too when whole
+    files stay within BALANCE_SLACK of the best split by test (always when ``keep_together`` is
+    "module": that plan is per file anyway); otherwise, unless classes are kept together, it
+    splits the costliest files by function, and the costliest functions by test, until the
+    plan is within the slack; failing that every local shard collects the CI shard's files and
+    they split them by test. Returns the shares, one per local shard, and whether the local
+    level is left to split by test; None when nothing splits by file (every shard collects
+    everything).
     """
     tests = sorted(durations)
     known = frozenset(file_of(t) for t in tests)
@@ -131,21 +181,24 @@ def split_by_file(
         plans.append(plan_digest(chosen))
         outer.append(level)
         tests = list(chosen[level.index - 1].tests)
-    local = _file_plan(tests, durations, count, keep_together) if count > 1 else None
+    local = _local_plan(tests, durations, count, keep_together) if count > 1 else None
     if local is None:
         if not outer:
             return None
         share = ShardFiles(frozenset(map(file_of, tests)), known, tuple(outer), tuple(plans))
         return FilePlan([share] * count, local_by_test=count > 1)
-    digest = plan_digest(local)
+    plan, refined = local
+    digest = plan_digest(plan)
+    known_here = known | {unit_in(t, refined) for t in tests}
     shares = [
         ShardFiles(
-            frozenset(map(file_of, shard.tests)),
-            known,
+            frozenset(unit_in(t, refined) for t in shard.tests),
+            known_here,
             (*outer, ShardSpec(shard.index + 1, count)),
             (*plans, digest),
+            refined,
         )
-        for shard in local
+        for shard in plan
     ]
     return FilePlan(shares, local_by_test=False)
 
@@ -165,6 +218,47 @@ def _file_plan(
     if keep_together == "module":
         return by_file
     cost = prices(tests, durations)
+    return by_file if _busiest(by_file) <= BALANCE_SLACK * _bound(cost, count) else None
+
+
+def _bound(cost: Mapping[str, float], count: int) -> float:
     longest, total = max(cost.values()), sum(cost.values())
-    bound = max(longest, total / count)
-    return by_file if _busiest(by_file) <= BALANCE_SLACK * bound else None
+    return max(longest, total / count)
+
+
+def _local_plan(
+    tests: Sequence[str], durations: Mapping[str, float], count: int, keep_together: str
+) -> tuple[list[Shard], frozenset[str]] | None:
+    """The local level's plan and the files and functions it split finer, or None."""
+    if keep_together != "none":  # a class kept together must not be split by function
+        plan = _file_plan(tests, durations, count, keep_together)
+        return None if plan is None else (plan, frozenset())
+    return _refined_plan(tests, durations, count) if tests else None
+
+
+def _refined_plan(
+    tests: Sequence[str], durations: Mapping[str, float], count: int
+) -> tuple[list[Shard], frozenset[str]] | None:
+    """Whole files, then the costliest unit split one level finer (a file into its functions,
+    a function into its tests), one at a time, until every shard has a unit and the busiest is
+    within BALANCE_SLACK of the bound; None after MAX_REFINEMENTS steps."""
+    cost = prices(tests, durations)
+    target = BALANCE_SLACK * _bound(cost, count)
+    units: dict[str, list[str]] = {}
+    for nodeid in sorted(tests):
+        units.setdefault(file_of(nodeid), []).append(nodeid)
+    refined: set[str] = set()
+    for _ in range(MAX_REFINEMENTS + 1):
+        in_order = sorted(units.values(), key=lambda members: members[0])
+        plan = place_units(in_order, cost, count)
+        if len(units) >= count and _busiest(plan) <= target:
+            return plan, frozenset(refined)
+        splittable = [(sum(cost[t] for t in v), k) for k, v in units.items() if len(v) > 1]
+        if not splittable or len(refined) == MAX_REFINEMENTS:
+            return None
+        _, unit = max(splittable)  # the costliest; the greatest name on a tie: deterministic
+        refined.add(unit)
+        for nodeid in units.pop(unit):
+            finer = nodeid if unit != file_of(nodeid) else function_of(nodeid)
+            units.setdefault(finer, []).append(nodeid)
+    return None

@@ -171,12 +171,24 @@ def file_plan(
     levels = [plan.shard] if plan.shard else []
     split = split_by_file(scope, levels, plan.workers.count, config.keep_together)
     if split is not None:
-        local = "split by test" if split.local_by_test else "split by file"
         log(
             f"noxlib: shards collect only their own files (durations of {len(scope)} tests; "
-            f"the local level {local})"
+            f"the local level {_local_split(split)})"
         )
     return split
+
+
+def _local_split(split: FilePlan) -> str:
+    if split.local_by_test:
+        return "split by test"
+    refined = sorted(split.files[0].refined)
+    if not refined:
+        return "split by file"
+    files = [unit for unit in refined if "::" not in unit]
+    by_test = len(refined) - len(files)
+    named = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    finer = f" ({by_test} of their functions by test)" if by_test else ""
+    return f"split by file, and by function within {named}{finer}"
 
 
 def host_environment(env: Mapping[str, str | None], bin_paths: Sequence[str]) -> dict[str, str]:

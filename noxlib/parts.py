@@ -89,15 +89,24 @@ def plan_shards(
     ordered = sorted(set(tests))
     cost = prices(ordered, durations)
     units = _units(ordered, keep_together, cost, count)
+    return place_units(list(units.values()), cost, count)
+
+
+def place_units(
+    units: Sequence[Sequence[str]], cost: Mapping[str, float], count: int
+) -> list[Shard]:
+    """Longest processing time first: ``units`` (each a list of node ids that go together),
+    given in the order of their first node id, ranked by cost, longest first, each to the least
+    loaded of ``count`` shards (then the one with the fewest tests, then the lowest index)."""
     # sorted() is stable: equal costs stay in node id order.
-    ranked = sorted(units.items(), key=lambda item: -sum(cost[t] for t in item[1]))
+    ranked = sorted(((sum(cost[t] for t in unit), unit) for unit in units), key=lambda u: -u[0])
     heap = [(0.0, 0, index) for index in range(count)]
     members: list[list[str]] = [[] for _ in range(count)]
     loads = [0.0] * count
-    for _, unit_tests in ranked:
+    for unit_cost, unit_tests in ranked:
         load, size, index = heapq.heappop(heap)
         members[index].extend(unit_tests)
-        loads[index] = load + sum(cost[t] for t in unit_tests)
+        loads[index] = load + unit_cost
         heapq.heappush(heap, (loads[index], size + len(unit_tests), index))
     return [Shard(i, tuple(sorted(members[i])), loads[i]) for i in range(count)]
 

@@ -3,6 +3,7 @@ own files), what it set out to run, and the names xdist gives workers."""
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,15 +42,17 @@ class PartSelector:
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
         from noxlib import parts
-        from noxlib.durations import file_of
 
         dropped = []
         if self.files is not None:
             # Items, not only paths: pytest never asks pytest_ignore_collect about the paths
             # named on its command line, nor about the modules that hold shared fixtures.
+            # By node id, not only by file: in a file split by function, items that pytest built
+            # without asking pytest_pycollect_makeitem (unittest methods, doctests) are kept by
+            # the same rule that the other shards apply.
             owns = self.files.owns
-            dropped = [item for item in items if not owns(file_of(item.nodeid))]
-            items[:] = [item for item in items if owns(file_of(item.nodeid))]
+            dropped = [item for item in items if not owns(item.nodeid)]
+            items[:] = [item for item in items if owns(item.nodeid)]
         ids = [item.nodeid for item in items]
         keep, event = parts.choose(self.part, ids, self.env, str(config.rootpath))
         if self.files is not None:  # what it collected is already its share, or the CI shard's
@@ -109,10 +112,24 @@ class XdistCollection:
 
 class FileFilter:
     """In a shard that splits by file: pytest collects only this shard's files (directories,
-    conftest.py and __init__.py are collected everywhere)."""
+    conftest.py and __init__.py are collected everywhere), and in a file split by function it
+    builds the items of only this shard's functions."""
 
     def __init__(self, share: ShardFiles) -> None:
         self.share = share
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makeitem(
+        self, collector: pytest.Module | pytest.Class, name: str, obj: object
+    ) -> list[pytest.Item] | None:
+        # Only what pytest itself would make a Function of, whose items are named
+        # "<collector>::<name>[...]": PartSelector keeps exactly those of this shard's
+        # functions, so skipping the others here changes what runs by nothing.
+        if not self.share.refined or inspect.isclass(obj):
+            return None
+        if not self.share.splits(collector.nodeid) or not collector.istestfunction(obj, name):
+            return None
+        return None if self.share.builds(f"{collector.nodeid}::{name}") else []
 
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
         if collection_path.is_dir():

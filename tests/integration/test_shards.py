@@ -284,3 +284,108 @@ def test_ci_machines_and_their_shards_collect_every_file_once(make_project: obje
     cases = junit_cases(combiner / "reports")
     assert len(cases) == len(set(cases)) == TESTS
     assert counts(combiner / "reports")["passed"] == TESTS
+
+
+# --- a file that holds most of the time: split by function ------------------------------------
+
+# Every pytest process notes each item it built and each item it kept to run.
+BUILD_NOTE = """
+import json, os
+from pathlib import Path
+
+NOTE = Path(__file__).parents[1] / "built.jsonl"
+
+def _note(kind, ids):
+    with NOTE.open("a") as out:
+        out.write(json.dumps({"pid": os.getpid(), "kind": kind, "ids": ids}) + "\\n")
+
+def pytest_collection_finish(session):
+    _note("ran", [item.nodeid for item in session.items])
+
+def pytest_itemcollected(item):
+    _note("built", [item.nodeid])
+"""
+
+HEAVY_FILE = """
+import unittest
+import pytest
+
+class TestVersion:
+    @pytest.mark.parametrize("n", range(41))
+    def test_cmp_true(self, n):
+        pass
+
+    @pytest.mark.parametrize("n", range(40))
+    def test_cmp_false(self, n):
+        pass
+
+    def test_light(self):
+        pass
+
+class TestOld(unittest.TestCase):
+    def test_a(self):
+        pass
+
+    def test_b(self):
+        pass
+
+def test_not_in_the_durations():
+    pass
+"""
+
+
+def heavy_file_project(make_project: object) -> Path:
+    files = {
+        f"tests/test_l{k}.py": "def test_1():\n    pass\n\ndef test_2():\n    pass\n"
+        for k in range(3)
+    }
+    files["tests/test_heavy.py"] = HEAVY_FILE
+    files["tests/conftest.py"] = BUILD_NOTE
+    project = make_project(SHARED_PYPROJECT, files, "heavy")  # type: ignore[operator]
+    heavy = "tests/test_heavy.py::TestVersion"
+    # test_cmp_true[40] is new: the durations know 0..39.
+    durations = {
+        f"{heavy}::test_cmp_{kind}[{n}]": 0.05 for kind in ("true", "false") for n in range(40)
+    }
+    durations.update({f"tests/test_l{k}.py::test_{t}": 0.001 for k in range(3) for t in (1, 2)})
+    durations.update(
+        {
+            f"{heavy}::test_light": 0.001,
+            "tests/test_heavy.py::TestOld::test_a": 0.001,
+            "tests/test_heavy.py::TestOld::test_b": 0.001,
+        }
+    )
+    (project / ".test_durations").write_text(json.dumps(durations))
+    return project
+
+
+def build_notes(project: Path) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    built: dict[int, list[str]] = {}
+    ran: dict[int, list[str]] = {}
+    for line in (project / "built.jsonl").read_text().splitlines():
+        note = json.loads(line)
+        (built if note["kind"] == "built" else ran).setdefault(note["pid"], []).extend(note["ids"])
+    return built, ran
+
+
+def test_a_file_that_holds_most_of_the_time_is_split_by_function(make_project: object) -> None:
+    project = heavy_file_project(make_project)
+    parallel = run_nox(project, "-s", "tests-parallel", env=nox_env(PYTEST_WORKERS="2"))
+    assert parallel.returncode == 0, parallel.stdout
+    assert "by function within tests/test_heavy.py" in parallel.stdout
+    built, ran = build_notes(project)
+    assert len(ran) == 2
+    # Each heavy function's items were built by one shard only: the other never paid for them.
+    for kind in ("true", "false"):
+        builders = {pid for pid, ids in built.items() if any(f"test_cmp_{kind}[" in i for i in ids)}
+        assert len(builders) == 1, kind
+    every = sorted(i for ids in ran.values() for i in ids)
+    assert len(every) == len(set(every))  # none ran twice
+    by_function = counts(project / "reports")
+
+    (project / "built.jsonl").unlink()
+    serial = run_nox(project, "-s", "tests")
+    assert serial.returncode == 0, serial.stdout
+    assert sorted(i for ids in build_notes(project)[1].values() for i in ids) == every
+    assert counts(project / "reports") == by_function
+    assert by_function["passed"] == 41 + 40 + 1 + 2 + 1 + 6
