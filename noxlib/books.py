@@ -47,6 +47,9 @@ class Source:
     # A digest of what it collected, when its share was cut from a collection every such source
     # must agree on (shards by test): "" otherwise.
     collection: str = ""
+    # Ids it collected and left to another source of the run (a file split by function between
+    # shards): each must be in some source's share, or it ran nowhere.
+    left: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -147,9 +150,17 @@ def balance(sources: Iterable[Source]) -> Books:
             if nodeid not in final:
                 final[nodeid] = not_run_result(nodeid, source.name, reason)
                 not_run.append((nodeid, reason))
+    for source in sources:
+        reason = f"{source.name} collected it and left it to another shard, which did not take it"
+        for nodeid in source.left:
+            if nodeid not in final:
+                final[nodeid] = not_run_result(nodeid, source.name, reason)
+                not_run.append((nodeid, reason))
     unselected = [(s.name, s.problem or "no reason given") for s in sources if not s.selected]
     results = [*collect_errors.values(), *final.values()]
     expected = [nodeid for source in sources for nodeid in source.expected]
+    listed = set(expected)
+    expected += [nodeid for nodeid, _ in not_run if nodeid not in listed]  # left, run nowhere
     cut = {source.name: source.collection for source in sources if source.collection}
     disagreeing = sorted(cut) if len(set(cut.values())) > 1 else []
     return Books(results, not_run, conflicts, unselected, expected, disagreeing)

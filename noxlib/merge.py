@@ -137,6 +137,7 @@ def part_source(name: str, files: PartFiles, *, unfinished: str = "", problem: s
         selected=files.selected(),
         problem=problem or "its pytest ended before it chose its tests",
         collection=files.collected_digest() if _cut_from_collection(files) else "",
+        left=read_ids(files.left),
     )
 
 

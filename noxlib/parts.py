@@ -241,6 +241,12 @@ class PartFiles:
         return self.dir / "listed.jsonl"
 
     @property
+    def left(self) -> Path:
+        """The ids its process collected in a file split by function and left to the other
+        shards (an id file): the books check that one of them ran each."""
+        return self.dir / "left.jsonl"
+
+    @property
     def started(self) -> Path:
         """The ids whose test began, one line as each begins (an id file): the test a dead
         process was running is the last one started that has no result."""

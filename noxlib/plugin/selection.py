@@ -53,6 +53,7 @@ class PartSelector:
             owns = self.files.owns
             dropped = [item for item in items if not owns(item.nodeid)]
             items[:] = [item for item in items if owns(item.nodeid)]
+            self._note_left([item.nodeid for item in dropped if self.files.splits(item.nodeid)])
         ids = [item.nodeid for item in items]
         keep, event = parts.choose(self.part, ids, self.env, str(config.rootpath))
         if self.files is not None:  # what it collected is already its share, or the CI shard's
@@ -73,6 +74,14 @@ class PartSelector:
             }
             items.sort(key=lambda item: rank.get(item.nodeid, len(rank)))
         self.event = event
+
+    def _note_left(self, ids: list[str]) -> None:
+        # Tests of a file split by function that another shard should run: the books check
+        # that one did, so a mistake in the split fails the run instead of losing tests.
+        if ids:
+            from noxlib.idfile import write_ids
+
+            write_ids(self.part.left, ids)
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:

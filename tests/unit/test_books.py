@@ -212,3 +212,31 @@ def test_shards_cut_from_different_collections_do_not_balance() -> None:
     # Sources that collect only their own files are not compared.
     own_files = [*agree[:1], Source("shard-2", ["t::b"], [result("t::b", "passed")])]
     assert balance(own_files).balanced
+
+
+def test_a_test_left_to_another_shard_that_none_took_never_ran() -> None:
+    # shard-1 collected a.py::t[1] and a.py::t[2] in a file split by function and left them;
+    # shard-2 took t[1] only.
+    one = Source(
+        "shard-1",
+        ["a.py::t[0]"],
+        [result("a.py::t[0]", "passed")],
+        left=["a.py::t[1]", "a.py::t[2]"],
+    )
+    two = Source("shard-2", ["a.py::t[1]"], [result("a.py::t[1]", "passed")], left=["a.py::t[0]"])
+    books = balance([one, two])
+    assert not books.balanced
+    assert books.not_run == [
+        ("a.py::t[2]", "shard-1 collected it and left it to another shard, which did not take it")
+    ]
+    assert by_id(books)["a.py::t[2]"]["outcome"] == Outcome.NOT_RUN.value
+    assert sorted(books.expected) == ["a.py::t[0]", "a.py::t[1]", "a.py::t[2]"]
+    assert "1 test never ran (shard-1 collected it and left it to another shard" in books.line()
+
+
+def test_tests_left_to_a_shard_that_took_them_balance() -> None:
+    one = Source("shard-1", ["a.py::t[0]"], [result("a.py::t[0]", "passed")], left=["a.py::t[1]"])
+    two = Source("shard-2", ["a.py::t[1]"], [result("a.py::t[1]", "failed")], left=["a.py::t[0]"])
+    books = balance([one, two])
+    assert books.balanced
+    assert books.tests == 2
