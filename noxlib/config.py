@@ -3,29 +3,36 @@
 Validation collects every problem before it raises, so a user fixes the whole table in one go.
 Each problem names the key, the value, the file and the fix.
 
-Longer than 400 lines, and left so: it is one behaviour, reading and checking one table, and
-its sub-table readers share the problem list that reports every bad key at once.
+The checks of single values, and the problem list that the sub-table readers share so that
+every bad key is reported at once, are in configchecks.py.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from noxlib.configchecks import (
+    SCALARS,
+    SESSION_NAMES,
+    TRIAGE_SESSIONS,
+    Problems,
+    parse_size,
+    positive_number,
+    session_list,
+    string_list,
+    unknown_key,
+)
 from noxlib.coveragemap import DEFAULT_MAP_FILE
 from noxlib.depgroups import resolve_groups
 from noxlib.durationfiles import DurationFiles
 from noxlib.durations import DEFAULT_DURATIONS_FILE
 from noxlib.errors import ConfigError
 from noxlib.markexpr import markers_problem
-from noxlib.options import ENGINES
-from noxlib.parts import KEEP_TOGETHER
 from noxlib.quarantine import Entry, read_entries
 from noxlib.zeroconfig import ALL, ALL_DESCRIPTION, assume
 
@@ -34,13 +41,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on 3.10
     import tomli as tomllib
 
-DIST_MODES = ("load", "loadscope", "loadfile", "loadgroup", "worksteal")
 GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 # What nox accepts as a session's python and a CI matrix can install: "3.12", free-threaded
 # "3.13t", "pypy3.10".
 PYTHON_VERSION = re.compile(r"^(?:pypy)?3\.\d+t?$")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)\s*$")
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ class Config:
     # Triage of failures and the flakiness signal; see docs/testing.md#triage.
     triage: bool = True
     # The sessions that triage unless told: the serial inner loop pays only when it asks.
-    triage_sessions: tuple[str, ...] = ("tests-parallel", "ci")
+    triage_sessions: tuple[str, ...] = TRIAGE_SESSIONS
     triage_max: int = 50
     triage_reruns: int = 2
     # Seconds that the company reruns and polluter searches of one run may take together.
@@ -147,167 +151,6 @@ class Config:
         return self.root / self.affected.map_file
 
 
-class _Problems:
-    """Collects problems with the table so that one error lists them all."""
-
-    def __init__(self, source: Path) -> None:
-        self.source = source
-        self.messages: list[str] = []
-
-    def add(self, key: str, value: object, fix: str) -> None:
-        # Each problem is one sentence: the key, its value, the fix, one full stop.
-        end = "" if fix.endswith((".", "?")) else "."
-        self.messages.append(f"tool.noxlib.{key} = {value!r}: {fix}{end}")
-
-    def raise_if_any(self) -> None:
-        if self.messages:
-            lines = "\n".join(f"  - {m}" for m in self.messages)
-            raise ConfigError(f"Invalid [tool.noxlib] in {self.source}:\n{lines}")
-
-
-def parse_size(text: str) -> int:
-    """Turn ``"2GiB"`` or ``"512 MB"`` into bytes; raise ValueError for anything else,
-    including sizes under one byte."""
-    match = _SIZE.match(text)
-    if not match:
-        raise ValueError(text)
-    size = int(float(match.group(1)) * _UNITS[match.group(2)])
-    if size < 1:
-        raise ValueError(text)
-    return size
-
-
-# Below this no pytest process fits: the interpreter and pytest alone take some 30 MiB.
-MIN_WORKER_MEMORY = 64 * 2**20
-
-
-def _is_worker_size(value: object) -> bool:
-    try:
-        return isinstance(value, str) and parse_size(value) >= MIN_WORKER_MEMORY
-    except ValueError:
-        return False
-
-
-def _string_list(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _positive_number(value: object) -> bool:
-    # TOML has inf and nan: neither is a number of seconds or a percentage.
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
-
-
-_SESSION_NAMES = ("tests", "tests-parallel", "ci")
-TRIAGE_SESSIONS = ("tests-parallel", "ci")
-
-
-def _session_list(value: object) -> bool:
-    return isinstance(value, list) and all(v in _SESSION_NAMES for v in value)
-
-
-# Top-level keys: name -> (check, fix text). The fix text is the second half of the message.
-_Check = Callable[[object], bool]
-_SCALARS: dict[str, tuple[_Check, str]] = {
-    "install": (_string_list, 'expected a list of pip arguments, e.g. install = ["-e", ".[test]"]'),
-    "test-requirements": (
-        _string_list,
-        'expected a list of requirements, e.g. test-requirements = ["hypothesis"]',
-    ),
-    "dependency-groups": (
-        _string_list,
-        "expected a list of [dependency-groups] names (PEP 735), "
-        'e.g. dependency-groups = ["tests"]',
-    ),
-    "default-groups": (_string_list, 'expected a list of group names, e.g. ["unit"]'),
-    "memory-per-worker": (
-        _is_worker_size,
-        "expected a size of at least 64MiB (one pytest process needs some 30 MiB) with a unit "
-        '(B, KB, MB, GB, KiB, MiB, GiB), e.g. "2GiB"',
-    ),
-    "max-workers": (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-        "expected a whole number of at least 1, e.g. max-workers = 8",
-    ),
-    "dist": (
-        lambda v: v in DIST_MODES,
-        f"expected one of {', '.join(DIST_MODES)} (pytest-xdist --dist modes)",
-    ),
-    "engine": (
-        lambda v: v in ENGINES,
-        f"expected one of {', '.join(ENGINES)}: how parallel sessions run their tests",
-    ),
-    "keep-together": (
-        lambda v: v in KEEP_TOGETHER,
-        f"expected one of {', '.join(KEEP_TOGETHER)}: what a shard never splits",
-    ),
-    "gc-freeze": (
-        lambda v: isinstance(v, bool),
-        "expected true or false: whether the collected tests leave the garbage collector's "
-        "rounds once collection is done (false for suites that test garbage collection itself)",
-    ),
-    "durations-file": (
-        lambda v: isinstance(v, str) and bool(v.strip()),
-        f'expected a file path relative to the project, e.g. "{DEFAULT_DURATIONS_FILE}"',
-    ),
-    "reports-dir": (
-        lambda v: isinstance(v, str) and bool(v),
-        'expected a folder path relative to the project, e.g. "reports"',
-    ),
-    "ci-timeout": (
-        _positive_number,
-        "expected seconds per test in CI mode as a number >= 0 (0 turns the timeout off)",
-    ),
-    "report-all-tests": (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-        "expected a whole number >= 0: runs with at most this many tests list every test's time",
-    ),
-    "reap-grace": (
-        _positive_number,
-        "expected seconds between SIGTERM and SIGKILL as a number >= 0, e.g. 1.0",
-    ),
-    "triage": (
-        lambda v: isinstance(v, bool),
-        "expected true or false: whether failed tests are rerun serially and classified",
-    ),
-    "triage-sessions": (
-        _session_list,
-        "expected a list of the sessions that triage by default, from tests, tests-parallel, "
-        'ci, e.g. ["tests-parallel", "ci"]',
-    ),
-    "triage-max": (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-        "expected a whole number >= 0: at most this many failed tests are rerun, e.g. 50",
-    ),
-    "triage-reruns": (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-        "expected a whole number >= 1: reruns of each failed test alone (and in its "
-        "company), e.g. 2",
-    ),
-    "triage-budget": (
-        _positive_number,
-        "expected seconds >= 0 that the company reruns and polluter searches of one run may "
-        "take together, e.g. 60 (0: no company reruns)",
-    ),
-    "tolerate-flaky": (
-        lambda v: isinstance(v, bool),
-        "expected true or false: true lets a run pass whose failures are all flaky or "
-        "parallel-only (reported as warnings)",
-    ),
-    "flaky-threshold": (
-        lambda v: _positive_number(v) and float(str(v)) <= 100,
-        "expected a percentage from 0 to 100: the flakiness rate above which to roll back, e.g. 5",
-    ),
-    "auto-rollback": (
-        lambda v: isinstance(v, bool),
-        "expected true or false: true makes 'auto' workers 1 while flakiness is above "
-        "flaky-threshold",
-    ),
-}
 _TABLES = ("groups", "coverage", "affected")
 _LISTS = ("python", "quarantine")  # keys with a reader of their own: a message per bad item
 _GROUP_KEYS = ("paths", "description", "markers", "batch", "batch-timeout", "coverage")
@@ -317,15 +160,7 @@ _COVERAGE_KEYS = ("enabled", "sessions", "source", "branch", "fail-under")
 _AFFECTED_KEYS = ("record", "map-file", "ignore")
 
 
-def _unknown(
-    problems: _Problems, prefix: str, key: str, value: object, known: tuple[str, ...]
-) -> None:
-    guess = difflib.get_close_matches(key, known, n=1)
-    hint = f"did you mean '{guess[0]}'?" if guess else f"known keys: {', '.join(known)}"
-    problems.add(f"{prefix}{key}", value, f"unknown key; {hint}")
-
-
-def _read_group(root: Path, name: str, table: object, problems: _Problems) -> Group | None:
+def _read_group(root: Path, name: str, table: object, problems: Problems) -> Group | None:
     key = f"groups.{name}"
     if not GROUP_NAME.match(name):
         problems.add(key, name, "group names start with a letter and use letters, digits, - or _")
@@ -334,7 +169,7 @@ def _read_group(root: Path, name: str, table: object, problems: _Problems) -> Gr
     if not _checked_table(table, problems, key, _GROUP_KEYS, example):
         return None
     paths = table.get("paths")
-    if not _string_list(paths) or not paths:
+    if not string_list(paths) or not paths:
         problems.add(
             f"{key}.paths", paths, 'expected a non-empty list of paths, e.g. ["tests/unit"]'
         )
@@ -364,7 +199,7 @@ def _read_group(root: Path, name: str, table: object, problems: _Problems) -> Gr
         )
         batch = None
     timeout = table.get("batch-timeout")
-    if timeout is not None and not (_positive_number(timeout) and timeout > 0):
+    if timeout is not None and not (positive_number(timeout) and timeout > 0):
         problems.add(f"{key}.batch-timeout", timeout, "expected seconds above 0, e.g. 120")
         timeout = None
     coverage = table.get("coverage", True)
@@ -374,7 +209,7 @@ def _read_group(root: Path, name: str, table: object, problems: _Problems) -> Gr
     return Group(name, tuple(paths), description, markers, batch, timeout, coverage)
 
 
-def _read_python(value: object, problems: _Problems) -> tuple[str, ...]:
+def _read_python(value: object, problems: Problems) -> tuple[str, ...]:
     """The ``python`` setting: a non-empty list of distinct version strings."""
     example = 'e.g. python = ["3.11", "3.12"]'
     if not isinstance(value, list) or not value:
@@ -399,7 +234,7 @@ def _read_python(value: object, problems: _Problems) -> tuple[str, ...]:
 
 
 def _checked_table(
-    table: object, problems: _Problems, key: str, known: tuple[str, ...], example: str
+    table: object, problems: Problems, key: str, known: tuple[str, ...], example: str
 ) -> TypeGuard[dict[str, Any]]:
     """True when ``table`` (at ``key``) is a table; each key it has that is not ``known`` is a
     problem of its own, with the close name."""
@@ -408,11 +243,11 @@ def _checked_table(
         return False
     for k in table:
         if k not in known:
-            _unknown(problems, f"{key}.", k, table[k], known)
+            unknown_key(problems, f"{key}.", k, table[k], known)
     return True
 
 
-def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
+def _read_coverage(table: object, problems: Problems) -> CoverageSettings:
     if not _checked_table(table, problems, "coverage", _COVERAGE_KEYS, "[tool.noxlib.coverage]"):
         return CoverageSettings()
     settings = CoverageSettings()
@@ -420,16 +255,16 @@ def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
         if k in table and not isinstance(table[k], bool):
             problems.add(f"coverage.{k}", table[k], "expected true or false")
     sessions = table.get("sessions", ["ci"])
-    if not _session_list(sessions):
+    if not session_list(sessions):
         problems.add(
             "coverage.sessions",
             sessions,
-            f"expected a list of sessions that measure coverage, from {', '.join(_SESSION_NAMES)}",
+            f"expected a list of sessions that measure coverage, from {', '.join(SESSION_NAMES)}",
         )
-    if "source" in table and not _string_list(table["source"]):
+    if "source" in table and not string_list(table["source"]):
         problems.add("coverage.source", table["source"], 'expected a list, e.g. ["mypkg"]')
     fail_under = table.get("fail-under", 0.0)
-    if not _positive_number(fail_under) or fail_under > 100:
+    if not positive_number(fail_under) or fail_under > 100:
         problems.add("coverage.fail-under", fail_under, "expected a percentage from 0 to 100")
         fail_under = 0.0
     if problems.messages:
@@ -443,7 +278,7 @@ def _read_coverage(table: object, problems: _Problems) -> CoverageSettings:
     )
 
 
-def _read_affected(table: object, problems: _Problems) -> AffectedSettings:
+def _read_affected(table: object, problems: Problems) -> AffectedSettings:
     if not _checked_table(table, problems, "affected", _AFFECTED_KEYS, "[tool.noxlib.affected]"):
         return AffectedSettings()
     before = len(problems.messages)
@@ -462,7 +297,7 @@ def _read_affected(table: object, problems: _Problems) -> AffectedSettings:
             f'expected a file path relative to the project, e.g. "{DEFAULT_MAP_FILE}"',
         )
     ignore = table.get("ignore", [])
-    if not _string_list(ignore):
+    if not string_list(ignore):
         problems.add(
             "affected.ignore",
             ignore,
@@ -474,7 +309,7 @@ def _read_affected(table: object, problems: _Problems) -> AffectedSettings:
 
 
 def _read_groups(
-    data: Mapping[str, Any], root: Path, problems: _Problems
+    data: Mapping[str, Any], root: Path, problems: Problems
 ) -> tuple[dict[str, Group], list[str]]:
     """The groups of ``data`` and the default ones, each problem added to ``problems``."""
     raw_groups = data.get("groups", {})
@@ -491,7 +326,7 @@ def _read_groups(
             if group:
                 groups[name] = group
     defaults = data.get("default-groups", list(raw_groups) if isinstance(raw_groups, dict) else [])
-    if _string_list(defaults):
+    if string_list(defaults):
         for name in defaults:
             if isinstance(raw_groups, dict) and name not in raw_groups:
                 known_groups = ", ".join(raw_groups) or "none"
@@ -504,13 +339,13 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
 
     ``source`` is the file the table came from; every error message names it.
     """
-    problems = _Problems(source)
-    known = (*_SCALARS, *_TABLES, *_LISTS)
+    problems = Problems(source)
+    known = (*SCALARS, *_TABLES, *_LISTS)
     for key, value in data.items():
         if key not in known:
-            _unknown(problems, "", key, value, known)
-        elif key in _SCALARS and not _SCALARS[key][0](value):
-            problems.add(key, value, _SCALARS[key][1])
+            unknown_key(problems, "", key, value, known)
+        elif key in SCALARS and not SCALARS[key][0](value):
+            problems.add(key, value, SCALARS[key][1])
     groups, defaults = _read_groups(data, root, problems)
     coverage = _read_coverage(data.get("coverage", {}), problems)
     python = _read_python(data["python"], problems) if "python" in data else ()
@@ -591,6 +426,6 @@ def load_config(root: Path) -> Config:
     python_files = pytest_ini.get("python_files") if isinstance(pytest_ini, dict) else None
     if isinstance(python_files, str):
         python_files = python_files.split()
-    if _string_list(python_files) and python_files:
+    if string_list(python_files) and python_files:
         config = replace(config, python_files=tuple(python_files))
     return config
