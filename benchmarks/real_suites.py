@@ -467,6 +467,14 @@ def summary_outcomes(output: str, ids: Sequence[str], root: Path) -> dict[str, s
     return outcomes
 
 
+def _how_split(said: str) -> str:
+    """ ", by file" (", by function" when a file was split finer) when the log says the shards
+    collected only their own files; "" otherwise."""
+    if "shards collect only their own files" not in said:
+        return ""
+    return ", by function" if "and by function within" in said else ", by file"
+
+
 def noxlib_outcomes(dest: Path) -> tuple[dict[str, str], list[str]]:
     """Each test's outcome in noxlib's reports/results.jsonl (its first line, as noxlib's merge
     keeps the first), and the ids that have more than one line there."""
@@ -580,8 +588,7 @@ def check(name: str, dest: Path, nox_python: str = sys.executable) -> bool:
         )
         done, seconds = noxlib_run(dest, command, reports / f"nox-{each.key}.log")
         said = done.stdout + done.stderr  # nox logs to stderr
-        by_file = ", by file" if "shards collect only their own files" in said else ""
-        engine = f"{last_run(dest).get('engine') or '?'}{by_file}"
+        engine = f"{last_run(dest).get('engine') or '?'}{_how_split(said)}"
         label = f"{each.label()} [{engine}] (exit {done.returncode})"
         rows[label] = (noxlib_counts(dest), seconds)
         # Kept: the next session's run replaces results.jsonl.
