@@ -15,6 +15,7 @@ from noxlib import coveragemap, history, quarantine, reaping, reruns
 from noxlib.batchplan import BatchPlan
 from noxlib.choice import Engine as EngineChoice
 from noxlib.config import Config
+from noxlib.engine import Part
 from noxlib.findings import TIMINGS_FILE
 from noxlib.gitdiff import GitError
 from noxlib.host import Host
@@ -34,6 +35,7 @@ class Judged(Protocol):
     run: Run
     status: RunStatus
     failures: list[Failure]
+    parts: list[Part]
     batch_plan: BatchPlan
     code: str
 
@@ -55,7 +57,11 @@ class Judging:
     def rerun(self, failed: Sequence[Mapping[str, object]]) -> list[Failure]:
         interrupted = self.t.status is RunStatus.INTERRUPTED
         runner = reruns.Rerunner(
-            self.rerun_argv, self.t.launch().env, self.t.run.dir / "triage", self.rerun_seconds()
+            self.rerun_argv,
+            self.t.launch().env,
+            self.t.run.dir / "triage",
+            self.rerun_seconds(),
+            reruns.start_allowance(self.collection_seconds()),
         )
         return reruns.triage_failures(
             failed,
@@ -110,6 +116,15 @@ class Judging:
         if self.t.plan.mode.ci and self.t.config.ci_timeout > 0:
             return self.t.config.ci_timeout
         return self.t.batch_plan.longest_timeout() or reruns.DEFAULT_TEST_SECONDS
+
+    def collection_seconds(self) -> list[float]:
+        """How long each part's first process took to collect (from its plugin's start)."""
+        found = []
+        for part in self.t.parts:
+            seconds = part.files.collection_seconds()
+            if seconds is not None:
+                found.append(seconds)
+        return found
 
     def rerun_argv(self, nodeids: Sequence[str]) -> tuple[str, ...]:
         """A rerun: the run's pytest arguments for one serial process (timeout, user's

@@ -293,6 +293,13 @@ class PartFiles:
         found = next((e for e in self.events() if e.get("event") == "collected"), {})
         return str(found.get("digest", ""))
 
+    def collection_seconds(self) -> float | None:
+        """How long the part's first process took to collect, from its plugin's start (None
+        when it never finished collecting)."""
+        found = next((e for e in self.events() if e.get("event") == "collected"), None)
+        seconds = found.get("seconds") if found else None
+        return float(seconds) if isinstance(seconds, (int, float)) else None
+
     def selected(self) -> bool:
         """Whether a process of this part got as far as choosing its tests."""
         return any(e.get("event") == "selected" for e in self.events())

@@ -9,7 +9,7 @@ counts, durations or coverage.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,18 +54,33 @@ def rerun_env(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k not in COVERAGE_VARIABLES}
 
 
-# A rerun's time limit: its tests' per-test limit each, and this for the process to start and
+# A rerun's time limit: its tests' per-test limit each, and time for the process to start and
 # collect. The per-test limit is the run's own (ci-timeout, batch-timeout) or DEFAULT_TEST_SECONDS.
+# The start: START_SECONDS when nothing was measured; else START_FLOOR_SECONDS plus three times
+# the longest collection a part of the run measured (a rerun collects only the failed tests'
+# files, so no longer), at most START_SECONDS. A hung test is rerun twice: each wait beyond what
+# starting needs is paid twice. Too short a start costs only evidence (a rerun that reached no
+# test gives none), never a verdict.
 START_SECONDS = 60.0
+START_FLOOR_SECONDS = 15.0
 DEFAULT_TEST_SECONDS = 120.0
+
+
+def start_allowance(collection_seconds: Iterable[float]) -> float:
+    """What a rerun may take to start and collect, from the collections of the run's parts."""
+    longest = max(collection_seconds, default=None)
+    if longest is None:
+        return START_SECONDS
+    return min(START_SECONDS, START_FLOOR_SECONDS + 3 * longest)
 
 
 class Rerunner:
     """Runs a list of tests in one fresh serial pytest process, in the list's order, and says
     each one's outcome. ``argv_for(ids)`` is the command, ``per_test`` the seconds each test
-    may take. A KeyboardInterrupt stops the running rerun and is raised again, as is a rerun
-    that its pytest reports interrupted: Ctrl-C in a terminal (or a cancelled CI job) reaches
-    the rerun's process while nox holds its own signals in the post phases."""
+    may take, ``start`` the seconds to start and collect (``start_allowance``). A
+    KeyboardInterrupt stops the running rerun and is raised again, as is a rerun that its
+    pytest reports interrupted: Ctrl-C in a terminal (or a cancelled CI job) reaches the
+    rerun's process while nox holds its own signals in the post phases."""
 
     def __init__(
         self,
@@ -73,15 +88,17 @@ class Rerunner:
         env: Mapping[str, str],
         folder: Path,
         per_test: float,
+        start: float = START_SECONDS,
     ) -> None:
         self.argv_for = argv_for
         self.env = rerun_env(env)
         self.folder = folder
         self.per_test = per_test
+        self.start = start
         self.count = 0
 
     def limit(self, tests: int) -> float:
-        return START_SECONDS + self.per_test * tests
+        return self.start + self.per_test * tests
 
     def run(self, nodeids: Sequence[str], limit: float | None = None) -> dict[str, str]:
         self.count += 1

@@ -409,3 +409,12 @@ def test_part_events_skip_a_torn_line(tmp_path: Path) -> None:
         out.write("\n")
     files.event({"event": "finished", "exitstatus": 0})
     assert files.events(offset) == [{"event": "finished", "exitstatus": 0}]
+
+
+def test_a_part_tells_how_long_its_first_process_took_to_collect(tmp_path: Path) -> None:
+    files = PartFiles(tmp_path / "part")
+    files.dir.mkdir()
+    assert files.collection_seconds() is None  # it never got as far
+    files.write_collected(["a.py::t"], 2.5)
+    files.write_collected(["a.py::t"], 9.0)  # a relaunched process: the first one counts
+    assert files.collection_seconds() == 2.5
