@@ -192,7 +192,8 @@ def triage_failures(
         count = config.triage_reruns
         log(
             f"noxlib: triage: rerunning {len(chosen)} failed test(s), each {count} time(s) "
-            "alone, then in the company it failed in, each time in one fresh pytest process"
+            "alone, then in the company it failed in, each time in one fresh pytest process "
+            f"(limited to {runner.per_test:g} s a test and {runner.start:g} s to start)"
         )
         budget = Budget(config.triage_budget)
         try:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 
+from noxlib.reruns import START_FLOOR_SECONDS, START_SECONDS
 from tests.conftest import nox_env, run_nox, wait_gone
 
 PYPROJECT = """
@@ -92,6 +94,10 @@ def test_four_batches_each_get_their_status_and_the_dirty_one_is_cleaned(
     assert dirty == {"tests/gui/test_a_leaves.py"}
     assert "left 1 process running (sleep pid" in result.stdout
     assert "batch tests/gui/test_a_leaves.py passed: left 1 process running" in result.stdout
+    if workers == "2":  # tests-parallel triages: its reruns start within what collection took
+        start = re.search(r"limited to 8 s a test and ([0-9.]+) s to start", result.stdout)
+        assert start, result.stdout
+        assert START_FLOOR_SECONDS < float(start.group(1)) < START_SECONDS
     for name in ("sleep.pid", "child.pid"):
         pid = int((record / name).read_text())
         assert not psutil.pid_exists(pid) or not wait_gone([psutil.Process(pid)], 10), name
