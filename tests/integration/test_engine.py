@@ -407,3 +407,43 @@ def test_each_outcome_is_recorded_as_pytest_gives_it(tmp_path: Path) -> None:
         assert line["duration"] > 0  # setup, call and teardown each take some time
         assert line["worker"] == "serial"
         assert ("longrepr" in line) == (line["outcome"] in ("failed", "error")), line
+
+
+KILLS_ALL_OF_PYTEST = """
+    import os, signal
+    from pathlib import Path
+
+    RAN = Path(os.environ["RECORD_DIR"]) / "ran.txt"
+
+    def _note(name):
+        with RAN.open("a") as out:
+            out.write(name + "\\n")
+
+    def test_a():
+        _note("a")
+
+    def test_kills_all_of_pytest():
+        _note("kill")
+        marker = Path(os.environ["RECORD_DIR"]) / "killed"
+        if not marker.exists():
+            marker.write_text("once")
+            os.kill(os.getppid(), signal.SIGKILL)  # the xdist controller, then this worker
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def test_z():
+        _note("z")
+"""
+
+
+def test_a_relaunched_xdist_part_runs_only_what_its_dead_process_had_not(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "suite", {"test_k.py": KILLS_ALL_OF_PYTEST})
+    record = tmp_path / "record"
+    record.mkdir()
+    part = make_part(tmp_path, "xdist", suite, "-n", "1", env={"RECORD_DIR": str(record)})
+    (outcome,) = run_parts([part], slots=1)
+    found = by_id(outcome)  # one result per test: nothing ran twice
+    assert found["test_k.py::test_kills_all_of_pytest"] == "crashed", log(outcome)
+    assert found["test_k.py::test_a"] == found["test_k.py::test_z"] == "passed"
+    # test_a passed before the kill: the relaunch ran test_z alone, not the whole suite again.
+    assert sorted((record / "ran.txt").read_text().split()) == ["a", "kill", "z"]
+    assert outcome.attempts == 2
