@@ -26,6 +26,7 @@ from noxlib.merge import read_results
 from noxlib.outcomes import Outcome, RunStatus
 from noxlib.parts import PART_DIR_ENV, SELECT_ENV, PartFiles
 from noxlib.timeouts import banner_excerpt, main_thread_frames, thread_timeout
+from noxlib.words import plural
 
 POLL_SECONDS = 0.1
 # After Ctrl-C or SIGTERM each pytest process gets SIGTERM (the plugin turns it into a clean
@@ -72,6 +73,9 @@ class PartOutcome:
     # Tests whose process pytest-timeout's thread method ended: timeouts, not crashes.
     timed_out: list[str] = field(default_factory=list)
     problem: str = ""  # why a part ended without running its tests, for the summary
+    # An xdist controller that died with no test to blame: the part stays crashed even when
+    # the serial rerun passes, since something killed a process of the run.
+    unblamed_death: str = ""
     # Why tests of its share may have no result (its time limit, the relaunch cap, -x): the
     # reason the books give each such test.
     unfinished: str = ""
@@ -237,6 +241,9 @@ def _finished_status(
     # process ended.
     if outcome.crashed:
         return RunStatus.CRASHED
+    if outcome.unblamed_death:
+        outcome.problem = outcome.unblamed_death
+        return RunStatus.CRASHED
     if outcome.timed_out and status is RunStatus.PASSED:
         return RunStatus.FAILED
     return status
@@ -251,10 +258,20 @@ def _after_death(
     files, code = proc.part.files, outcome.exit_code
     done = {str(r["nodeid"]) for r in read_results(files.results)}
     running = [nodeid for nodeid in read_ids(files.started) if nodeid not in done]
-    victim = running[-1] if running else None
+    controller = _was_xdist_controller(events)
+    # A dead xdist controller's record lags its workers (their starts reach it by message), and
+    # two workers ran a test each: which test killed it is unknown. No test is blamed; they and
+    # the rest run again in one serial process, where a death names its test exactly.
+    victim = running[-1] if running and not controller else None
     rest = [nodeid for nodeid in read_ids(files.share) if nodeid not in done and nodeid != victim]
     outcome.status = RunStatus.CRASHED
-    if victim is None:
+    if controller:
+        outcome.problem = outcome.unblamed_death = (
+            f"its xdist controller {_how(code)} while its workers ran "
+            f"{plural(len(running), 'test')} ({', '.join(running) or 'none recorded'}): they "
+            "and the rest ran again in one serial process"
+        )
+    elif victim is None:
         outcome.problem = f"pytest {_how(code)} between two tests"
     else:
         limit = thread_timeout(events, victim, time.time())
@@ -278,7 +295,14 @@ def _after_death(
         return None
     write_ids(files.select, rest)
     files.set_aside(outcome.attempts)
-    return replace(proc.part, env={**proc.part.env, SELECT_ENV: str(files.select)})
+    argv = (*proc.part.argv, "-n", "0") if controller else proc.part.argv  # the last -n wins
+    return replace(proc.part, argv=argv, env={**proc.part.env, SELECT_ENV: str(files.select)})
+
+
+def _was_xdist_controller(events: list[dict[str, object]]) -> bool:
+    """Whether the process whose ``events`` these are chose its tests as an xdist controller
+    (its workers collected them)."""
+    return any(e.get("event") == "selected" and e.get("how") == "xdist" for e in events)
 
 
 def _timed_out(proc: _Running, outcome: PartOutcome, share: list[str]) -> None:

@@ -22,6 +22,7 @@ import pytest
 
 from noxlib.engine import Part, PartOutcome, run_parts
 from noxlib.idfile import read_ids
+from noxlib.outcomes import RunStatus
 from tests.conftest import nox_env
 
 # Plugins these suites do not use, left out so that each process starts fast.
@@ -413,37 +414,60 @@ KILLS_ALL_OF_PYTEST = """
     import os, signal
     from pathlib import Path
 
-    RAN = Path(os.environ["RECORD_DIR"]) / "ran.txt"
+    RECORD = Path(os.environ["RECORD_DIR"])
 
     def _note(name):
-        with RAN.open("a") as out:
+        with (RECORD / "ran.txt").open("a") as out:
             out.write(name + "\\n")
 
     def test_a():
         _note("a")
 
-    def test_kills_all_of_pytest():
+    def test_kills_pytest():
         _note("kill")
-        marker = Path(os.environ["RECORD_DIR"]) / "killed"
-        if not marker.exists():
-            marker.write_text("once")
+        marker = RECORD / "killed"
+        if os.environ.get("KILL_ONCE") and marker.exists():
+            return
+        marker.write_text("yes")
+        if os.environ.get("PYTEST_XDIST_WORKER"):
             os.kill(os.getppid(), signal.SIGKILL)  # the xdist controller, then this worker
-            os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def test_z():
         _note("z")
 """
 
 
-def test_a_relaunched_xdist_part_runs_only_what_its_dead_process_had_not(tmp_path: Path) -> None:
+def killed_xdist_part(tmp_path: Path, **extra: str) -> tuple[PartOutcome, list[str]]:
     suite = write_suite(tmp_path / "suite", {"test_k.py": KILLS_ALL_OF_PYTEST})
     record = tmp_path / "record"
     record.mkdir()
-    part = make_part(tmp_path, "xdist", suite, "-n", "1", env={"RECORD_DIR": str(record)})
-    (outcome,) = run_parts([part], slots=1)
-    found = by_id(outcome)  # one result per test: nothing ran twice
-    assert found["test_k.py::test_kills_all_of_pytest"] == "crashed", log(outcome)
-    assert found["test_k.py::test_a"] == found["test_k.py::test_z"] == "passed"
-    # test_a passed before the kill: the relaunch ran test_z alone, not the whole suite again.
-    assert sorted((record / "ran.txt").read_text().split()) == ["a", "kill", "z"]
-    assert outcome.attempts == 2
+    env = {"RECORD_DIR": str(record), **extra}
+    (outcome,) = run_parts([make_part(tmp_path, "xdist", suite, "-n", "1", env=env)], slots=1)
+    return outcome, sorted((record / "ran.txt").read_text().split())
+
+
+def test_a_dead_xdist_controller_blames_no_test_and_a_serial_rerun_names_the_killer(
+    tmp_path: Path,
+) -> None:
+    outcome, ran = killed_xdist_part(tmp_path)
+    found = by_id(outcome)  # one result per test: nothing ran twice to the end
+    assert found == {
+        "test_k.py::test_a": "passed",
+        "test_k.py::test_kills_pytest": "crashed",  # named by the serial process it killed
+        "test_k.py::test_z": "passed",
+    }, log(outcome)
+    assert outcome.crashed == ["test_k.py::test_kills_pytest"]
+    # test_a passed before the first death: only what was left ran again.
+    assert ran == ["a", "kill", "kill", "z"]
+    assert outcome.attempts == 3
+
+
+def test_a_test_that_killed_the_xdist_controller_once_passes_but_the_part_is_crashed(
+    tmp_path: Path,
+) -> None:
+    outcome, ran = killed_xdist_part(tmp_path, KILL_ONCE="1")
+    assert set(by_id(outcome).values()) == {"passed"}  # no test is blamed by a guess
+    assert outcome.status is RunStatus.CRASHED
+    assert "its xdist controller died with SIGKILL while its workers ran" in outcome.problem
+    assert ran == ["a", "kill", "kill", "z"]
