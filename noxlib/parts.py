@@ -352,10 +352,9 @@ PART_ONLY = (
     UNCOLLECTED_ENV,
 )
 # What a part's process hands on to its xdist workers (they run its tests).
-# What an xdist controller hands on to its workers, which collect and run the tests. The list
-# of ids to run (a relaunch after a dead process) too: else the workers, which collect
-# everything, would run again what the dead process had finished.
-WORKER_SETTINGS = (CONTEXTS_ENV, SKIP_ENV, FIRST_ENV, UNCOLLECTED_ENV, SELECT_ENV)
+# What an xdist controller hands on to its workers, which collect and run the tests. (A list
+# of ids to run is not among them: a part whose controller died runs again serially, engine.py.)
+WORKER_SETTINGS = (CONTEXTS_ENV, SKIP_ENV, FIRST_ENV, UNCOLLECTED_ENV)
 
 
 def take_part_env(environ: MutableMapping[str, str]) -> dict[str, str]:

@@ -31,7 +31,6 @@ from noxlib.plugin.selection import (
     PartSelector,
     ShardIdentity,
     WorkerPart,
-    WorkerSelection,
     XdistCollection,
 )
 from noxlib.plugin.servers import noxlib_servers as noxlib_servers
@@ -80,15 +79,12 @@ def _configure_worker(config: pytest.Config, workerinput: dict[str, Any]) -> Non
     """An xdist worker: its controller records and selects. It runs the tests, though: the
     controller names the part folder for its timer notes, and hands on what the run leaves
     out, runs first and records as contexts."""
-    from noxlib.parts import SELECT_ENV, PartFiles
+    from noxlib.parts import PartFiles
 
     worker_part = workerinput.get(WORKER_PART_KEY)
     if worker_part:
         _note_timers(config, PartFiles(Path(worker_part)))
-    settings = workerinput.get(WORKER_SETTINGS_KEY, {})
-    _order_and_contexts(config, settings)
-    if settings.get(SELECT_ENV):
-        config.pluginmanager.register(WorkerSelection(Path(settings[SELECT_ENV])), "noxlib-select")
+    _order_and_contexts(config, workerinput.get(WORKER_SETTINGS_KEY, {}))
 
 
 def _configure_part(config: pytest.Config) -> None:

@@ -119,27 +119,6 @@ class XdistCollection:
         self.part.write_share(ids, {"event": "selected", "how": "xdist", "count": len(ids)})
 
 
-class WorkerSelection:
-    """In an xdist worker of a relaunched part: keep only the listed ids (what the dead process
-    had not reached), so that the controller's share, which its workers' collection makes, is
-    that list."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(
-        self, config: pytest.Config, items: list[pytest.Item]
-    ) -> None:
-        from noxlib.idfile import read_ids
-
-        wanted = set(read_ids(self.path))
-        dropped = [item for item in items if item.nodeid not in wanted]
-        if dropped:
-            config.hook.pytest_deselected(items=dropped)
-            items[:] = [item for item in items if item.nodeid in wanted]
-
-
 class FileFilter:
     """In a shard that splits by file: pytest collects only this shard's files (directories,
     conftest.py and __init__.py are collected everywhere), and in a file split by function it
