@@ -73,8 +73,8 @@ class PartOutcome:
     # Tests whose process pytest-timeout's thread method ended: timeouts, not crashes.
     timed_out: list[str] = field(default_factory=list)
     problem: str = ""  # why a part ended without running its tests, for the summary
-    # An xdist controller that died with no test to blame: the part stays crashed even when
-    # the serial rerun passes, since something killed a process of the run.
+    # A death no test is blamed for (an xdist controller's, or one between two tests): the
+    # part stays crashed even when the relaunch passes, since something killed a process.
     unblamed_death: str = ""
     # Why tests of its share may have no result (its time limit, the relaunch cap, -x): the
     # reason the books give each such test.
@@ -272,7 +272,7 @@ def _after_death(
             "and the rest ran again in one serial process"
         )
     elif victim is None:
-        outcome.problem = f"pytest {_how(code)} between two tests"
+        outcome.problem = outcome.unblamed_death = f"pytest {_how(code)} between two tests"
     else:
         limit = thread_timeout(events, victim, time.time())
         spent = time.monotonic() - proc.started

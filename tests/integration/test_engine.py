@@ -471,3 +471,33 @@ def test_a_test_that_killed_the_xdist_controller_once_passes_but_the_part_is_cra
     assert outcome.status is RunStatus.CRASHED
     assert "its xdist controller died with SIGKILL while its workers ran" in outcome.problem
     assert ran == ["a", "kill", "kill", "z"]
+
+
+DIES_BETWEEN_TESTS = {
+    "conftest.py": """
+        import os
+        from pathlib import Path
+
+        def pytest_runtest_logfinish(nodeid):
+            # After test_a's result is written, before test_b begins: no test to blame.
+            marker = Path(os.environ["RECORD_DIR"]) / "died"
+            if nodeid.endswith("test_a") and not marker.exists():
+                marker.write_text("once")
+                os._exit(3)
+    """,
+    "test_d.py": "def test_a():\n    pass\n\ndef test_b():\n    pass\n",
+}
+
+
+def test_a_death_between_two_tests_leaves_the_part_crashed_though_every_test_passed(
+    tmp_path: Path,
+) -> None:
+    suite = write_suite(tmp_path / "suite", DIES_BETWEEN_TESTS)
+    record = tmp_path / "record"
+    record.mkdir()
+    part = make_part(tmp_path, "serial", suite, env={"RECORD_DIR": str(record)})
+    (outcome,) = run_parts([part], slots=1)
+    assert by_id(outcome) == {"test_d.py::test_a": "passed", "test_d.py::test_b": "passed"}
+    assert outcome.attempts == 2
+    assert outcome.status is RunStatus.CRASHED
+    assert outcome.problem == "pytest exited with code 3 between two tests"
