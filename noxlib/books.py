@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from noxlib.outcomes import Outcome, parse, worst
-from noxlib.words import plural
+from noxlib.words import plural, some
 
 Result = dict[str, object]
 # How many ids a problem line names before it says "and N more".
@@ -99,10 +99,12 @@ class Books:
             for nodeid, reason in self.not_run:
                 by_reason.setdefault(reason, []).append(nodeid)
             for reason, ids in by_reason.items():
-                found.append(f"{plural(len(ids), 'test')} never ran ({reason}): {_some(ids)}")
+                listed = some(ids, SHOWN_IDS)
+                found.append(f"{plural(len(ids), 'test')} never ran ({reason}): {listed}")
         if self.conflicts:
             ids = [c.nodeid for c in self.conflicts]
-            found.append(f"{plural(len(ids), 'test')} reported more than once: {_some(ids)}")
+            listed = some(ids, SHOWN_IDS)
+            found.append(f"{plural(len(ids), 'test')} reported more than once: {listed}")
         if self.disagreeing:
             found.append(
                 f"{', '.join(self.disagreeing)} collected other tests than each other, so a test "
@@ -187,8 +189,3 @@ def not_run_result(nodeid: str, source: str, reason: str) -> Result:
         "when": "call",
         "longrepr": f"Never ran: {reason}.",
     }
-
-
-def _some(ids: Sequence[str]) -> str:
-    shown = ", ".join(ids[:SHOWN_IDS])
-    return shown if len(ids) <= SHOWN_IDS else f"{shown} and {len(ids) - SHOWN_IDS} more"

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from noxlib.words import some
+
 Result = Mapping[str, object]
 
 # Plain names of the causes a reader knows at sight.
@@ -246,8 +248,7 @@ def digest(failures: Sequence[tuple[str, Cause]]) -> list[Category]:
 
 def listed_tests(tests: Sequence[str], shown: int = SHOWN_TESTS) -> str:
     """``a``, ``b``, ``c`` and 2 more."""
-    listed = ", ".join(f"`{t}`" for t in tests[:shown])
-    return listed + (f" and {len(tests) - shown} more" if len(tests) > shown else "")
+    return some([f"`{t}`" for t in tests], shown)
 
 
 def render_digest(failures: Sequence[tuple[str, Cause]]) -> list[str]:

@@ -40,6 +40,7 @@ from noxlib.plan import (
 )
 from noxlib.reaping.runs import PART_NAME_ENV, Run
 from noxlib.testrecords import RECORDS_FOLDER
+from noxlib.words import some
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ def _local_split(split: FilePlan) -> str:
         return "split by file"
     files = [unit for unit in refined if "::" not in unit]
     by_test = len(refined) - len(files)
-    named = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    named = some(files, 3)
     finer = f" ({by_test} of their functions by test)" if by_test else ""
     return f"split by file, and by function within {named}{finer}"
 

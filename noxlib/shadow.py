@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from noxlib.affected import Selection
 from noxlib.gitdiff import short
 from noxlib.outcomes import FAILING
-from noxlib.words import plural
+from noxlib.words import plural, some
 
 # Failing ids listed in the log and the report; the jsonl history keeps them all.
 SHOWN = 20
@@ -58,11 +58,10 @@ class ShadowVerdict:
             )
         ran = f"it would have run {self.selected:,} of {self.total:,} tests ({self.share:.0%})"
         if self.missed:
-            shown = ", ".join(self.missed[:SHOWN])
-            more = f" and {len(self.missed) - SHOWN} more" if len(self.missed) > SHOWN else ""
+            shown = some(self.missed, SHOWN)
             return (
                 f"shadow --affected ({where}): MISSED {plural(len(self.missed), 'failing test')}"
-                f" that it would have left out: {shown}{more}. {ran}. The map cannot see how "
+                f" that it would have left out: {shown}. {ran}. The map cannot see how "
                 "this change reaches them: please report it, and do not trust --affected for "
                 "such a change"
             )
