@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from noxlib.engine import PartOutcome
+from noxlib.partrun import PartOutcome
 from noxlib.parts import PartFiles
 
 

@@ -20,9 +20,10 @@ from noxlib import reaping
 from noxlib.batches import BatchCheck, batch_check, previous_batches, server_events
 from noxlib.config import Config, Group
 from noxlib.durations import file_of
-from noxlib.engine import Part, PartOutcome, run_parts
+from noxlib.engine import run_parts
 from noxlib.idfile import read_ids
 from noxlib.merge import read_results
+from noxlib.partrun import Part, PartOutcome
 from noxlib.plan import Batch, Plan, pytest_args
 from noxlib.reaping.runs import PART_NAME_ENV, Run
 

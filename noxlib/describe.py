@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from noxlib.books import Books
-from noxlib.engine import PartOutcome
 from noxlib.measure import venv_python
+from noxlib.partrun import PartOutcome
 from noxlib.parts import PartFiles
 from noxlib.runinfo import PartRow, RunInfo
 

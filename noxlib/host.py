@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from noxlib.engine import Part, PartOutcome
 from noxlib.errors import NoxlibError
 from noxlib.memory import Sampler
+from noxlib.partrun import Part, PartOutcome
 
 # What every session venv gets besides the project: the runner, its plugins, and psutil for
 # noxlib's own plugin. patch = subprocess came in coverage 7.10 and measured subprocesses

@@ -15,12 +15,12 @@ from noxlib import coveragemap, history, quarantine, reaping, reruns
 from noxlib.batchplan import BatchPlan
 from noxlib.choice import Engine as EngineChoice
 from noxlib.config import Config
-from noxlib.engine import Part
 from noxlib.findings import TIMINGS_FILE
 from noxlib.gitdiff import GitError
 from noxlib.host import Host
 from noxlib.launch import Launch
 from noxlib.outcomes import RunStatus
+from noxlib.partrun import Part
 from noxlib.plan import Plan, pytest_args
 from noxlib.reaping import Run
 from noxlib.triage import Failure

@@ -16,10 +16,10 @@ from pathlib import Path
 from noxlib.byfile import FilePlan, split_by_file
 from noxlib.choice import known_durations
 from noxlib.config import Config
-from noxlib.engine import Part
 from noxlib.groups import GROUPS_ENV, groups_for_plugin
 from noxlib.idfile import write_ids
 from noxlib.names import WORKER_COUNT_ENV, WORKER_ENV
+from noxlib.partrun import Part
 from noxlib.parts import (
     BATCH_ENV,
     CONTEXTS_ENV,

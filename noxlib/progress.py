@@ -21,7 +21,7 @@ from noxlib.outcomes import SHOWN
 from noxlib.parts import PartFiles, pricer
 
 if TYPE_CHECKING:
-    from noxlib.engine import Part, PartOutcome
+    from noxlib.partrun import Part, PartOutcome
 
 LOG_EVERY_SECONDS = 10.0  # a plain progress line this often when the output is not a terminal
 REDRAW_EVERY_SECONDS = 0.5

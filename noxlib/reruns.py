@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 
 from noxlib import polluter, triage
 from noxlib.durations import file_of
-from noxlib.engine import Part, run_parts
+from noxlib.engine import run_parts
 from noxlib.idfile import write_ids
 from noxlib.merge import read_results
 from noxlib.outcomes import FAILING, RunStatus
+from noxlib.partrun import Part
 from noxlib.parts import SELECT_ENV
 from noxlib.polluter import Budget
 from noxlib.reaping.runs import PART_NAME_ENV

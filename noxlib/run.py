@@ -34,7 +34,7 @@ from noxlib.books import Books, balance
 from noxlib.config import Config
 from noxlib.describe import describe_run
 from noxlib.durations import DURATIONS_LOCK, write_durations
-from noxlib.engine import Part, PartOutcome, run_parts
+from noxlib.engine import run_parts
 from noxlib.findings import Settings, write_report
 from noxlib.gitdiff import GitError
 from noxlib.host import TEST_TOOLS, Engine, Host, RunFailed
@@ -51,6 +51,7 @@ from noxlib.merge import (
     write_results,
 )
 from noxlib.outcomes import RunStatus
+from noxlib.partrun import Part, PartOutcome
 from noxlib.pipeline import Pipeline
 from noxlib.plan import Plan, measures_coverage, records_map
 from noxlib.progress import Progress, failures_report, outcome_lines

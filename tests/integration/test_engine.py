@@ -20,9 +20,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from noxlib.engine import Part, PartOutcome, run_parts
+from noxlib.engine import run_parts
 from noxlib.idfile import read_ids
 from noxlib.outcomes import RunStatus
+from noxlib.partrun import Part, PartOutcome
 from tests.conftest import nox_env
 
 # Plugins these suites do not use, left out so that each process starts fast.

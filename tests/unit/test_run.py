@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from noxlib.config import Config, load_config
-from noxlib.engine import Part, PartOutcome
 from noxlib.findings import STEP_SUMMARY_ENV
 from noxlib.idfile import read_ids
 from noxlib.machine import Machine
 from noxlib.memory import Sampler
 from noxlib.merge import read_results
+from noxlib.partrun import Part, PartOutcome
 from noxlib.plan import MODES, Plan, make_plan
 from noxlib.reaping import start_run
 from noxlib.run import RunFailed, TestRun
@@ -223,8 +223,8 @@ def test_a_result_line_written_twice_fails_the_run_naming_the_conflict(
 
 
 def test_a_shards_log_line_says_its_share_is_not_in_its_arguments(tmp_path: Path) -> None:
-    from noxlib.engine import Part
     from noxlib.launch import command_line
+    from noxlib.partrun import Part
 
     argv = ("python", "-m", "pytest", "tests", "-m", "not slow", "-n", "0")
     assert command_line(Part("serial", argv, {}, tmp_path)) == "-m pytest tests -m 'not slow' -n 0"
