@@ -119,12 +119,8 @@ class Judging:
 
     def collection_seconds(self) -> list[float]:
         """How long each part's first process took to collect (from its plugin's start)."""
-        found = []
-        for part in self.t.parts:
-            seconds = part.files.collection_seconds()
-            if seconds is not None:
-                found.append(seconds)
-        return found
+        found = (part.files.collection_seconds() for part in self.t.parts)
+        return [seconds for seconds in found if seconds is not None]
 
     def rerun_argv(self, nodeids: Sequence[str]) -> tuple[str, ...]:
         """A rerun: the run's pytest arguments for one serial process (timeout, user's

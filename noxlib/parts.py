@@ -284,20 +284,22 @@ class PartFiles:
             ids.update(dict.fromkeys(read_ids(path)))
         return list(ids)
 
+    def first_event(self, kind: str) -> dict[str, object]:
+        """The part's first event of ``kind`` ({} when none): its first process's."""
+        return next((e for e in self.events() if e.get("event") == kind), {})
+
     def selected_event(self) -> dict[str, object]:
         """The first "selected" event of the part: how many tests it took, how, its plans."""
-        return next((e for e in self.events() if e.get("event") == "selected"), {})
+        return self.first_event("selected")
 
     def collected_digest(self) -> str:
         """The digest of what the part's first process collected ("" when unknown)."""
-        found = next((e for e in self.events() if e.get("event") == "collected"), {})
-        return str(found.get("digest", ""))
+        return str(self.first_event("collected").get("digest", ""))
 
     def collection_seconds(self) -> float | None:
         """How long the part's first process took to collect, from its plugin's start (None
         when it never finished collecting)."""
-        found = next((e for e in self.events() if e.get("event") == "collected"), None)
-        seconds = found.get("seconds") if found else None
+        seconds = self.first_event("collected").get("seconds")
         return float(seconds) if isinstance(seconds, (int, float)) else None
 
     def selected(self) -> bool:
@@ -352,8 +354,6 @@ PART_ONLY = (
     UNCOLLECTED_ENV,
 )
 # What a part's process hands on to its xdist workers (they run its tests).
-# What an xdist controller hands on to its workers, which collect and run the tests. (A list
-# of ids to run is not among them: a part whose controller died runs again serially, engine.py.)
 WORKER_SETTINGS = (CONTEXTS_ENV, SKIP_ENV, FIRST_ENV, UNCOLLECTED_ENV)
 
 
