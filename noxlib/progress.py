@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from noxlib.outcomes import SHOWN
 from noxlib.parts import PartFiles, pricer
+from noxlib.words import plural
 
 if TYPE_CHECKING:
     from noxlib.partrun import Part, PartOutcome
@@ -98,6 +99,8 @@ class Progress:
     tty: bool
     price: Callable[[str], float] | None = None
     counts: Counter[str] = field(default_factory=Counter)
+    # Files that did not import: a result of their own, but no test of the selected count.
+    unimported: set[str] = field(default_factory=set)
     done_seconds: float = 0.0  # the predicted seconds of the tests done so far
     _tails: list[_Tail] = field(default_factory=list)
     _started: list[_Tail] = field(default_factory=list)
@@ -153,6 +156,9 @@ class Progress:
             for result in tail.new_lines():
                 landed = True
                 nodeid = str(result.get("nodeid"))
+                if "::" not in nodeid:
+                    self.unimported.add(nodeid)  # two shards may report one such file
+                    continue
                 self.counts[str(result.get("outcome"))] += 1
                 if self.price is not None:
                     self.done_seconds += self.price(nodeid)
@@ -175,7 +181,10 @@ class Progress:
         done = sum(self.counts.values())
         shown = ", ".join(f"{self.counts[s]} {s}" for s in map(str, SHOWN) if self.counts[s])
         of = f"/{expected.tests}" if expected.tests else ""
-        line = f"noxlib: {done}{of} tests ({shown or 'none finished yet'}), {clock(elapsed)}"
+        line = f"noxlib: {done}{of} tests ({shown or 'none finished yet'}), "
+        if self.unimported:
+            line += f"{plural(len(self.unimported), 'file')} did not import, "
+        line += clock(elapsed)
         return line + (self._outlook(elapsed) if 0 < done < expected.tests else "")
 
     def _outlook(self, elapsed: float) -> str:

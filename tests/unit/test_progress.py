@@ -106,3 +106,13 @@ def test_a_log_gets_a_last_line_with_the_final_counts(tmp_path: Path) -> None:
     finish(files, "t.py::b")
     progress.close(12.0)
     assert shown[-1] == "noxlib: 2/2 tests (2 passed), 0:12\n"
+
+
+def test_a_file_that_did_not_import_is_said_apart_from_the_tests(tmp_path: Path) -> None:
+    # The "16/15 tests": the file's error counted as a test the selection never had.
+    files = part(tmp_path / "a", 2, 0.0, ["t.py::a", "t.py::b"])
+    with files.results.open("a", encoding="utf-8") as out:
+        out.write(json.dumps({"nodeid": "tests/test_broken.py", "outcome": "error"}) + "\n")
+    shown: list[str] = []
+    Progress([files], shown.append, tty=False).close(12.0)
+    assert shown[-1] == "noxlib: 2/2 tests (2 passed), 1 file did not import, 0:12\n"
