@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 # Run from a fresh clone, before noxlib is installed anywhere: import it from this checkout.
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "src"))
 
 import nox
 

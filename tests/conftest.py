@@ -110,7 +110,7 @@ def _nox_imports_this_checkout(project: Path) -> None:
         text=True,
         check=False,
     ).stdout.strip()
-    if Path(found or "?").resolve().parent != CHECKOUT / "noxlib":
+    if Path(found or "?").resolve().parent != CHECKOUT / "src" / "noxlib":
         pytest.exit(
             f"{sys.executable} imports noxlib from {found or 'nowhere'}, not from the checkout "
             f"under test ({CHECKOUT}). Install this checkout: "

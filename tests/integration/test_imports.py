@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "noxlib"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "noxlib"
 
 LOADED = """
 import json, sys

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "noxlib"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "noxlib"
 
 
 def modules() -> dict[str, Path]:

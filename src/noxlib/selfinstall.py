@@ -31,9 +31,10 @@ WHEELS_DIR = "self"
 def self_install_args(state_dir: Path | None = None) -> list[str]:
     """pip arguments that install into a venv the noxlib this process imported; a repacked
     wheel goes under ``state_dir`` (default: ``.noxlib`` in the working folder)."""
-    checkout = PACKAGE.parent / "pyproject.toml"
-    if checkout.is_file() and 'name = "noxlib"' in checkout.read_text(encoding="utf-8"):
-        return ["-e", str(PACKAGE.parent)]
+    checkout = PACKAGE.parent.parent  # src/noxlib in a checkout
+    pyproject = checkout / "pyproject.toml"
+    if pyproject.is_file() and 'name = "noxlib"' in pyproject.read_text(encoding="utf-8"):
+        return ["-e", str(checkout)]
     import importlib.metadata  # only off a checkout; costs 25 ms to import
 
     try:
