@@ -143,16 +143,23 @@ def _timed_out(proc: Running, outcome: PartOutcome, share: list[str]) -> None:
     tests after it did not run."""
     files = proc.part.files
     outcome.status = RunStatus.TIMEOUT
-    limit = f"{proc.part.timeout:g} s"
     done = {str(r["nodeid"]) for r in read_results(files.results)}
     running = [nodeid for nodeid in read_ids(files.started) if nodeid not in done]
-    outcome.unfinished = f"its part hit its time limit of {limit}"
-    if not running:
+    if proc.past_its_limit is not None:
+        victim = proc.past_its_limit
+        outcome.unfinished = f"{victim} ran past the limit of {proc.part.test_timeout:g} s a test"
+        outcome.problem = f"ended when {outcome.unfinished}"
+    elif running:
+        victim = running[-1]
+        limit = f"{proc.part.timeout:g} s"
+        outcome.unfinished = f"its part hit its time limit of {limit}"
+        outcome.problem = f"ended after its time limit of {limit} while {victim} ran"
+    else:
+        limit = f"{proc.part.timeout:g} s"
+        outcome.unfinished = f"its part hit its time limit of {limit}"
         outcome.problem = f"ended after its time limit of {limit}, with no test running"
         return
-    victim = running[-1]
     left = [nodeid for nodeid in share if nodeid not in done and nodeid != victim]
-    outcome.problem = f"ended after its time limit of {limit} while {victim} ran"
     line = {
         "nodeid": victim,
         "outcome": Outcome.TIMEOUT.value,

@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from noxlib.endings import finish
+from noxlib.jsonlines import Tail
 from noxlib.memory import Sampler
+from noxlib.merge import read_results
 from noxlib.outcomes import RunStatus
 from noxlib.partrun import Part, PartOutcome, Running
 from noxlib.parts import PART_DIR_ENV
@@ -101,9 +103,14 @@ def _wait_for_an_end(running: Sequence[Running], timeout: float) -> None:
 
 
 def _enforce_timeout(proc: Running) -> None:
-    """End the whole process tree of a part past its time limit (once)."""
+    """End the whole process tree of a part past its time limit, or past its limit for the
+    test it is running (once)."""
+    if proc.timed_out:
+        return
+    now = time.monotonic()
     limit = proc.part.timeout
-    if proc.timed_out or limit is None or time.monotonic() - proc.started < limit:
+    past_the_parts = limit is not None and now - proc.started >= limit
+    if not (past_the_parts or _past_test_limit(proc, now)):
         return
     proc.timed_out = True
     import psutil
@@ -116,6 +123,24 @@ def _enforce_timeout(proc: Running) -> None:
     except psutil.Error:
         return
     processes.end(family, TIMEOUT_GRACE, proc.popen)
+
+
+def _past_test_limit(proc: Running, now: float) -> bool:
+    """Whether the test ``proc`` runs has run past the part's ``test_timeout``; a test whose
+    result has landed is not (its process may be tearing down)."""
+    limit = proc.part.test_timeout
+    if limit is None:
+        return False
+    for nodeid in proc.starts.new_lines():
+        if isinstance(nodeid, str):
+            proc.current, proc.current_since = nodeid, now
+    if proc.current is None or now - proc.current_since < limit:
+        return False
+    if proc.current in {str(r.get("nodeid")) for r in read_results(proc.part.files.results)}:
+        proc.current = None
+        return False
+    proc.past_its_limit = proc.current
+    return True
 
 
 def _launch(part: Part, outcome: PartOutcome) -> Running:
@@ -134,7 +159,8 @@ def _launch(part: Part, outcome: PartOutcome) -> Running:
                 part.argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
     outcome.status = RunStatus.RUNNING
-    return Running(part, popen, time.monotonic(), offset)
+    starts = Tail(files.started, files.started.stat().st_size if files.started.exists() else 0)
+    return Running(part, popen, time.monotonic(), offset, starts)
 
 
 def _stop_all(running: list[Running], outcomes: dict[Path, PartOutcome]) -> None:

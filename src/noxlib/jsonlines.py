@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 
 def values(data: bytes) -> list[object]:
@@ -32,3 +34,25 @@ def _one_by_one(lines: list[bytes]) -> list[object]:
         with contextlib.suppress(ValueError):
             found.append(json.loads(line))
     return found
+
+
+@dataclass
+class Tail:
+    """Reads the JSON lines a growing file gained since the last look: a part's results or
+    the tests it started, while its process runs. A line still being written waits for its
+    end; a torn one is skipped."""
+
+    path: Path
+    offset: int = 0
+    rest: bytes = b""
+
+    def new_lines(self) -> list[object]:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        *complete, self.rest = (self.rest + data).split(b"\n")
+        return _one_by_one([line for line in complete if line.strip()])

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from noxlib.jsonlines import Tail
 from noxlib.outcomes import RunStatus
 from noxlib.parts import PartFiles
 
@@ -18,7 +19,9 @@ class Part:
 
     ``passthrough`` sends its output to the terminal (a part that runs alone); otherwise it goes
     to the part's log file. ``timeout`` is the seconds the part may take before its whole
-    process tree is ended.
+    process tree is ended; ``test_timeout`` the seconds one test may run, from its start (a
+    rerun's: a hung test ends at its own limit, not at the part's, which also allows for
+    starting and collecting).
     """
 
     name: str
@@ -27,6 +30,7 @@ class Part:
     dir: Path
     passthrough: bool = False
     timeout: float | None = None
+    test_timeout: float | None = None
 
     @property
     def files(self) -> PartFiles:
@@ -65,4 +69,10 @@ class Running:
     popen: subprocess.Popen[bytes]
     started: float
     meta_offset: int
+    starts: Tail  # the tests this process starts, read as it runs (``test_timeout``)
     timed_out: bool = False
+    # The test this process runs (the last one it started) and since when.
+    current: str | None = None
+    current_since: float = 0.0
+    # The test that ran past the part's test_timeout, which ended the process.
+    past_its_limit: str | None = None

@@ -8,15 +8,14 @@ printed in pytest's own words, one after the other.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from noxlib.jsonlines import Tail
 from noxlib.outcomes import SHOWN
 from noxlib.parts import PartFiles, pricer
 from noxlib.words import plural
@@ -33,33 +32,6 @@ def clock(seconds: float) -> str:
     """``75.2`` -> ``1:15``."""
     whole = max(0, int(seconds + 0.5))
     return f"{whole // 60}:{whole % 60:02d}"
-
-
-@dataclass
-class _Tail:
-    """Reads the lines a part's results file gained since the last look."""
-
-    path: Path
-    offset: int = 0
-    rest: bytes = b""
-
-    def new_lines(self) -> list[Any]:
-        """The JSON values of the lines written since the last look (a torn one skipped)."""
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(data)
-        *complete, self.rest = (self.rest + data).split(b"\n")
-        lines = []
-        for raw in complete:
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                continue
-        return lines
 
 
 @dataclass(frozen=True)
@@ -102,8 +74,8 @@ class Progress:
     # Files that did not import: a result of their own, but no test of the selected count.
     unimported: set[str] = field(default_factory=set)
     done_seconds: float = 0.0  # the predicted seconds of the tests done so far
-    _tails: list[_Tail] = field(default_factory=list)
-    _started: list[_Tail] = field(default_factory=list)
+    _tails: list[Tail] = field(default_factory=list)
+    _started: list[Tail] = field(default_factory=list)
     _running: dict[int, _Running] = field(default_factory=dict)
     _estimate: tuple[float, float] | None = None  # (when, seconds left then)
     _last_drawn: float = -1e9
@@ -120,8 +92,8 @@ class Progress:
         return cls(files, sys.stdout.write, tty=sys.stdout.isatty(), price=price)
 
     def __post_init__(self) -> None:
-        self._tails = [_Tail(files.results) for files in self.parts]
-        self._started = [_Tail(files.started) for files in self.parts]
+        self._tails = [Tail(files.results) for files in self.parts]
+        self._started = [Tail(files.started) for files in self.parts]
         if not self.tty:
             self._last_drawn = 0.0  # a log's first line comes after LOG_EVERY_SECONDS
 
@@ -154,6 +126,8 @@ class Progress:
         landed = False
         for index, tail in enumerate(self._tails):
             for result in tail.new_lines():
+                if not isinstance(result, dict):
+                    continue
                 landed = True
                 nodeid = str(result.get("nodeid"))
                 if "::" not in nodeid:

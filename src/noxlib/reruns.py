@@ -109,7 +109,8 @@ class Rerunner:
         select = write_ids(folder / "select.jsonl", nodeids)
         env = {**self.env, SELECT_ENV: str(select), PART_NAME_ENV: name}
         timeout = self.limit(len(nodeids)) if limit is None else limit
-        part = Part(name, tuple(self.argv_for(nodeids)), env, folder / "part", timeout=timeout)
+        argv = tuple(self.argv_for(nodeids))
+        part = Part(name, argv, env, folder / "part", timeout=timeout, test_timeout=self.per_test)
         (outcome,) = run_parts([part], 1)
         if outcome.status is RunStatus.INTERRUPTED:
             raise KeyboardInterrupt(f"the rerun {name} was interrupted")

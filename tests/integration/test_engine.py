@@ -212,6 +212,46 @@ THREAD_TIMEOUT = """
 """
 
 
+PER_TEST_LIMIT = """
+    import time
+
+    def test_slow_but_within():
+        time.sleep(2)
+
+    def test_as_slow_after_it():
+        time.sleep(2)  # each test's time counts from its own start
+
+    def test_hangs():
+        time.sleep(120)
+
+    def test_after():
+        pass
+"""
+
+
+def test_a_test_past_its_own_limit_ends_the_part_before_the_parts_limit(tmp_path: Path) -> None:
+    # A triage rerun's limit: 60 s for the part (to start and collect), 3 s for each test from
+    # its start. The hung test ends 3 s after it started, not 60 s after the process did.
+    suite = write_suite(tmp_path / "suite", {"test_hang.py": PER_TEST_LIMIT})
+    part = make_part(tmp_path, "rerun-1", suite)
+    part = Part(part.name, part.argv, part.env, part.dir, timeout=60, test_timeout=3)
+    started = time.monotonic()
+    (outcome,) = run_parts([part], slots=1)
+    assert time.monotonic() - started < 30, "the part's 60 s limit ended it, not the test's"
+    assert outcome.status is RunStatus.TIMEOUT
+    assert by_id(outcome) == {
+        "test_hang.py::test_slow_but_within": "passed",
+        "test_hang.py::test_as_slow_after_it": "passed",
+        "test_hang.py::test_hangs": "timeout",
+    }
+    assert outcome.unfinished == "test_hang.py::test_hangs ran past the limit of 3 s a test"
+    hung = next(r for r in results(outcome) if r["outcome"] == "timeout")
+    assert "ended when test_hang.py::test_hangs ran past the limit of 3 s a test" in str(
+        hung["longrepr"]
+    )
+    assert "1 test(s) after it did not run" in str(hung["longrepr"])
+
+
 @pytest.mark.parametrize("passthrough", [False, True], ids=["log", "passthrough"])
 def test_the_thread_timeout_method_is_a_timeout_not_a_crash(
     tmp_path: Path, passthrough: bool
