@@ -97,3 +97,15 @@ def test_a_time_limit_bounds_every_rerun(tmp_path: Path) -> None:
     rerunner = runner(tmp_path, root, per_test=0.0)
     assert rerunner.outcome(["test_h.py::test_hangs"], limit=5.0) == "timeout"
     assert rerunner.limit(3) == 60.0  # START_SECONDS and nothing per test: the default is set
+
+
+def test_a_hung_test_ends_at_its_own_limit_not_at_the_reruns(tmp_path: Path) -> None:
+    root = tmp_path / "suite"
+    root.mkdir()
+    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "test_h.py").write_text("import time\n\ndef test_hangs():\n    time.sleep(60)\n")
+    rerunner = runner(tmp_path, root, per_test=2.0)  # the rerun may take 60 + 2 s
+    [found] = rerunner.run(["test_h.py::test_hangs"]).items()
+    assert found == ("test_h.py::test_hangs", "timeout")
+    rerun = tmp_path / "triage" / "rerun-1" / "part" / "results.jsonl"
+    assert "ran past the limit of 2 s a test" in rerun.read_text()
