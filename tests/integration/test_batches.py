@@ -109,7 +109,7 @@ def test_four_batches_each_get_their_status_and_the_dirty_one_is_cleaned(
     assert counts["timeout"] == 1  # type: ignore[index]
     assert counts["passed"] == 5  # type: ignore[index]  # test_b3 ran after the crash
 
-    # Triage of the hung test was checked above: the resumed run skips it (two more reruns of 9 s each).
+    # Triage of the hung test was checked above: the resumed run skips it (two reruns of 9 s).
     resumed = run_nox(project, "-s", session, "--", "--resume", "--no-triage", env=env)
     assert resumed.returncode != 0
     assert "--resume: skipping 2 batch(es) that passed in run" in resumed.stdout
