@@ -62,6 +62,7 @@ class Judging:
             self.t.run.dir / "triage",
             self.rerun_seconds(),
             reruns.start_allowance(self.collection_seconds()),
+            test_timeout=self.rerun_test_timeout(),
         )
         return reruns.triage_failures(
             failed,
@@ -116,6 +117,14 @@ class Judging:
         if self.t.plan.mode.ci and self.t.config.ci_timeout > 0:
             return self.t.config.ci_timeout
         return self.t.batch_plan.longest_timeout() or reruns.DEFAULT_TEST_SECONDS
+
+    def rerun_test_timeout(self) -> float | None:
+        """The limit the engine holds each rerun test to, from its start; None where the
+        rerun's pytest-timeout does (``ci-timeout``), since a test's own timeout marker may
+        give it longer."""
+        if self.t.plan.mode.ci and self.t.config.ci_timeout > 0:
+            return None
+        return self.rerun_seconds()
 
     def collection_seconds(self) -> list[float]:
         """How long each part's first process took to collect (from its plugin's start)."""

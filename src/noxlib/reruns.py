@@ -78,7 +78,9 @@ def start_allowance(collection_seconds: Iterable[float]) -> float:
 class Rerunner:
     """Runs a list of tests in one fresh serial pytest process, in the list's order, and says
     each one's outcome. ``argv_for(ids)`` is the command, ``per_test`` the seconds each test
-    may take, ``start`` the seconds to start and collect (``start_allowance``). A
+    may take, ``start`` the seconds to start and collect (``start_allowance``),
+    ``test_timeout`` the seconds a test may run from its own start when nothing in the rerun
+    ends it sooner (a batch's limit is its part's, not pytest-timeout's per test). A
     KeyboardInterrupt stops the running rerun and is raised again, as is a rerun that its
     pytest reports interrupted: Ctrl-C in a terminal (or a cancelled CI job) reaches the
     rerun's process while nox holds its own signals in the post phases."""
@@ -90,12 +92,15 @@ class Rerunner:
         folder: Path,
         per_test: float,
         start: float = START_SECONDS,
+        *,
+        test_timeout: float | None = None,
     ) -> None:
         self.argv_for = argv_for
         self.env = rerun_env(env)
         self.folder = folder
         self.per_test = per_test
         self.start = start
+        self.test_timeout = test_timeout
         self.count = 0
 
     def limit(self, tests: int) -> float:
@@ -109,8 +114,14 @@ class Rerunner:
         select = write_ids(folder / "select.jsonl", nodeids)
         env = {**self.env, SELECT_ENV: str(select), PART_NAME_ENV: name}
         timeout = self.limit(len(nodeids)) if limit is None else limit
-        argv = tuple(self.argv_for(nodeids))
-        part = Part(name, argv, env, folder / "part", timeout=timeout, test_timeout=self.per_test)
+        part = Part(
+            name,
+            tuple(self.argv_for(nodeids)),
+            env,
+            folder / "part",
+            timeout=timeout,
+            test_timeout=self.test_timeout,
+        )
         (outcome,) = run_parts([part], 1)
         if outcome.status is RunStatus.INTERRUPTED:
             raise KeyboardInterrupt(f"the rerun {name} was interrupted")

@@ -49,11 +49,18 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return nox_env(NOXLIB_RUN_DIR=str(tmp_path / "run"), NOXLIB_RUN_ID="rerun-test", **extra)
 
 
-def runner(tmp_path: Path, root: Path, per_test: float = 60.0, **extra: str) -> Rerunner:
+def runner(
+    tmp_path: Path,
+    root: Path,
+    per_test: float = 60.0,
+    test_timeout: float | None = None,
+    **extra: str,
+) -> Rerunner:
     def argv(ids: object) -> tuple[str, ...]:
         return rerun_argv(sys.executable, [str(root)], ["-p", "no:cacheprovider", "-x"])
 
-    return Rerunner(argv, env(tmp_path, **extra), tmp_path / "triage", per_test)
+    folder = tmp_path / "triage"
+    return Rerunner(argv, env(tmp_path, **extra), folder, per_test, test_timeout=test_timeout)
 
 
 def notes(root: Path) -> list[list[str]]:
@@ -104,7 +111,7 @@ def test_a_hung_test_ends_at_its_own_limit_not_at_the_reruns(tmp_path: Path) -> 
     root.mkdir()
     (root / "pytest.ini").write_text("[pytest]\n")
     (root / "test_h.py").write_text("import time\n\ndef test_hangs():\n    time.sleep(60)\n")
-    rerunner = runner(tmp_path, root, per_test=2.0)  # the rerun may take 60 + 2 s
+    rerunner = runner(tmp_path, root, per_test=2.0, test_timeout=2.0)  # the rerun: 60 + 2 s
     [found] = rerunner.run(["test_h.py::test_hangs"]).items()
     assert found == ("test_h.py::test_hangs", "timeout")
     rerun = tmp_path / "triage" / "rerun-1" / "part" / "results.jsonl"

@@ -28,7 +28,7 @@ EXPECTED: dict[str, tuple[str, str, str | None]] = {
         "failed",
         "parallel-only",
         "AssertionError: pair.lock is held by a test running beside this one "
-        "at tests/test_a_pair.py:24",
+        "at tests/test_a_pair.py:29",
     ),
     "tests/test_always.py::test_always_fails": (
         "failed",

@@ -1,9 +1,14 @@
 """Two tests that fail only when they run at the same time: one holds a lock for 3 s, the
-other fails if it finds the lock held. Serially they never meet."""
+other fails if it finds the lock held. Serially they never meet. Both outlast the project's
+2 s timeout on purpose: their marker gives them 10 s."""
 
 import fcntl
 import time
 from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(10)
 
 LOCK = Path(__file__).parent.parent / "pair.lock"
 
