@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -106,11 +107,14 @@ def run_project(base: Path, name: str, *args: str, extra: str = "", **env: str) 
 
 @pytest.fixture(scope="module")
 def triaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ran]:
-    """The project run once by `tests-parallel` and once by `ci`, two shards each."""
+    """The project run once by `tests-parallel` and once by `ci`, two shards each, both at
+    once: each in a copy of its own, so they share nothing but the machine (their triage
+    waits on timeouts, not on the CPU). The lock pair meets inside each run."""
     base = tmp_path_factory.mktemp("triage")
-    return {
+    with ThreadPoolExecutor(2) as pool:
         # Outside ci, pytest stops at a collection error unless told otherwise.
-        "tests-parallel": run_project(
+        parallel = pool.submit(
+            run_project,
             base,
             "parallel",
             "-s",
@@ -118,9 +122,9 @@ def triaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ran]:
             "--",
             "--continue-on-collection-errors",
             PYTEST_WORKERS="2",
-        ),
-        "ci": run_project(base, "ci", "-s", "ci", PYTEST_WORKERS="2"),
-    }
+        )
+        ci = pool.submit(run_project, base, "ci", "-s", "ci", PYTEST_WORKERS="2")
+        return {"tests-parallel": parallel.result(), "ci": ci.result()}
 
 
 SESSIONS = ["tests-parallel", "ci"]
