@@ -50,6 +50,10 @@ class Source:
     # Ids it collected and left to another source of the run (a file split by function between
     # shards): each must be in some source's share, or it ran nowhere.
     left: Sequence[str] = ()
+    # Files it left to the other shards of its machine, and files it took (shards by file):
+    # each file one shard left, another must have taken, or its tests ran nowhere, unseen.
+    files_left: Sequence[str] = ()
+    files_kept: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -76,10 +80,13 @@ class Books:
     expected: list[str] = field(default_factory=list)  # every id the sources set out to run
     # Sources that cut their shares from different collections: tests may have fallen between.
     disagreeing: list[str] = field(default_factory=list)
+    # Files a shard left to the others that none of them took: (path, the source that left it).
+    never_collected: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
-        return not (self.not_run or self.conflicts or self.unselected or self.disagreeing)
+        problems = (self.not_run, self.conflicts, self.unselected, self.disagreeing)
+        return not (any(problems) or self.never_collected)
 
     @property
     def tests(self) -> int:
@@ -110,6 +117,13 @@ class Books:
                 f"{', '.join(self.disagreeing)} collected other tests than each other, so a test "
                 "may have been in no share (is collection random or machine-specific?)"
             )
+        if self.never_collected:
+            paths = [path for path, _ in self.never_collected]
+            found.append(
+                f"{plural(len(paths), 'file')} collected by no shard ({self.never_collected[0][1]} "
+                f"left it to another shard, which did not take it; its tests ran nowhere): "
+                f"{some(paths, SHOWN_IDS)}"
+            )
         for name, why in self.unselected:
             found.append(f"{name} never chose its tests ({why}): which tests it lost is unknown")
         return found
@@ -122,6 +136,7 @@ class Books:
             "not_run": [list(pair) for pair in self.not_run],
             "conflicts": [c.line() for c in self.conflicts],
             "unselected": [list(pair) for pair in self.unselected],
+            "never_collected": [list(pair) for pair in self.never_collected],
         }
 
 
@@ -165,7 +180,20 @@ def balance(sources: Iterable[Source]) -> Books:
     expected += [nodeid for nodeid, _ in not_run if nodeid not in listed]  # left, run nowhere
     cut = {source.name: source.collection for source in sources if source.collection}
     disagreeing = sorted(cut) if len(set(cut.values())) > 1 else []
-    return Books(results, not_run, conflicts, unselected, expected, disagreeing)
+    return Books(
+        results, not_run, conflicts, unselected, expected, disagreeing, _never_collected(sources)
+    )
+
+
+def _never_collected(sources: Sequence[Source]) -> list[tuple[str, str]]:
+    """The files some source left to the others and none took, each with who left it."""
+    kept = {path for source in sources for path in source.files_kept}
+    found: dict[str, str] = {}
+    for source in sources:
+        for path in source.files_left:
+            if path not in kept:
+                found.setdefault(path, source.name)
+    return sorted(found.items())
 
 
 def _one_result(nodeid: str, seen: list[tuple[str, Result]]) -> tuple[Result, Conflict | None]:

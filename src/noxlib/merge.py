@@ -138,6 +138,8 @@ def part_source(name: str, files: PartFiles, *, unfinished: str = "", problem: s
         problem=problem or "its pytest ended before it chose its tests",
         collection=files.collected_digest() if _cut_from_collection(files) else "",
         left=read_ids(files.left),
+        files_left=read_ids(files.files_left),
+        files_kept=read_ids(files.files_kept),
     )
 
 
@@ -150,15 +152,20 @@ def _cut_from_collection(files: PartFiles) -> bool:
 def shard_source(folder: Path, info: RunInfo) -> Source:
     """The books' view of one CI shard: its reports folder's expected ids and results (its own
     books already gave each missing test a not-run result, with the reason)."""
-    unselected = info.books.get("unselected")
-    pairs = [(str(p[0]), str(p[1])) for p in unselected] if isinstance(unselected, list) else []
+    pairs = _pairs(info.books.get("unselected"))
     return Source(
         name=f"shard {info.shard}",
         expected=read_ids(folder / TESTS_FILE),
         results=read_results(folder / RESULTS_FILE),
         selected=not pairs,
         problem="; ".join(f"{name}: {why}" for name, why in pairs),
+        # Files its own shards left to each other and none took: still collected by nobody.
+        files_left=[path for path, _ in _pairs(info.books.get("never_collected"))],
     )
+
+
+def _pairs(found: object) -> list[tuple[str, str]]:
+    return [(str(p[0]), str(p[1])) for p in found] if isinstance(found, list) else []
 
 
 def write_merged(

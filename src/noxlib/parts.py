@@ -247,6 +247,17 @@ class PartFiles:
         return self.dir / "left.jsonl"
 
     @property
+    def files_left(self) -> Path:
+        """The files a shard by file was asked about and left to its machine's other shards
+        (an id file of paths); ``files_kept`` those it took. The books check that each file
+        one left, another took."""
+        return self.dir / "files-left.jsonl"
+
+    @property
+    def files_kept(self) -> Path:
+        return self.dir / "files-kept.jsonl"
+
+    @property
     def started(self) -> Path:
         """The ids whose test began, one line as each begins (an id file): the test a dead
         process was running is the last one started that has no result."""

@@ -542,3 +542,31 @@ def test_a_death_between_two_tests_leaves_the_part_crashed_though_every_test_pas
     assert outcome.attempts == 2
     assert outcome.status is RunStatus.CRASHED
     assert outcome.problem == "pytest exited with code 3 between two tests"
+
+
+def test_a_file_that_no_shard_takes_is_named_by_the_books(tmp_path: Path) -> None:
+    # Two real shards by file whose plans (written by hand, deliberately wrong) both leave
+    # test_b.py to the other: no id of it is known anywhere, and the books still name it.
+    from noxlib.books import balance
+    from noxlib.byfile import ShardFiles
+    from noxlib.merge import part_source
+    from noxlib.parts import SHARD_FILES_ENV, ShardSpec
+
+    files = {name: "def test_one():\n    pass\n" for name in ("test_a.py", "test_b.py")}
+    files["test_c.py"] = "def test_one():\n    pass\n"
+    suite = write_suite(tmp_path / "suite", files)
+    known = frozenset(files)
+    parts = []
+    for index, own in ((1, {"test_a.py"}), (2, {"test_c.py"})):
+        plan = ShardFiles(frozenset(own), known, (ShardSpec(index, 2),), ("plan",))
+        plan.write(tmp_path / f"files-{index}.json")
+        env = {SHARD_FILES_ENV: str(tmp_path / f"files-{index}.json")}
+        parts.append(make_part(tmp_path, f"shard-{index}", suite, env=env))
+    outcomes = run_parts(parts, slots=2)
+    assert [sorted(by_id(o)) for o in outcomes] == [
+        ["test_a.py::test_one"],
+        ["test_c.py::test_one"],
+    ]
+    books = balance(part_source(o.part.name, o.part.files) for o in outcomes)
+    assert books.never_collected == [("test_b.py", "shard-1")]
+    assert "1 file collected by no shard (shard-1 left it to another shard" in books.line()

@@ -187,6 +187,7 @@ def test_as_json_keeps_what_run_json_and_the_history_need() -> None:
         "not_run": [["t::b", "-x"]],
         "conflicts": ["t::a has 2 results (passed in shard-1, error in shard-2); counted as error"],
         "unselected": [["shard-3", "it died"]],
+        "never_collected": [],
     }
     assert balance([Source("s", ["t::a"], [result("t::a", "passed")])]).as_json() == {
         "balanced": True,
@@ -194,6 +195,7 @@ def test_as_json_keeps_what_run_json_and_the_history_need() -> None:
         "not_run": [],
         "conflicts": [],
         "unselected": [],
+        "never_collected": [],
     }
 
 
@@ -240,3 +242,28 @@ def test_tests_left_to_a_shard_that_took_them_balance() -> None:
     books = balance([one, two])
     assert books.balanced
     assert books.tests == 2
+
+
+def test_a_file_one_shard_left_and_no_shard_took_fails_the_run() -> None:
+    # Shards by file: shard-1 left b.py to the others, and shard-2 did not take it either. No
+    # id of b.py is known anywhere, so only the files' own record can tell.
+    one = Source(
+        "shard-1",
+        ["a.py::t"],
+        [result("a.py::t", "passed")],
+        files_left=["b.py", "c.py"],
+        files_kept=["a.py"],
+    )
+    two = Source("shard-2", ["c.py::t"], [result("c.py::t", "passed")], files_kept=["c.py"])
+    books = balance([one, two])
+    assert not books.balanced
+    assert books.never_collected == [("b.py", "shard-1")]
+    assert books.line() == (
+        "the books do not balance: 1 file collected by no shard (shard-1 left it to another "
+        "shard, which did not take it; its tests ran nowhere): b.py"
+    )
+    assert books.as_json()["never_collected"] == [["b.py", "shard-1"]]
+    taken = Source("shard-2", ["c.py::t"], [result("c.py::t", "passed")], files_kept=["b.py"])
+    assert balance([one, taken]).never_collected == [("c.py", "shard-1")]
+    every = Source("shard-2", [], [], files_kept=["b.py", "c.py"])
+    assert balance([one, every]).balanced

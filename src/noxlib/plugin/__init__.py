@@ -119,7 +119,7 @@ def _register_part(
         from noxlib.byfile import ShardFiles
 
         files = ShardFiles.read(Path(own[SHARD_FILES_ENV]))
-        plugins.register(FileFilter(files), "noxlib-file-filter")
+        plugins.register(FileFilter(files, part), "noxlib-file-filter")
     plugins.register(PartSelector(part, own, files), "noxlib-part")
     _note_timers(config, part)
     if plugins.hasplugin("xdist"):  # its hooks exist only when xdist is loaded

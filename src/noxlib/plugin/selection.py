@@ -124,8 +124,14 @@ class FileFilter:
     conftest.py and __init__.py are collected everywhere), and in a file split by function it
     builds the items of only this shard's functions."""
 
-    def __init__(self, share: ShardFiles) -> None:
+    def __init__(self, share: ShardFiles, part: PartFiles) -> None:
         self.share = share
+        self.part = part
+        # The files it was asked about, by what it answered (the books compare the shards').
+        # Only where the shards are one machine's: a file may go to another CI machine.
+        self.noted = len(share.positions) == 1
+        self.kept: set[str] = set()
+        self.left: set[str] = set()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pycollect_makeitem(
@@ -147,8 +153,19 @@ class FileFilter:
             path = collection_path.relative_to(config.rootpath).as_posix()
         except ValueError:
             return None  # outside the rootdir: not a file of the plan
+        collects = self.share.collects(path)
+        if self.noted:
+            (self.kept if collects else self.left).add(path)
         # None, not False: False would overrule the user's own --ignore and collect_ignore.
-        return None if self.share.collects(path) else True
+        return None if collects else True
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.noted:
+            from noxlib.idfile import write_ids
+
+            write_ids(self.part.files_kept, sorted(self.kept))
+            write_ids(self.part.files_left, sorted(self.left))
 
 
 class ShardIdentity:
