@@ -92,6 +92,9 @@ def test_a_merged_folder_is_a_shards_source_for_combine(tmp_path: Path) -> None:
     assert not source.selected
     assert source.problem == "shard-1: it died"
     assert shard_source(out, run).selected
+    # A file its own shards left to each other and none took: combine's books fail on it too.
+    lost = replace(run, books={"never_collected": [["tests/test_b.py", "shard-1"]]})
+    assert balance([shard_source(out, lost)]).never_collected == [("tests/test_b.py", "shard 2/3")]
 
 
 def test_measured_durations_leave_out_crashes_and_collection_errors() -> None:

@@ -161,6 +161,7 @@ def test_a_run_whose_every_test_passed_once_passes(project: Config, tmp_path: Pa
         "not_run": [],
         "conflicts": [],
         "unselected": [],
+        "never_collected": [],
     }
     assert info.python == f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert [(row.name, row.status, row.tests) for row in info.parts] == [("serial", "passed", 3)]
