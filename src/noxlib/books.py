@@ -51,7 +51,7 @@ class Source:
     # shards): each must be in some source's share, or it ran nowhere.
     left: Sequence[str] = ()
     # Files it left to the other shards of its machine, and files it took (shards by file):
-    # each file one shard left, another must have taken, or its tests ran nowhere, unseen.
+    # a file every shard left ran nowhere, and no id of it is known.
     files_left: Sequence[str] = ()
     files_kept: Sequence[str] = ()
 
@@ -80,7 +80,7 @@ class Books:
     expected: list[str] = field(default_factory=list)  # every id the sources set out to run
     # Sources that cut their shares from different collections: tests may have fallen between.
     disagreeing: list[str] = field(default_factory=list)
-    # Files a shard left to the others that none of them took: (path, the source that left it).
+    # Files every shard left to another: (path, the first source that left it).
     never_collected: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -120,9 +120,8 @@ class Books:
         if self.never_collected:
             paths = [path for path, _ in self.never_collected]
             found.append(
-                f"{plural(len(paths), 'file')} collected by no shard ({self.never_collected[0][1]} "
-                f"left it to another shard, which did not take it; its tests ran nowhere): "
-                f"{some(paths, SHOWN_IDS)}"
+                f"{plural(len(paths), 'file')} collected by no shard (each shard pytest asked "
+                f"about it left it to another; its tests ran nowhere): {some(paths, SHOWN_IDS)}"
             )
         for name, why in self.unselected:
             found.append(f"{name} never chose its tests ({why}): which tests it lost is unknown")
@@ -186,12 +185,15 @@ def balance(sources: Iterable[Source]) -> Books:
 
 
 def _never_collected(sources: Sequence[Source]) -> list[tuple[str, str]]:
-    """The files some source left to the others and none took, each with who left it."""
-    kept = {path for source in sources for path in source.files_kept}
+    """The files every shard that was asked about them left to another, each with the first
+    that left it. A file some shard was never asked about (a test wrote it after that shard
+    had collected) proves nothing: it is not named."""
+    asked = [source for source in sources if source.files_left or source.files_kept]
+    lefts = [set(source.files_left) for source in asked]
     found: dict[str, str] = {}
-    for source in sources:
+    for source in asked:
         for path in source.files_left:
-            if path not in kept:
+            if all(path in left for left in lefts):
                 found.setdefault(path, source.name)
     return sorted(found.items())
 

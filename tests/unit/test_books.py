@@ -244,9 +244,9 @@ def test_tests_left_to_a_shard_that_took_them_balance() -> None:
     assert books.tests == 2
 
 
-def test_a_file_one_shard_left_and_no_shard_took_fails_the_run() -> None:
-    # Shards by file: shard-1 left b.py to the others, and shard-2 did not take it either. No
-    # id of b.py is known anywhere, so only the files' own record can tell.
+def test_a_file_every_shard_left_fails_the_run() -> None:
+    # Shards by file: each left b.py to the other. No id of b.py is known anywhere, so only the
+    # files' own record can tell.
     one = Source(
         "shard-1",
         ["a.py::t"],
@@ -254,16 +254,30 @@ def test_a_file_one_shard_left_and_no_shard_took_fails_the_run() -> None:
         files_left=["b.py", "c.py"],
         files_kept=["a.py"],
     )
-    two = Source("shard-2", ["c.py::t"], [result("c.py::t", "passed")], files_kept=["c.py"])
+    two = Source(
+        "shard-2",
+        ["c.py::t"],
+        [result("c.py::t", "passed")],
+        files_left=["a.py", "b.py"],
+        files_kept=["c.py"],
+    )
     books = balance([one, two])
     assert not books.balanced
     assert books.never_collected == [("b.py", "shard-1")]
     assert books.line() == (
-        "the books do not balance: 1 file collected by no shard (shard-1 left it to another "
-        "shard, which did not take it; its tests ran nowhere): b.py"
+        "the books do not balance: 1 file collected by no shard (each shard pytest asked about "
+        "it left it to another; its tests ran nowhere): b.py"
     )
     assert books.as_json()["never_collected"] == [["b.py", "shard-1"]]
-    taken = Source("shard-2", ["c.py::t"], [result("c.py::t", "passed")], files_kept=["b.py"])
-    assert balance([one, taken]).never_collected == [("c.py", "shard-1")]
-    every = Source("shard-2", [], [], files_kept=["b.py", "c.py"])
+    swapped = Source("shard-2", [], [], files_left=["a.py", "c.py"], files_kept=["b.py"])
+    assert balance([one, swapped]).never_collected == [("c.py", "shard-1")]
+    every = Source("shard-2", [], [], files_left=["a.py"], files_kept=["b.py", "c.py"])
     assert balance([one, every]).balanced
+
+
+def test_a_file_written_after_a_shard_collected_proves_nothing() -> None:
+    # A test of shard-1 wrote notes.jsonl into the tree; shard-2 collected after that and was
+    # asked about it, shard-1 (its owner by path) never was.
+    one = Source("shard-1", [], [], files_left=["b.py"], files_kept=["a.py"])
+    two = Source("shard-2", [], [], files_left=["a.py", "notes.jsonl"], files_kept=["b.py"])
+    assert balance([one, two]).balanced
