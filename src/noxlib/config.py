@@ -33,6 +33,7 @@ from noxlib.durationfiles import DurationFiles
 from noxlib.durations import DEFAULT_DURATIONS_FILE
 from noxlib.errors import ConfigError
 from noxlib.markexpr import markers_problem
+from noxlib.partrun import RELAUNCH_CAP
 from noxlib.quarantine import Entry, read_entries
 from noxlib.zeroconfig import ALL, ALL_DESCRIPTION, assume
 
@@ -107,6 +108,9 @@ class Config:
     reports_dir: str = "reports"
     ci_timeout: float = 600.0
     reap_grace: float = 1.0
+    # pytest processes a part may start in all, after deaths in its tests (xdist's
+    # --max-worker-restart, for noxlib's parts).
+    relaunch_cap: int = RELAUNCH_CAP
     report_all_tests: int = 50
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
     affected: AffectedSettings = field(default_factory=AffectedSettings)
@@ -371,6 +375,7 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
         reports_dir=data.get("reports-dir", "reports"),
         ci_timeout=float(data.get("ci-timeout", 600.0)),
         reap_grace=float(data.get("reap-grace", 1.0)),
+        relaunch_cap=data.get("relaunch-cap", RELAUNCH_CAP),
         report_all_tests=data.get("report-all-tests", 50),
         coverage=coverage,
         affected=affected,

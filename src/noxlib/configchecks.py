@@ -138,6 +138,11 @@ SCALARS: dict[str, tuple[Check, str]] = {
         positive_number,
         "expected seconds per test in CI mode as a number >= 0 (0 turns the timeout off)",
     ),
+    "relaunch-cap": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "expected a whole number of at least 1: how many pytest processes one part may start "
+        "after deaths in its tests, e.g. relaunch-cap = 50",
+    ),
     "report-all-tests": (
         lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
         "expected a whole number >= 0: runs with at most this many tests list every test's time",

@@ -25,9 +25,6 @@ from noxlib.parts import SELECT_ENV, PartFiles
 from noxlib.timeouts import banner_excerpt, main_thread_frames, thread_timeout
 from noxlib.words import plural
 
-# A part whose processes keep dying is given up after this many processes.
-MAX_ATTEMPTS = 50
-
 
 def finish(proc: Running, outcome: PartOutcome) -> Part | None:
     """Record how ``proc`` ended; return the part to run again for its remaining tests."""
@@ -87,7 +84,7 @@ def _after_death(
 ) -> Part | None:
     """A process that died among its tests: the test it was running (the last one started
     that has no result) is recorded as crashed or timed out, and the tests it had not reached
-    go to a new process, up to MAX_ATTEMPTS processes."""
+    go to a new process, up to the part's relaunch cap of processes."""
     files, code = proc.part.files, outcome.exit_code
     done = {str(r["nodeid"]) for r in read_results(files.results)}
     running = [nodeid for nodeid in read_ids(files.started) if nodeid not in done]
@@ -120,10 +117,10 @@ def _after_death(
             outcome.status = RunStatus.CRASHED if outcome.crashed else RunStatus.FAILED
     if not rest:
         return None
-    if outcome.attempts >= MAX_ATTEMPTS:
+    if outcome.attempts >= proc.part.relaunch_cap:
         outcome.unfinished = (
             f"the relaunch cap: its part's pytest died {outcome.attempts} times, the cap is "
-            f"{MAX_ATTEMPTS} processes"
+            f"{proc.part.relaunch_cap} processes (relaunch-cap)"
         )
         return None
     write_ids(files.select, rest)

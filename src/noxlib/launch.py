@@ -152,7 +152,15 @@ def _part(
         env[SHARDS_ENV] = " ".join(levels)
         env[KEEP_TOGETHER_ENV] = config.keep_together
     timeout = batch.timeout if batch else None
-    return Part(name, tuple(argv), env, folder, passthrough=passthrough, timeout=timeout)
+    return Part(
+        name,
+        tuple(argv),
+        env,
+        folder,
+        passthrough=passthrough,
+        timeout=timeout,
+        relaunch_cap=config.relaunch_cap,
+    )
 
 
 def file_plan(

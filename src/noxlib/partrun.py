@@ -12,6 +12,9 @@ from noxlib.jsonlines import Tail
 from noxlib.outcomes import RunStatus
 from noxlib.parts import PartFiles
 
+# Processes a part may start in all when its tests keep killing them (the relaunch-cap setting).
+RELAUNCH_CAP = 50
+
 
 @dataclass(frozen=True)
 class Part:
@@ -21,7 +24,8 @@ class Part:
     to the part's log file. ``timeout`` is the seconds the part may take before its whole
     process tree is ended; ``test_timeout`` the seconds one test may run, from its start (a
     rerun's: a hung test ends at its own limit, not at the part's, which also allows for
-    starting and collecting).
+    starting and collecting); ``relaunch_cap`` how many processes it may start in all when
+    tests kill them.
     """
 
     name: str
@@ -31,6 +35,7 @@ class Part:
     passthrough: bool = False
     timeout: float | None = None
     test_timeout: float | None = None
+    relaunch_cap: int = RELAUNCH_CAP
 
     @property
     def files(self) -> PartFiles:

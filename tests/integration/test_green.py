@@ -117,7 +117,7 @@ def test_a_crash_after_nf_reordered_the_tests_names_the_test_that_ran(
 
 CAPPED = {
     "tests/test_crash.py": "".join(
-        f"def test_dies_{n:02d}():\n    import os\n    os._exit(3)\n\n\n" for n in range(52)
+        f"def test_dies_{n:02d}():\n    import os\n    os._exit(3)\n\n\n" for n in range(7)
     ),
     "tests/test_z.py": "def test_real_failure():\n    assert 1 == 2\n",
 }
@@ -126,18 +126,24 @@ CAPPED = {
 def test_the_rest_of_a_part_after_the_relaunch_cap_is_not_run_and_said(
     make_project: MakeProject,
 ) -> None:
-    project = make_project(SERIAL, CAPPED)
+    # The cap is 50 processes unless set; 5 here, so the test starts 5 processes, not 50.
+    project = make_project(
+        SERIAL.replace("triage = false", "triage = false\nrelaunch-cap = 5"), CAPPED
+    )
     result = run_nox(project, "-s", "tests")
     assert result.returncode != 0
     found = outcomes(project)
-    assert list(found.values()).count("crashed") == 50
+    assert list(found.values()).count("crashed") == 5
     left = sorted(nodeid for nodeid, outcome in found.items() if outcome == "not-run")
     assert left == [
-        "tests/test_crash.py::test_dies_50",
-        "tests/test_crash.py::test_dies_51",
+        "tests/test_crash.py::test_dies_05",
+        "tests/test_crash.py::test_dies_06",
         "tests/test_z.py::test_real_failure",
     ]
-    assert "3 tests never ran (the relaunch cap" in result.stdout
+    assert "3 tests never ran (the relaunch cap: its part's pytest died 5 times, the cap is 5" in (
+        result.stdout
+    )
+    assert "processes (relaunch-cap)" in result.stdout
     assert "tests/test_z.py::test_real_failure" in result.stdout
 
 

@@ -71,6 +71,7 @@ def test_defaults_fill_what_is_left_out(tmp_path: Path) -> None:
     assert config.memory_per_worker == 2 * 2**30
     assert config.max_workers == 8
     assert config.dist == "load"
+    assert config.relaunch_cap == 50
     assert config.coverage.enabled
     assert config.coverage.branch
 
@@ -115,6 +116,11 @@ def test_all_problems_come_in_one_message(tmp_path: Path) -> None:
         ('source = ["pkg"]', "sources = []", "did you mean 'source'?"),
         ('install = ["-e", ".[test]"]', 'install = "-e ."', "tool.noxlib.install = '-e .'"),
         ("ci-timeout = 120", "ci-timeout = -1", "tool.noxlib.ci-timeout = -1"),
+        (
+            "ci-timeout = 120",
+            "relaunch-cap = 0",
+            "tool.noxlib.relaunch-cap = 0: expected a whole number of at least 1",
+        ),
         (
             'markers = "not slow"',
             'markers = "not (slow"',
