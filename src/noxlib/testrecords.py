@@ -16,11 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from noxlib.durations import file_of
 from noxlib.files import write_atomic
 
 # The coverage context a fixture wider than a test is set up under: its lines belong to every
 # test that uses it, not to the first one.
 FIXTURE_CONTEXT = "noxlib-fixture:"
+# The coverage context pytest collects a test file under (its import, its parametrize lists):
+# what runs then shapes that file's tests, so its lines belong to them. The body of a measured
+# module imported meanwhile stays outside: every importer sees what it built.
+COLLECT_CONTEXT = "noxlib-collect:"
 # The folder of a run where each pytest process writes its Records.
 RECORDS_FOLDER = "reach"
 
@@ -75,14 +80,18 @@ def read_records(folder: Path) -> Records:
 
 class Owners:
     """Which tests a coverage context (or a record's context) stands for: a test's node id
-    names it, a wider fixture's context every test that uses the fixture; None means outside
-    any test (or, with records missing, a fixture whose users are not known)."""
+    names it, a wider fixture's context every test that uses the fixture, a test file's
+    collection every test of that file; None means outside any test (or, with records
+    missing, a fixture whose users are not known)."""
 
     def __init__(self, tests: Sequence[str], records: Records) -> None:
         self.index = {nodeid: i for i, nodeid in enumerate(tests)}
         self.records = records
         self.complete = bool(tests) and all(t in records.uses for t in tests)
         self.users: dict[str, set[int]] = {}
+        self.by_file: dict[str, set[int]] = {}
+        for nodeid, i in self.index.items():
+            self.by_file.setdefault(file_of(nodeid), set()).add(i)
         for nodeid, names in records.uses.items():
             if nodeid in self.index:
                 for name in names:
@@ -97,6 +106,10 @@ class Owners:
                 users = self.users.get(name[len(FIXTURE_CONTEXT) :])
                 if users:
                     return users
+            if name.startswith(COLLECT_CONTEXT):
+                tests = self.by_file.get(name[len(COLLECT_CONTEXT) :])
+                if tests:
+                    return tests
         return None
 
     def reads(self, root: Path) -> tuple[dict[str, frozenset[int]], frozenset[str], frozenset[int]]:

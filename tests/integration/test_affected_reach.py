@@ -22,7 +22,7 @@ REPOSITORY = Path(__file__).parents[1] / "projects" / "reach"
 KEEP = (".nox", ".noxlib", "reports", ".test_affected", ".test_durations", ".pytest_cache")
 DOUBLE = "src/calc/double.py"
 DOUBLE_FIXED = "def double(x):\n    return x * 2\n"
-EVERY_TEST = 12
+EVERY_TEST = 17
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_c_code_run_by_a_session_scoped_fixture(project: Path) -> None:
         "noxlib: --explain: 2 tests ran make_env in src/calc/setup_env.py, which changed:\n"
         "noxlib:     tests/test_env.py::test_level\n"
         "noxlib:     tests/test_env.py::test_mode\n"
-        "noxlib: --explain: 10 tests left out: none ran a line of a changed function"
+        f"noxlib: --explain: {EVERY_TEST - 2} tests left out: none ran a line of a changed function"
     )
     assert explained in out.replace("nox > ", "")
 
@@ -116,7 +116,7 @@ def test_d_a_new_module_found_by_pkgutil_in_a_measured_package(project: Path) ->
     out = affected_run(project)
     assert_caught(project, out, "tests/test_plugins.py::test_every_plugin_runs")
     # With a new module about, every file is collected: one may list modules as it loads.
-    assert "collected 12 items / 11 deselected / 1 selected" in out, out
+    assert f"collected {EVERY_TEST} items / {EVERY_TEST - 1} deselected / 1 selected" in out, out
 
 
 def test_e_a_file_of_the_repository_outside_the_project_folder(project: Path) -> None:
@@ -164,6 +164,32 @@ def test_a_function_body_still_selects_only_its_tests(project: Path) -> None:
     assert "collected 2 items / 1 deselected / 1 selected" in out, out
 
 
+def test_a_function_a_test_module_calls_at_import_time_brings_that_modules_tests(
+    project: Path,
+) -> None:
+    # cases() ran while pytest collected tests/test_cases.py: its tests, and no other file's.
+    edit(project, "src/calc/cases.py", "return [1, 2, 3]", "return [1, 2, 30]")
+    out = affected_run(project, "--explain")
+    assert_caught(project, out, "tests/test_cases.py::test_case_is_small[30]")
+    assert ran(project) == {
+        "tests/test_cases.py::test_case_is_small[1]",
+        "tests/test_cases.py::test_case_is_small[2]",
+        "tests/test_cases.py::test_case_is_small[30]",  # a new id: the map does not know it
+    }, out
+    assert "--explain: 3 tests ran cases in src/calc/cases.py, which changed:" in out
+
+
+def test_a_function_a_lazily_imported_modules_body_calls_brings_every_test(
+    project: Path,
+) -> None:
+    # build() ran while test_first_import imported calc.lazy; test_table_has_a reads the
+    # table it built and runs none of its lines. The import is no test's own: every test.
+    edit(project, "src/calc/lazy.py", 'return {"a": 1}', 'return {"a": 2}')
+    out = affected_run(project)
+    assert_caught(project, out, "tests/test_lazy.py::test_table_has_a")
+    assert len(ran(project)) == EVERY_TEST, out
+
+
 # --- shadow mode: ci runs everything, and says what --affected would have missed ------------
 
 
@@ -200,7 +226,7 @@ def test_shadow_mode_reports_a_failing_test_the_selection_would_have_missed(
     missed = "tests/test_limits.py::test_clamp_keeps_small_values"
     assert (
         f"shadow --affected (the map of {cmap['commit'][:7]}): MISSED 1 failing test that it "
-        f"would have left out: {missed}. it would have run 0 of 12 tests (0%)"
+        f"would have left out: {missed}. it would have run 0 of {EVERY_TEST} tests (0%)"
     ) in out
     report = (project / "reports" / "ci_timings.md").read_text()
     assert "## Shadow --affected" in report
@@ -208,7 +234,7 @@ def test_shadow_mode_reports_a_failing_test_the_selection_would_have_missed(
     shadow = last_history(project)["shadow"]
     assert isinstance(shadow, dict)
     assert shadow["missed"] == [missed]
-    assert (shadow["selected"], shadow["total"], shadow["share"]) == (0, 12, 0.0)
+    assert (shadow["selected"], shadow["total"], shadow["share"]) == (0, EVERY_TEST, 0.0)
 
 
 def test_shadow_mode_says_what_a_right_selection_would_have_saved(kept_map: Path) -> None:
@@ -216,7 +242,7 @@ def test_shadow_mode_says_what_a_right_selection_would_have_saved(kept_map: Path
     edit(project, "src/calc/limits.py", "return min(value, LIMIT)", "return max(value, LIMIT)")
     out = ci_run(project)
     assert out.startswith("exit 1"), out
-    assert "it would have run 1 of 12 tests (8%), " in out
+    assert f"it would have run 1 of {EVERY_TEST} tests (6%), " in out
     assert "s fewer; no failing test left out" in out
     shadow = last_history(project)["shadow"]
     assert isinstance(shadow, dict)

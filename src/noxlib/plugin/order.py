@@ -1,10 +1,10 @@
 """What the plugin does to collected items: group markers, what ``--affected`` leaves out and
-runs first, a coverage context per test, the collection noted for the books, and gc.freeze."""
+runs first, the map's contexts switched on (``contexts.py``), the collection noted for the
+books, and gc.freeze."""
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,79 +51,6 @@ class RunOrder:
             items[:] = [items[i] for i in order]
 
 
-class TestContexts:
-    """Records each test as a coverage context named by its node id (setup, call and teardown),
-    from which the ``ci`` session builds the ``--affected`` map. Lines run outside any test
-    (import time, collection) keep coverage's empty context.
-
-    What a line's context cannot show is written beside it, per process, into ``folder``:
-
-    - a fixture wider than a test runs once for all its users, so its setup is measured under
-      a context of its own (``noxlib-fixture:NAME``) and each test's fixture names are kept:
-      the map gives those lines to every user;
-    - the files each test opened (``open`` audit events), so a data file brings its readers;
-    - which tests started a process, whose reads no hook sees.
-    """
-
-    __test__ = False  # not a pytest test class
-
-    def __init__(self, cov: Any, folder: Path) -> None:
-        from noxlib.testrecords import Records
-
-        self.cov = cov
-        self.folder = folder
-        self.records = Records()
-        self.context = ""
-        self.listening = True
-        sys.addaudithook(self._audit)
-
-    def _switch(self, context: str) -> None:
-        self.context = context
-        self.cov.switch_context(context)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
-        self.records.uses[item.nodeid] = tuple(getattr(item, "fixturenames", ()))
-        self._switch(item.nodeid)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_fixture_setup(self, fixturedef: Any, request: pytest.FixtureRequest) -> Any:
-        from noxlib.testrecords import FIXTURE_CONTEXT
-
-        if fixturedef.scope == "function":
-            return (yield)
-        outer = self.context
-        self._switch(FIXTURE_CONTEXT + fixturedef.argname)
-        try:
-            return (yield)
-        finally:
-            self._switch(outer)
-
-    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
-        # An audit hook stays for the life of the process and must never raise: an exception
-        # here would fail the open() or Popen() of the test that caused the event.
-        if not self.listening:
-            return
-        try:
-            if event == "open" and isinstance(args[0], (str, bytes)):
-                self.records.open(self.context, os.path.abspath(os.fsdecode(args[0])))
-            elif event in SPAWN_EVENTS:
-                self.records.spawned.add(self.context)
-        except Exception:  # see above
-            pass
-
-    def pytest_sessionfinish(self) -> None:
-        self.listening = False
-        self.records.write(self.folder)
-
-
-# Audit events of a process being started: what its children read, no hook here sees.
-SPAWN_EVENTS = frozenset(
-    {"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec", "os.fork"}
-    | {"os.forkpty", "pty.spawn"}
-)
-
-
 def _order_and_contexts(config: pytest.Config, settings: Mapping[str, str]) -> None:
     from noxlib.idfile import read_ids
     from noxlib.parts import CONTEXTS_ENV, FIRST_ENV, SKIP_ENV, UNCOLLECTED_ENV
@@ -138,6 +65,8 @@ def _order_and_contexts(config: pytest.Config, settings: Mapping[str, str]) -> N
     if settings.get(CONTEXTS_ENV):
         cov = _running_coverage()
         if cov is not None:
+            from noxlib.plugin.contexts import TestContexts
+
             contexts = TestContexts(cov, Path(settings[CONTEXTS_ENV]))
             config.pluginmanager.register(contexts, "noxlib-test-contexts")
 

@@ -1,0 +1,138 @@
+"""The coverage contexts the ``--affected`` map is made from, switched while a ``ci`` run
+records it, and what a line's context cannot show, recorded beside it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from importlib.machinery import SourceFileLoader
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from noxlib.testrecords import COLLECT_CONTEXT, FIXTURE_CONTEXT, Records
+
+# Audit events of a process being started: what its children read, no hook here sees.
+SPAWN_EVENTS = frozenset(
+    {"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec", "os.fork"}
+    | {"os.forkpty", "pty.spawn"}
+)
+
+
+class TestContexts:
+    """Records each test as a coverage context named by its node id (setup, call and
+    teardown), from which the ``ci`` session builds the ``--affected`` map. Lines run outside
+    any test (start-up, conftest files, threads) keep coverage's empty context.
+
+    - A test file is collected under a context of its own (``noxlib-collect:PATH``): what its
+      import and its parametrize lists run belongs to its tests.
+    - The body of a module imported from source runs in the empty context, whenever it is
+      imported: a table it builds serves every importer, not only the test or file that
+      happened to import it first.
+    - A fixture wider than a test runs once for all its users, so its setup is measured under
+      a context of its own (``noxlib-fixture:NAME``) and each test's fixture names are kept:
+      the map gives those lines to every user.
+
+    Written beside the lines, per process, into ``folder``: the files each test opened
+    (``open`` audit events), so a data file brings its readers, and which tests started a
+    process, whose reads no hook sees.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, cov: Any, folder: Path) -> None:
+        self.cov = cov
+        self.folder = folder
+        self.records = Records()
+        self.context = ""
+        self.collecting: Path | None = None
+        self.listening = True
+        sys.addaudithook(self._audit)
+        self._exec_module = _imports_outside(self)
+
+    def _switch(self, context: str) -> None:
+        self.context = context
+        self.cov.switch_context(context)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
+        if not isinstance(collector, (pytest.Module, pytest.Class)):
+            return (yield)
+        outer, outer_path = self.context, self.collecting
+        self.collecting = collector.path
+        self._switch(COLLECT_CONTEXT + collector.nodeid.split("::", 1)[0])
+        try:
+            return (yield)
+        finally:
+            self.collecting = outer_path
+            self._switch(outer)
+
+    def importing(self, module: ModuleType) -> str | None:
+        """The context to restore after ``module``'s body ran in the empty one; None when it
+        runs in the current context (already empty, or the test file being collected, loaded
+        without pytest's assertion rewriting)."""
+        if not self.context:
+            return None
+        origin = getattr(module.__spec__, "origin", None)
+        if self.collecting is not None and origin and Path(origin) == self.collecting:
+            return None
+        outer = self.context
+        self._switch("")
+        return outer
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
+        self.records.uses[item.nodeid] = tuple(getattr(item, "fixturenames", ()))
+        self._switch(item.nodeid)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef: Any, request: pytest.FixtureRequest) -> Any:
+        if fixturedef.scope == "function":
+            return (yield)
+        outer = self.context
+        self._switch(FIXTURE_CONTEXT + fixturedef.argname)
+        try:
+            return (yield)
+        finally:
+            self._switch(outer)
+
+    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+        # An audit hook stays for the life of the process and must never raise: an exception
+        # here would fail the open() or Popen() of the test that caused the event.
+        if not self.listening:
+            return
+        try:
+            if event == "open" and isinstance(args[0], (str, bytes)):
+                self.records.open(self.context, os.path.abspath(os.fsdecode(args[0])))
+            elif event in SPAWN_EVENTS:
+                self.records.spawned.add(self.context)
+        except Exception:  # see above
+            pass
+
+    def pytest_sessionfinish(self) -> None:
+        self.listening = False
+        SourceFileLoader.exec_module = self._exec_module  # type: ignore[method-assign, assignment]
+        self.records.write(self.folder)
+
+
+def _imports_outside(contexts: TestContexts) -> Callable[[Any, ModuleType], None]:
+    """Make every module loaded from source (the library, test helpers; not test files, which
+    pytest's own loader rewrites) run its body in the empty context, and return the original
+    ``exec_module`` to put back. importlib has no hook around a module's body but its
+    loader's ``exec_module``, and wrapping the class's method leaves every loader, spec and
+    module object as importlib made it."""
+    original = SourceFileLoader.exec_module
+
+    def exec_module(loader: Any, module: ModuleType) -> None:
+        outer = contexts.importing(module)
+        try:
+            original(loader, module)
+        finally:
+            if outer is not None:
+                contexts._switch(outer)
+
+    SourceFileLoader.exec_module = exec_module  # type: ignore[method-assign, assignment]
+    return original
