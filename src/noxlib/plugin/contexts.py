@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
 from types import ModuleType
@@ -57,31 +58,34 @@ class TestContexts:
         self.context = context
         self.cov.switch_context(context)
 
+    @contextmanager
+    def within(self, context: str) -> Iterator[None]:
+        """Measure under ``context``, then go back to the one before."""
+        outer = self.context
+        self._switch(context)
+        try:
+            yield
+        finally:
+            self._switch(outer)
+
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
         if not isinstance(collector, (pytest.Module, pytest.Class)):
             return (yield)
-        outer, outer_path = self.context, self.collecting
-        self.collecting = collector.path
-        self._switch(COLLECT_CONTEXT + collector.nodeid.split("::", 1)[0])
+        outer_path, self.collecting = self.collecting, collector.path
         try:
-            return (yield)
+            with self.within(COLLECT_CONTEXT + collector.nodeid.split("::", 1)[0]):
+                return (yield)
         finally:
             self.collecting = outer_path
-            self._switch(outer)
 
-    def importing(self, module: ModuleType) -> str | None:
-        """The context to restore after ``module``'s body ran in the empty one; None when it
-        runs in the current context (already empty, or the test file being collected, loaded
-        without pytest's assertion rewriting)."""
+    def body_runs_outside(self, module: ModuleType) -> bool:
+        """Whether ``module``'s body is to run in the empty context: not when it already is, nor
+        for the test file being collected (loaded without pytest's assertion rewriting)."""
         if not self.context:
-            return None
+            return False
         origin = getattr(module.__spec__, "origin", None)
-        if self.collecting is not None and origin and Path(origin) == self.collecting:
-            return None
-        outer = self.context
-        self._switch("")
-        return outer
+        return not (self.collecting is not None and origin and Path(origin) == self.collecting)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> None:
@@ -92,12 +96,8 @@ class TestContexts:
     def pytest_fixture_setup(self, fixturedef: Any, request: pytest.FixtureRequest) -> Any:
         if fixturedef.scope == "function":
             return (yield)
-        outer = self.context
-        self._switch(FIXTURE_CONTEXT + fixturedef.argname)
-        try:
+        with self.within(FIXTURE_CONTEXT + fixturedef.argname):
             return (yield)
-        finally:
-            self._switch(outer)
 
     def _audit(self, event: str, args: tuple[Any, ...]) -> None:
         # An audit hook stays for the life of the process and must never raise: an exception
@@ -127,12 +127,10 @@ def _imports_outside(contexts: TestContexts) -> Callable[[Any, ModuleType], None
     original = SourceFileLoader.exec_module
 
     def exec_module(loader: Any, module: ModuleType) -> None:
-        outer = contexts.importing(module)
-        try:
-            original(loader, module)
-        finally:
-            if outer is not None:
-                contexts._switch(outer)
+        if not contexts.body_runs_outside(module):
+            return original(loader, module)
+        with contexts.within(""):
+            return original(loader, module)
 
     SourceFileLoader.exec_module = exec_module  # type: ignore[method-assign, assignment]
     return original
