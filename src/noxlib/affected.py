@@ -11,10 +11,12 @@ hides a bug until CI; an extra test costs seconds.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Collection, Mapping, Sequence
+import os
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from noxlib import testimports
 from noxlib.coveragemap import (
     CoverageMap,
     OldMap,
@@ -147,6 +149,9 @@ class Tree:
     old_text: Callable[[str], str | None]
     current_hash: Callable[[str], str | None]
     new_text: Callable[[str], str | None] = _unknown
+    # The Python files beside the test files and in their parent folders, path -> text,
+    # measured source aside: where a test file's importers live (asked only when one changed).
+    test_tree: Callable[[], Mapping[str, str]] = dict
 
 
 def select(cmap: CoverageMap, changes: Sequence[FileChange], tree: Tree, rules: Rules) -> Selection:
@@ -170,9 +175,14 @@ def select(cmap: CoverageMap, changes: Sequence[FileChange], tree: Tree, rules: 
         for i, reason in found.items():
             why.setdefault(cmap.tests[i], reason)
         if change.path in test_files or rules.is_test_file(change.path):
+            importing = _importing_tests(change.path, cmap, tree)
+            if isinstance(importing, str):
+                return run_everything(importing, cmap.commit)
             for nodeid in cmap.tests:
                 if file_of(nodeid) == change.path:
                     why.setdefault(nodeid, f"are in {change.path}, which changed")
+                elif file_of(nodeid) in importing:
+                    why.setdefault(nodeid, importing[file_of(nodeid)])
             if change.path not in test_files:
                 new_test_files.append(change.path)
     skip = {t for t in cmap.tests if t not in why}
@@ -186,6 +196,21 @@ def select(cmap: CoverageMap, changes: Sequence[FileChange], tree: Tree, rules: 
         why,
         _uncollected(cmap, considered, why, rules),
     )
+
+
+def _importing_tests(path: str, cmap: CoverageMap, tree: Tree) -> dict[str, str] | str:
+    """The files whose tests a changed test file reaches through an import (a class they
+    inherit, a helper they take), each with the reason; or why every test may see it."""
+    reached = testimports.importers(path, tree.test_tree())
+    for importer in sorted(reached):
+        if PurePosixPath(importer).name == "conftest.py":
+            return (
+                f"{path} changed, and {importer} imports it: a conftest.py reaches every "
+                "test below its folder"
+            )
+    return {
+        importer: f"are in {importer}, which imports {path}, which changed" for importer in reached
+    }
 
 
 def _uncollected(
@@ -363,8 +388,37 @@ def select_since_map(root: Path, map_path: Path, rules: Rules, no_map_fix: str) 
         lambda path: gitdiff.old_text(root, cmap.commit, path),
         lambda path: file_hash(root / path),
         lambda path: _read_text(root / path),
+        lambda: _test_tree(root, cmap),
     )
     return select(cmap, changes, tree, rules)
+
+
+def _test_tree(root: Path, cmap: CoverageMap) -> dict[str, str]:
+    """The Python files a changed test file's importers can be in, by path relative to
+    ``root``, the measured source aside: every file below the top folder of each of the
+    map's test files (a helper folder with no test of its own can pass an import on), and
+    the files in ``root`` itself. Hidden folders and virtualenvs are not project code."""
+    texts: dict[str, str] = {}
+    tops = {PurePosixPath(path).parts[0] for path in cmap.test_files() if "/" in path}
+    files = [*root.glob("*.py"), *(f for top in sorted(tops) for f in _python_files(root / top))]
+    for file in files:
+        relative = file.relative_to(root).as_posix()
+        text = None if relative in cmap.files else _read_text(file)
+        if text is not None:
+            texts[relative] = text
+    return texts
+
+
+def _python_files(folder: Path) -> Iterator[Path]:
+    for parent, folders, names in os.walk(folder):
+        here = Path(parent)
+        folders[:] = sorted(
+            name
+            for name in folders
+            if not name.startswith((".", "__pycache__"))
+            and not (here / name / "pyvenv.cfg").exists()
+        )
+        yield from (here / name for name in sorted(names) if name.endswith(".py"))
 
 
 def _read_text(path: Path) -> str | None:

@@ -22,7 +22,7 @@ REPOSITORY = Path(__file__).parents[1] / "projects" / "reach"
 KEEP = (".nox", ".noxlib", "reports", ".test_affected", ".test_durations", ".pytest_cache")
 DOUBLE = "src/calc/double.py"
 DOUBLE_FIXED = "def double(x):\n    return x * 2\n"
-EVERY_TEST = 18
+EVERY_TEST = 20
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +202,24 @@ def test_a_function_a_lazily_imported_modules_body_calls_brings_every_test(
     out = affected_run(project)
     assert_caught(project, out, "tests/test_lazy.py::test_table_has_a")
     assert len(ran(project)) == EVERY_TEST, out
+
+
+def test_a_test_method_another_test_file_inherits_brings_that_files_tests(
+    project: Path,
+) -> None:
+    # tests/test_inherit.py subclasses test_base's class: its test runs test_base's method,
+    # and is no test of test_base.py. A changed test file brings the files that import it.
+    edit(project, "tests/test_base.py", "len(word) < 3", "len(word) < 2")
+    out = affected_run(project, "--explain")
+    assert_caught(project, out, "tests/test_inherit.py::TestLongerWords::test_words_are_short")
+    assert {nodeid.split("::")[0] for nodeid in ran(project)} == {
+        "tests/test_base.py",
+        "tests/test_inherit.py",
+    }, out
+    assert (
+        "--explain: 1 test are in tests/test_inherit.py, which imports tests/test_base.py, "
+        "which changed:" in out
+    ), out
 
 
 # --- shadow mode: ci runs everything, and says what --affected would have missed ------------

@@ -167,6 +167,34 @@ def test_a_changed_test_file_runs_whole_and_a_new_one_is_counted() -> None:
     )
 
 
+def choose_with_tree(change: FileChange, test_tree: dict[str, str]) -> Selection:
+    tree = Tree(lambda path: OLD, lambda path: None, lambda path: None, lambda: test_tree)
+    return select(old_map(), (change,), tree, Rules())
+
+
+def test_a_changed_test_file_brings_the_tests_of_the_files_that_import_it() -> None:
+    change = FileChange("tests/test_m.py", "modified", (Hunk(1, 1),))
+    tree = {"tests/test_m.py": "", "tests/test_n.py": "from test_m import TestBase\n"}
+    selection = choose_with_tree(change, tree)
+    assert kept(selection) == set(TESTS)
+    assert selection.why[TESTS[2]] == (
+        "are in tests/test_n.py, which imports tests/test_m.py, which changed"
+    )
+    assert kept(choose_with_tree(change, {"tests/test_n.py": "import os\n"})) == {
+        TESTS[0],
+        TESTS[1],
+    }
+
+
+def test_a_changed_test_file_a_conftest_imports_runs_every_test() -> None:
+    change = FileChange("tests/test_m.py", "modified", (Hunk(1, 1),))
+    tree = {"tests/conftest.py": "from test_m import shared_fixture\n"}
+    assert everything(choose_with_tree(change, tree)) == (
+        "tests/test_m.py changed, and tests/conftest.py imports it: a conftest.py reaches "
+        "every test below its folder"
+    )
+
+
 def test_a_new_module_brings_the_tests_of_its_package() -> None:
     # The package may list its own folder (pkgutil): whoever ran its code may see the module.
     files = {
@@ -425,3 +453,27 @@ def test_the_settings_table(tmp_path: Path) -> None:
     assert "tool.noxlib.affected.ignor = []: unknown key; did you mean 'ignore'?" in str(
         caught.value
     )
+
+
+def test_a_test_files_importers_are_looked_for_in_helper_folders_but_not_in_venvs(
+    tmp_path: Path,
+) -> None:
+    files = {
+        "tests/unit/test_m.py": "",
+        "tests/helpers/kit.py": "import test_m\n",
+        "noxfile.py": "",
+        "tests/.venv/lib/site.py": "",
+        "tests/env/pyvenv.cfg": "",
+        "tests/env/lib/x.py": "",
+        "m.py": "",
+    }
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    cmap = old_map()
+    cmap = CoverageMap(cmap.commit, ("tests/unit/test_m.py::test_a",), cmap.files)
+    assert set(affected._test_tree(tmp_path, cmap)) == {
+        "tests/unit/test_m.py",
+        "tests/helpers/kit.py",
+        "noxfile.py",
+    }

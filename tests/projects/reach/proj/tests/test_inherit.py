@@ -1,0 +1,5 @@
+import test_base
+
+
+class TestLongerWords(test_base.TestShortWords):
+    words = ["bb"]
