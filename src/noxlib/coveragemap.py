@@ -17,7 +17,7 @@ from noxlib.durations import file_of
 from noxlib.errors import UsageError
 from noxlib.files import write_atomic
 from noxlib.idfile import write_ids
-from noxlib.outcomes import COMPLETE
+from noxlib.outcomes import COMPLETE, Outcome
 from noxlib.testrecords import (
     RECORDS_FOLDER,
     Owners,
@@ -33,7 +33,10 @@ MAP_VERSION = 2
 # merged one there too, beside writing the project's map).
 SHARD_MAP_FILE = "affected-map.json"
 # Outcomes of a test that ran to its end: its recorded lines are all the lines it runs. A test
-# that errored, timed out or crashed is left out of the map, so it always runs.
+# that errored, timed out or crashed is left out of the map, so it always runs; so is a skipped
+# one: its skip can hang on the machine (skipif on a platform or a variable, importorskip), and
+# where it does not skip, the map holds none of the code it runs.
+MAPPED = COMPLETE - {Outcome.SKIPPED}
 
 
 @dataclass(frozen=True)
@@ -345,8 +348,8 @@ def write_map_spec(
 ) -> Path:
     """The request for ``python -m noxlib.cover --affected-map``: where the map goes, the
     commit and dirty files of ``base``, and the tests of ``results`` ((node id, outcome)
-    pairs) that ran to their end."""
-    complete = {nodeid for nodeid, outcome in results if outcome in COMPLETE}
+    pairs) that ran to their end without a skip."""
+    complete = {nodeid for nodeid, outcome in results if outcome in MAPPED}
     tests = write_ids(folder / "map-tests.jsonl", sorted(complete))
     commit, dirty = base
     spec: dict[str, object] = {"out": str(out), "root": str(root), "commit": commit}

@@ -222,6 +222,30 @@ def test_a_test_method_another_test_file_inherits_brings_that_files_tests(
     ), out
 
 
+def test_a_test_the_maps_run_skipped_runs_where_it_does_not_skip(tmp_path: Path) -> None:
+    # The map's run skipped the test (the tool it needs was missing there, as on a CI image),
+    # so the map holds none of the code it runs; here it does not skip, and a change to that
+    # code breaks it. It runs, as everything the map knows nothing of.
+    top = Path(shutil.copytree(REPOSITORY, tmp_path / "repo"))
+    project = top / "proj"
+    (project / "src/calc/halve.py").write_text("def halve(x):\n    return x // 2\n")
+    (project / "tests/test_tool.py").write_text(
+        "import os\n\nimport pytest\n\nfrom calc.halve import halve\n\n\n"
+        '@pytest.mark.skipif(os.environ.get("REACH_NO_TOOL") == "1", reason="no tool here")\n'
+        "def test_halve():\n    assert halve(4) == 2\n"
+    )
+    git(top, "init", "-q")
+    git(top, "add", "-A")
+    git(top, "commit", "-qm", "the repository")
+    (project / DOUBLE).write_text(DOUBLE_FIXED)
+    result = run_nox(project, "-s", "ci", env=nox_env(PYTEST_WORKERS="1", REACH_NO_TOOL="1"))
+    assert result.returncode == 0, result.stdout
+    edit(project, "src/calc/halve.py", "x // 2", "x // 3")
+    out = affected_run(project, "--explain")
+    assert_caught(project, out, "tests/test_tool.py::test_halve")
+    assert ran(project) == {"tests/test_tool.py::test_halve"}, out
+
+
 # --- shadow mode: ci runs everything, and says what --affected would have missed ------------
 
 

@@ -136,3 +136,28 @@ def test_the_maps_of_a_ci_matrix_merge_by_test_id() -> None:
     assert merged.vouched == {"tests/test_m.py", "tests/test_n.py"}
     # One shard without every test's records: the merged map has them for not every test.
     assert not coveragemap.merge_maps([one, replace(two, records=False)]).records
+
+
+def test_the_map_leaves_out_tests_that_did_not_run_to_their_end_and_skipped_ones(
+    tmp_path: Path,
+) -> None:
+    results = [
+        ("a.py::passed", "passed"),
+        ("a.py::failed", "failed"),
+        ("a.py::xfailed", "xfailed"),
+        ("b.py::skipped", "skipped"),  # where it does not skip, the map knows none of its code
+        ("c.py::errored", "error"),
+        ("c.py::timed_out", "timeout"),
+    ]
+    spec_path = coveragemap.write_map_spec(
+        tmp_path,
+        tmp_path / "map",
+        tmp_path,
+        ("c0ffee", {}),
+        results,
+        collected=[nodeid for nodeid, _ in results],
+    )
+    spec = json.loads(spec_path.read_text())
+    mapped = [json.loads(line) for line in Path(spec["tests_file"]).read_text().splitlines()]
+    assert sorted(mapped) == ["a.py::failed", "a.py::passed", "a.py::xfailed"]
+    assert spec["vouched"] == ["a.py"]
