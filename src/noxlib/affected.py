@@ -251,14 +251,14 @@ def _source_reach(change: FileChange, cmap: CoverageMap, tree: Tree) -> Reach:
     path = change.path
     if path in cmap.dirty:
         if tree.current_hash(path) == cmap.dirty[path]:
-            return {}  # what the map was made from, uncommitted then and now
+            return {}  # what the map was made from, not committed then or now
         return _dirty_reason(path)
     return tests_of_hunks(change, cmap.files[path], tree.old_text(path), tree.new_text(path))
 
 
 def _dirty_reason(path: str) -> str:
     return (
-        f"{path} differs from the text the map was made with (it was uncommitted then), so "
+        f"{path} differs from the text the map was made with (it was not committed then), so "
         "the map's lines for it do not hold"
     )
 

@@ -196,6 +196,7 @@ def write_affected_map(data: Any, spec_path: Path) -> None:
     cmap = coveragemap.build_map(
         contexts, tests, root, commit, dirty, records=records, vouched=vouched
     )
+    cmap = coveragemap.with_untracked(cmap, root, records.written)
     coveragemap.write_map(Path(spec["out"]), cmap)
     lines = sum(len(f.by_line) for f in cmap.files.values())
     print(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from noxlib.durations import file_of
@@ -304,6 +304,24 @@ def file_hash(path: Path) -> str | None:
         return text_hash(path.read_bytes())
     except OSError:
         return None
+
+
+def with_untracked(cmap: CoverageMap, root: Path, written: Iterable[str] = ()) -> CoverageMap:
+    """``cmap`` with the text hashes of its files that git does not track (ignored ones: a
+    ``_version.py`` written at install, a data set fetched by a script) among its dirty files:
+    git never lists a change of them, so only their text can say they are what the map saw.
+    A file a test ``written`` (absolute paths) is the run's output, not its input: left out.
+    Raises gitdiff.GitError outside git."""
+    from noxlib import gitdiff
+
+    outputs = {path for name in written if (path := relative_path(name, root)) is not None}
+    known = gitdiff.tracked(root) | set(cmap.dirty) | outputs
+    extra = {
+        path: digest
+        for path in sorted({*cmap.files, *cmap.opened} - known)
+        if (digest := file_hash(root / path)) is not None
+    }
+    return replace(cmap, dirty={**cmap.dirty, **extra}) if extra else cmap
 
 
 def code_digest(commit: str, dirty: Mapping[str, str]) -> str:

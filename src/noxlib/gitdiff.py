@@ -86,6 +86,11 @@ def dirty_paths(root: Path) -> list[str]:
     return sorted({*changed.splitlines(), *untracked(root)} - {""})
 
 
+def tracked(root: Path) -> set[str]:
+    """The files under ``root`` git tracks, relative to ``root``."""
+    return {p for p in _git(root, "ls-files").splitlines() if p}
+
+
 def untracked(root: Path) -> list[str]:
     """Untracked, not ignored files under ``root``."""
     return [p for p in _git(root, "ls-files", "--others", "--exclude-standard").splitlines() if p]

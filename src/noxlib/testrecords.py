@@ -39,15 +39,20 @@ class Records:
     uses: dict[str, tuple[str, ...]] = field(default_factory=dict)
     opened: dict[str, set[str]] = field(default_factory=dict)
     spawned: set[str] = field(default_factory=set)
+    # Files opened to write: a test's output, whose text the next run may change.
+    written: set[str] = field(default_factory=set)
 
-    def open(self, context: str, path: str) -> None:
+    def open(self, context: str, path: str, writes: bool = False) -> None:
         self.opened.setdefault(context, set()).add(path)
+        if writes:
+            self.written.add(path)
 
     def write(self, folder: Path) -> None:
         data = {
             "uses": self.uses,
             "opened": {context: sorted(paths) for context, paths in self.opened.items()},
             "spawned": sorted(self.spawned),
+            "written": sorted(self.written),
         }
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json", json.dumps(data))
@@ -57,6 +62,7 @@ class Records:
         for context, paths in other.opened.items():
             self.opened.setdefault(context, set()).update(paths)
         self.spawned |= other.spawned
+        self.written |= other.written
 
 
 def read_records(folder: Path) -> Records:
@@ -71,6 +77,7 @@ def read_records(folder: Path) -> Records:
                     {str(k): tuple(v) for k, v in data["uses"].items()},
                     {str(k): set(v) for k, v in data["opened"].items()},
                     set(data["spawned"]),
+                    set(data["written"]),
                 )
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):

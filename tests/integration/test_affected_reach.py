@@ -246,6 +246,50 @@ def test_a_test_the_maps_run_skipped_runs_where_it_does_not_skip(tmp_path: Path)
     assert ran(project) == {"tests/test_tool.py::test_halve"}, out
 
 
+def test_files_git_ignores_that_tests_read_are_checked_by_their_text(tmp_path: Path) -> None:
+    # A module written at install time and a data set a script fetches are ignored by git,
+    # so no diff ever lists them: only their text can tell the map they changed. A file a
+    # test writes is its output, and changes with every run: it must not run every test.
+    top = Path(shutil.copytree(REPOSITORY, tmp_path / "repo"))
+    project = top / "proj"
+    files = {
+        ".gitignore": "src/calc/generated.py\ntests/data/fetched.txt\ntests/data/out.txt\n",
+        "src/calc/generated.py": "SIZE = 3\n",
+        "tests/data/fetched.txt": "3\n",
+        "tests/test_ignored.py": (
+            "from pathlib import Path\n\nfrom calc.generated import SIZE\n\n"
+            "DATA = Path(__file__).parent / 'data'\n\n\n"
+            "def test_generated_size():\n    assert SIZE == 3\n\n\n"
+            "def test_fetched_data():\n"
+            "    assert (DATA / 'fetched.txt').read_text() == '3\\n'\n\n\n"
+            "def test_writes_output():\n    (DATA / 'out.txt').write_text('a run')\n"
+        ),
+    }
+    for path, text in files.items():
+        (project / path).write_text(text)
+    git(top, "init", "-q")
+    git(top, "add", "-A")
+    git(top, "commit", "-qm", "the repository")
+    (project / DOUBLE).write_text(DOUBLE_FIXED)
+    result = run_nox(project, "-s", "ci", env=nox_env(PYTEST_WORKERS="1"))
+    assert result.returncode == 0, result.stdout
+
+    (project / "tests/data/out.txt").write_text("another run")
+    out = affected_run(project)
+    assert out.startswith("exit 0"), out
+    assert "--affected: 0 of the map's" in out, out
+
+    edit(project, "src/calc/generated.py", "SIZE = 3", "SIZE = 4")
+    out = affected_run(project)
+    assert_caught(project, out, "tests/test_ignored.py::test_generated_size")
+    assert "src/calc/generated.py differs from the text the map was made with" in out, out
+
+    edit(project, "src/calc/generated.py", "SIZE = 4", "SIZE = 3")
+    (project / "tests/data/fetched.txt").write_text("4\n")
+    out = affected_run(project)
+    assert_caught(project, out, "tests/test_ignored.py::test_fetched_data")
+
+
 # --- shadow mode: ci runs everything, and says what --affected would have missed ------------
 
 

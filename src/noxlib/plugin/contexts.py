@@ -17,6 +17,8 @@ import pytest
 from noxlib.testrecords import COLLECT_CONTEXT, FIXTURE_CONTEXT, Records
 
 # Audit events of a process being started: what its children read, no hook here sees.
+# The flags of an open that can change the file (the audit event's third argument).
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 SPAWN_EVENTS = frozenset(
     {"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec", "os.fork"}
     | {"os.forkpty", "pty.spawn"}
@@ -106,7 +108,8 @@ class TestContexts:
             return
         try:
             if event == "open" and isinstance(args[0], (str, bytes)):
-                self.records.open(self.context, os.path.abspath(os.fsdecode(args[0])))
+                writes = isinstance(args[2], int) and bool(args[2] & WRITE_FLAGS)
+                self.records.open(self.context, os.path.abspath(os.fsdecode(args[0])), writes)
             elif event in SPAWN_EVENTS:
                 self.records.spawned.add(self.context)
         except Exception:  # see above
