@@ -175,7 +175,10 @@ def select(cmap: CoverageMap, changes: Sequence[FileChange], tree: Tree, rules: 
         for i, reason in found.items():
             why.setdefault(cmap.tests[i], reason)
         if change.path in test_files or rules.is_test_file(change.path):
-            importing = _importing_tests(change.path, cmap, tree)
+            # A measured file's importers are in its lines' tests already.
+            importing = (
+                {} if change.path in cmap.files else _importing_tests(change.path, cmap, tree)
+            )
             if isinstance(importing, str):
                 return run_everything(importing, cmap.commit)
             for nodeid in cmap.tests:
@@ -237,8 +240,12 @@ def _reach(
     why = _beyond_the_map(change, cmap, rules, test_files)
     if why:
         return why
-    if change.path in test_files or rules.is_test_file(change.path):
+    if change.path not in cmap.files and (
+        change.path in test_files or rules.is_test_file(change.path)
+    ):
         return {}  # its file runs whole
+    # A measured file with tests of its own (doctests, --doctest-modules) is source too: the
+    # tests that ran its lines see the change as well as its own tests.
     if not change.path.endswith(".py"):
         return _readers(change.path, cmap)
     if change.status in ("added", "untracked"):

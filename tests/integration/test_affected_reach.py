@@ -290,6 +290,40 @@ def test_files_git_ignores_that_tests_read_are_checked_by_their_text(tmp_path: P
     assert_caught(project, out, "tests/test_ignored.py::test_fetched_data")
 
 
+def test_a_module_with_doctests_brings_the_tests_that_ran_it_too(tmp_path: Path) -> None:
+    # Under --doctest-modules a source module is a test file too: its doctests run whole when
+    # it changes, and so must every other test that ran the changed function.
+    top = Path(shutil.copytree(REPOSITORY, tmp_path / "repo"))
+    project = top / "proj"
+    (project / "src/calc/halve.py").write_text(
+        'def halve(x):\n    """\n    >>> halve(4)\n    2\n    """\n    return x // 2\n'
+    )
+    (project / "tests/test_halve.py").write_text(
+        "from calc.halve import halve\n\n\ndef test_halve_odd():\n    assert halve(5) == 2\n"
+    )
+    edit(project, "pyproject.toml", 'paths = ["tests"]', 'paths = ["tests", "src/calc/halve.py"]')
+    edit(
+        project,
+        "pyproject.toml",
+        "[tool.pytest.ini_options]\n",
+        ('[tool.pytest.ini_options]\naddopts = "--doctest-modules"\n'),
+    )
+    git(top, "init", "-q")
+    git(top, "add", "-A")
+    git(top, "commit", "-qm", "the repository")
+    (project / DOUBLE).write_text(DOUBLE_FIXED)
+    result = run_nox(project, "-s", "ci", env=nox_env(PYTEST_WORKERS="1"))
+    assert result.returncode == 0, result.stdout
+    assert "src/calc/halve.py::calc.halve.halve" in result.stdout + str(ran(project)), result.stdout
+    edit(project, "src/calc/halve.py", "return x // 2", "return (x + 1) // 2")
+    out = affected_run(project, "--explain")
+    assert_caught(project, out, "tests/test_halve.py::test_halve_odd")
+    assert ran(project) == {
+        "src/calc/halve.py::calc.halve.halve",
+        "tests/test_halve.py::test_halve_odd",
+    }, out
+
+
 # --- shadow mode: ci runs everything, and says what --affected would have missed ------------
 
 

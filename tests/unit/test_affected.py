@@ -477,3 +477,12 @@ def test_a_test_files_importers_are_looked_for_in_helper_folders_but_not_in_venv
         "tests/helpers/kit.py",
         "noxfile.py",
     }
+
+
+def test_a_measured_module_with_doctests_brings_its_doctests_and_the_tests_that_ran_it() -> None:
+    # --doctest-modules: m.py is a test file and source at once.
+    tests = (*TESTS, "m.py::m.small")
+    cmap = CoverageMap(old_map().commit, tests, old_map().files)
+    change, new = replaced(5, "    return x <= LIMIT")
+    selection = select(cmap, (change,), Tree(lambda p: OLD, lambda p: None, lambda p: new), Rules())
+    assert set(tests) - selection.skip == {TESTS[0], "m.py::m.small"}
