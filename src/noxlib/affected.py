@@ -260,7 +260,10 @@ def _source_reach(change: FileChange, cmap: CoverageMap, tree: Tree) -> Reach:
         if tree.current_hash(path) == cmap.dirty[path]:
             return {}  # what the map was made from, not committed then or now
         return _dirty_reason(path)
-    return tests_of_hunks(change, cmap.files[path], tree.old_text(path), tree.new_text(path))
+    spawners = cmap.spawners if cmap.records else None
+    return tests_of_hunks(
+        change, cmap.files[path], tree.old_text(path), tree.new_text(path), spawners
+    )
 
 
 def _dirty_reason(path: str) -> str:

@@ -6,7 +6,7 @@ that ran outside any test). Pure (ast); ``affected.select`` calls ``tests_of_hun
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from noxlib.coveragemap import FileLines
@@ -16,11 +16,21 @@ from noxlib.gitdiff import FileChange, Hunk
 Reach = dict[int, str] | str
 
 
-def tests_of_hunks(change: FileChange, lines: FileLines, old: str | None, new: str | None) -> Reach:
+def tests_of_hunks(
+    change: FileChange,
+    lines: FileLines,
+    old: str | None,
+    new: str | None,
+    spawners: Collection[int] | None,
+) -> Reach:
     """The tests that ran the functions a modified file's hunks change, or the reason to run
     every test: a change at module level (what runs at import), in a cached function, or in
     lines that ran outside any test. The new text, when known, is read too: code moved out of
-    a function, or a function added, is a change at module level."""
+    a function, or a function added, is a change at module level.
+
+    A changed function no measured process ran may run in one coverage could not follow (a
+    child started with a clean environment): it brings ``spawners``, the tests that started a
+    process, or every test when they are not known (None: a process's records were lost)."""
     if change.status != "modified" or not change.hunks:
         return {}
     old_code = Code.parse(old) if old is not None else None
@@ -37,15 +47,30 @@ def tests_of_hunks(change: FileChange, lines: FileLines, old: str | None, new: s
         functions |= found
     tests: dict[int, str] = {}
     for function in sorted(functions, key=lambda f: f.first):
-        for line in range(function.first, function.last + 1):
-            for i in lines.by_line.get(line, frozenset()):
-                tests.setdefault(i, f"ran {function.name} in {change.path}, which changed")
-            if line in lines.outside:
-                return (
-                    f"{change.path} changed in lines that ran outside any test (at import "
-                    "time, or in a subprocess): any test may see them"
-                )
+        reach = _tests_of_function(function, change.path, lines, spawners)
+        if isinstance(reach, str):
+            return reach
+        for i, reason in reach.items():
+            tests.setdefault(i, reason)
     return tests
+
+
+def _tests_of_function(
+    function: Function, path: str, lines: FileLines, spawners: Collection[int] | None
+) -> Reach:
+    body = range(function.first, function.last + 1)
+    if any(line in lines.outside for line in body):
+        return (
+            f"{path} changed in lines that ran outside any test (at import time, or in a "
+            "subprocess): any test may see them"
+        )
+    ran = {i for line in body for i in lines.by_line.get(line, frozenset())}
+    if ran:
+        return dict.fromkeys(ran, f"ran {function.name} in {path}, which changed")
+    unseen = f"{function.name} in {path}, which changed, ran in no measured process"
+    if spawners is None:
+        return f"{unseen}, and the map lost a process's records of who starts processes"
+    return dict.fromkeys(spawners, f"started a process, and {unseen}")
 
 
 def functions_of_hunk(path: str, hunk: Hunk, old: Code, new: Code | None) -> set[Function] | str:

@@ -326,6 +326,38 @@ def test_a_module_with_doctests_brings_the_tests_that_ran_it_too(tmp_path: Path)
     assert "ran halve in src/calc/halve.py, which changed:" in out, out
 
 
+def test_a_function_only_an_unmeasured_process_ran_brings_the_tests_that_start_processes(
+    tmp_path: Path,
+) -> None:
+    # The test imports the module but runs its function only in a child with a clean
+    # environment, which coverage cannot follow: the map holds no line of the function.
+    top = Path(shutil.copytree(REPOSITORY, tmp_path / "repo"))
+    project = top / "proj"
+    (project / "src/calc/clean.py").write_text("def answer():\n    return 42\n")
+    (project / "tests/test_clean.py").write_text(
+        "import subprocess\nimport sys\nfrom pathlib import Path\n\nimport calc.clean\n\n"
+        "SRC = Path(__file__).parents[1] / 'src'\n"
+        "CODE = 'from calc.clean import answer; print(answer())'\n\n\n"
+        "def test_answer_in_a_clean_process():\n"
+        "    assert calc.clean\n"
+        "    done = subprocess.run(\n"
+        "        [sys.executable, '-c', CODE], env={'PYTHONPATH': str(SRC)},\n"
+        "        capture_output=True, text=True, check=True,\n"
+        "    )\n"
+        "    assert done.stdout.strip() == '42'\n"
+    )
+    git(top, "init", "-q")
+    git(top, "add", "-A")
+    git(top, "commit", "-qm", "the repository")
+    (project / DOUBLE).write_text(DOUBLE_FIXED)
+    result = run_nox(project, "-s", "ci", env=nox_env(PYTEST_WORKERS="1"))
+    assert result.returncode == 0, result.stdout
+    edit(project, "src/calc/clean.py", "return 42", "return 41")
+    out = affected_run(project, "--explain")
+    assert_caught(project, out, "tests/test_clean.py::test_answer_in_a_clean_process")
+    assert "answer in src/calc/clean.py, which changed, ran in no measured process" in out, out
+
+
 # --- shadow mode: ci runs everything, and says what --affected would have missed ------------
 
 

@@ -486,3 +486,23 @@ def test_a_measured_module_with_doctests_brings_its_doctests_and_the_tests_that_
     change, new = replaced(5, "    return x <= LIMIT")
     selection = select(cmap, (change,), Tree(lambda p: OLD, lambda p: None, lambda p: new), Rules())
     assert set(tests) - selection.skip == {TESTS[0], "m.py::m.small"}
+
+
+@pytest.mark.parametrize("records", [True, False])
+def test_a_function_no_measured_process_ran_brings_the_tests_that_started_processes(
+    records: bool,
+) -> None:
+    # small() ran nowhere coverage looked: a child with a clean environment may run it.
+    lines = FileLines({9: frozenset({1})}, outside=frozenset({1, 4, 8}))
+    commit = old_map().commit
+    cmap = CoverageMap(commit, TESTS, {"m.py": lines}, spawners=frozenset({2}), records=records)
+    change, new = replaced(5, "    return x <= LIMIT")
+    selection = choose(change, cmap=cmap, new=new)
+    unseen = "small in m.py, which changed, ran in no measured process"
+    if records:
+        assert kept(selection) == {TESTS[2]}
+        assert selection.why[TESTS[2]] == f"started a process, and {unseen}"
+    else:
+        assert everything(selection) == (
+            f"{unseen}, and the map lost a process's records of who starts processes"
+        )
