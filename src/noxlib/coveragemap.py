@@ -196,13 +196,24 @@ def merge_maps(maps: Sequence[CoverageMap]) -> CoverageMap:
         first.commit,
         tests,
         files,
-        dict(first.dirty),
+        _merged_dirty(maps),
         {path: frozenset(ids) for path, ids in opened.items()},
         frozenset().union(*(m.opened_outside for m in maps)),
         frozenset(spawners),
         all(m.records for m in maps),
         frozenset().union(*(m.vouched for m in maps)),
     )
+
+
+def _merged_dirty(maps: Sequence[CoverageMap]) -> dict[str, str]:
+    """Every shard's files that were not the commit's. Two shards that saw different texts
+    of one (an ignored file each machine generates) leave it a hash no text has: whatever
+    text it has here, it is not what every shard measured, so a change runs every test."""
+    dirty: dict[str, str] = {}
+    for cmap in maps:
+        for path, digest in cmap.dirty.items():
+            dirty[path] = digest if dirty.get(path, digest) == digest else "differed-by-shard"
+    return dirty
 
 
 def write_map(path: Path, cmap: CoverageMap) -> None:

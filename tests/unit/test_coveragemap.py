@@ -136,6 +136,17 @@ def test_the_maps_of_a_ci_matrix_merge_by_test_id() -> None:
     assert merged.vouched == {"tests/test_m.py", "tests/test_n.py"}
     # One shard without every test's records: the merged map has them for not every test.
     assert not coveragemap.merge_maps([one, replace(two, records=False)]).records
+    # Files that were not the commit's, from every shard; one two shards saw differently
+    # matches no text.
+    dirty = coveragemap.merge_maps(
+        [
+            replace(one, dirty={"a.py": "1", "b.py": "2"}),
+            replace(two, dirty={"b.py": "3", "c.py": "4"}),
+        ]
+    ).dirty
+    assert dirty["a.py"] == "1"
+    assert dirty["c.py"] == "4"
+    assert dirty["b.py"] not in ("2", "3")
 
 
 def test_the_map_leaves_out_tests_that_did_not_run_to_their_end_and_skipped_ones(
