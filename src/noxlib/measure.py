@@ -22,6 +22,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DATA_FILE = ".coverage"
+NOXLIB_PACKAGE = Path(__file__).resolve().parent
 # sys.monitoring (PEP 669) exists from Python 3.12; coverage's sysmon core measures branches
 # only from 3.14 (coverage 7.7). Below those, coverage's C tracer (ctrace) is its fastest core.
 SYSMON_PYTHON = (3, 12)
@@ -176,22 +177,39 @@ def run_settings(
         if isinstance(values, dict)
     }
     run = sections.setdefault("run", {})
-    patches = run.get("patch", [])
-    patches = [patches] if isinstance(patches, str) else list(patches)  # type: ignore[call-overload]
     run.update(
         parallel=True,
-        patch=sorted({*patches, "subprocess"}),
+        patch=sorted({*_listed(run.get("patch")), "subprocess"}),
         sigterm=True,
         data_file=str(data_dir / DATA_FILE),
         branch=settings.branch,
     )
     if settings.source:
         run["source"] = list(settings.source)
+    _omit_noxlib(run, root)
     if python is not None:
         core = choose_core(python, run, test_contexts=test_contexts).core
         if core:
             run["core"] = core
     return sections
+
+
+def _omit_noxlib(run: dict[str, object], root: Path) -> None:
+    """Leave noxlib's own files out of the project's coverage when they lie outside the
+    project: an editable or path install of noxlib sits outside site-packages, where coverage
+    would measure its plugin as the project's code and judge fail-under on it."""
+    if NOXLIB_PACKAGE.is_relative_to(root.resolve()):
+        return  # noxlib measuring itself
+    run["omit"] = [*_listed(run.get("omit")), str(NOXLIB_PACKAGE / "*")]
+
+
+def _listed(value: object) -> list[str]:
+    """A coverage list setting as TOML may hold it: absent, one string, or a list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value] if isinstance(value, list) else [str(value)]
 
 
 def write_rcfile(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import configparser
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ from coverage import CoverageData
 
 from noxlib.config import CoverageSettings
 from noxlib.cover import Publish, combine_and_report
-from noxlib.measure import choose_core, core_for_run, venv_python, write_rcfile
+from noxlib.measure import NOXLIB_PACKAGE, choose_core, core_for_run, venv_python, write_rcfile
 
 
 def test_rcfile_merges_project_settings(tmp_path: Path) -> None:
@@ -29,7 +32,7 @@ def test_rcfile_merges_project_settings(tmp_path: Path) -> None:
     # In the run's own folder: a second run in the same checkout cannot erase or combine it.
     assert run["data_file"] == str(run_dir / "coverage" / ".coverage")
     assert run["patch"].split() == ["_exit", "subprocess"]
-    assert run["omit"].split() == ["*/gen/*"]
+    assert run["omit"].split() == ["*/gen/*", str(NOXLIB_PACKAGE / "*")]
     assert run["source"].split() == ["pkg"]
     assert parser["report"]["exclude_also"].strip() == "if DEBUG:"
 
@@ -226,3 +229,33 @@ def test_the_affected_maps_per_test_contexts_keep_the_tracer(tmp_path: Path) -> 
     choice = core_for_run(tmp_path, settings, (3, 14), test_contexts=True)
     assert choice.core is None
     assert "--affected map switches coverage's context per test" in choice.why
+
+
+def _measured_files(project: Path) -> list[str]:
+    """Run a script that imports the project's module and calls into noxlib, under the rc file
+    noxlib writes for ``project``; the files coverage measured."""
+    run_dir = project / "run"
+    run_dir.mkdir()
+    (project / "mod.py").write_text("def f():\n    return 1\n")
+    (project / "main.py").write_text(
+        "import mod\nfrom noxlib import words\nmod.f()\nwords.plural(2, 'test')\n"
+    )
+    rc = write_rcfile(project, CoverageSettings(branch=False), run_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    command = [sys.executable, "-m", "coverage", "run", "--rcfile", str(rc), "main.py"]
+    subprocess.run(command, cwd=project, env=env, check=True)
+    combined = CoverageData(basename=str(run_dir / "coverage" / ".coverage"))
+    subprocess.run(
+        [sys.executable, "-m", "coverage", "combine", "--rcfile", str(rc), "-q"],
+        cwd=project,
+        env=env,
+        check=True,
+    )
+    combined.read()
+    return sorted(Path(f).name for f in combined.measured_files())
+
+
+def test_noxlib_outside_the_project_is_not_measured_as_its_code(tmp_path: Path) -> None:
+    # An editable noxlib lies outside site-packages: measured, its plugin would count against
+    # the project's fail-under. This checkout's tests import it from src/, outside tmp_path.
+    assert sorted(_measured_files(tmp_path)) == ["main.py", "mod.py"]
