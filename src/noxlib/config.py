@@ -129,8 +129,9 @@ class Config:
     auto_rollback: bool = False
     # Tests whose failures do not fail the run (quarantine.py), each with its reason.
     quarantine: tuple[Entry, ...] = ()
-    # Without a [tool.noxlib] table: what noxlib assumed instead (zeroconfig.py).
+    # What noxlib assumed for settings the project left out (zeroconfig.py).
     assumed: tuple[str, ...] = ()
+    assumed_because: str = "no [tool.noxlib] table"
 
     @property
     def state_dir(self) -> Path:
@@ -316,15 +317,19 @@ def _read_groups(
     data: Mapping[str, Any], root: Path, problems: Problems
 ) -> tuple[dict[str, Group], list[str]]:
     """The groups of ``data`` and the default ones, each problem added to ``problems``."""
-    raw_groups = data.get("groups", {})
-    groups: dict[str, Group] = {}
+    if "groups" not in data:
+        # No groups named: what plain pytest collects, as without a table (zeroconfig.py).
+        raw_groups: object = {ALL: {}}
+        groups = {ALL: Group(ALL, (), ALL_DESCRIPTION)}
+    else:
+        raw_groups, groups = data["groups"], {}
     if not isinstance(raw_groups, dict) or not raw_groups:
         problems.add(
             "groups",
             raw_groups,
             'define at least one group:\n[tool.noxlib.groups.unit]\npaths = ["tests"]\n',
         )
-    else:
+    elif not groups:
         for name, table in raw_groups.items():
             group = _read_group(root, name, table, problems)
             if group:
@@ -388,6 +393,8 @@ def parse_config(data: Mapping[str, Any], root: Path, source: Path) -> Config:
         flaky_threshold=float(data.get("flaky-threshold", 5.0)),
         auto_rollback=data.get("auto-rollback", False),
         quarantine=tuple(held),
+        assumed=() if "groups" in data else (f"group {ALL} = what plain pytest collects here",),
+        assumed_because="no groups in the [tool.noxlib] table",
     )
 
 

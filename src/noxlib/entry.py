@@ -144,7 +144,8 @@ def banner(plan: Plan, config: Config) -> str:
     line = f"noxlib: session {plan.mode.name}, groups: {names}; {shard}{how}"
     if config.assumed:
         line += (
-            f"\nnoxlib: no [tool.noxlib] table in {config.root / 'pyproject.toml'}, so it "
-            f"assumed: {'; '.join(config.assumed)}. To choose, add one (docs/configuration.md)."
+            f"\nnoxlib: {config.assumed_because} in {config.root / 'pyproject.toml'}, so it "
+            f"assumed: {'; '.join(config.assumed)}. To choose, set them in [tool.noxlib] "
+            "(docs/configuration.md)."
         )
     return line

@@ -48,6 +48,23 @@ def test_a_projects_own_testpaths_and_test_group_are_used(tmp_path: Path) -> Non
     assert "every collected test ran once (1 test)" in result.stdout
 
 
+def test_a_table_without_groups_runs_what_pytest_collects(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "test_x.py").write_text(TESTS)
+    (project / "other").mkdir()
+    (project / "other" / "test_y.py").write_text("def test_left_out():\n    assert 0\n")
+    (project / "noxfile.py").write_text(NOXFILE)
+    (project / "pyproject.toml").write_text(
+        '[tool.noxlib]\ninstall = []\n\n[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
+    )
+    result = run_nox(project, "-s", "tests")
+    assert result.returncode == 0, result.stdout
+    assert "groups: all;" in result.stdout
+    assert "no groups in the [tool.noxlib] table in " in result.stdout
+    assert "every collected test ran once (2 tests)" in result.stdout
+
+
 def test_a_bad_group_table_prints_valid_toml_to_copy(tmp_path: Path) -> None:
     project = tmp_path / "proj"
     (project / "tests").mkdir(parents=True)

@@ -172,8 +172,24 @@ def test_a_table_means_no_assumption_and_bad_toml_is_named(tmp_path: Path) -> No
         load_config(tmp_path)
 
 
-def test_no_groups_at_all(tmp_path: Path) -> None:
-    assert "define at least one group" in load_error(tmp_path, "[tool.noxlib]\ninstall = []\n")
+def test_a_table_without_groups_runs_what_pytest_collects(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.noxlib]\ninstall = []\n")
+    config = load_config(tmp_path)
+    assert list(config.groups) == ["all"]
+    assert config.groups["all"].paths == ()
+    assert config.default_groups == ("all",)
+    assert config.install == ()
+    assert config.assumed == ("group all = what plain pytest collects here",)
+    assert config.assumed_because == "no groups in the [tool.noxlib] table"
+
+
+def test_empty_groups_are_refused(tmp_path: Path) -> None:
+    assert "define at least one group" in load_error(tmp_path, "[tool.noxlib]\ngroups = {}\n")
+
+
+def test_default_groups_without_groups_may_name_only_all(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[tool.noxlib]\ndefault-groups = ["unit"]\n')
+    assert "default-groups = 'unit': no such group; groups are: all" in message
 
 
 @pytest.mark.parametrize(
