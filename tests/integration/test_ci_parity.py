@@ -199,3 +199,23 @@ def test_the_run_history_survives_between_ci_runs() -> None:
     assert gitlab.count("- run-history-tests-$CI_DEFAULT_BRANCH") == 2
     assert gitlab.count("- run-history-tpch-$CI_DEFAULT_BRANCH") == 1
     assert gitlab.count("- reports/ci_timings.jsonl") == 3
+
+
+def _job(text: str, name: str) -> str:
+    """The lines of the GitHub job ``name``: from its key to the next job's."""
+    start = text.index(f"\n  {name}:\n")
+    following = re.search(r"\n  [\w-]+:\n", text[start + 1 :])
+    return text[start : start + 1 + following.start()] if following else text[start:]
+
+
+def test_the_affected_map_combine_saves_is_the_one_the_shards_restore() -> None:
+    # Shadow mode needs the last map and the history back to its commit; combine merges the
+    # shards' maps into .test_affected, which the next run's shards must get back.
+    text = (ROOT / "ci" / "github-actions.yml").read_text()
+    shards, combine = _job(text, "tests"), _job(text, "combine")
+    assert "fetch-depth: 0" in shards
+    assert "path: .test_affected\n          key: affected-map-${{ github.ref_name }}-" in combine
+    assert "hashFiles('.test_affected')" in combine
+    for prefix in ("${{ github.ref_name }}", "${{ github.event.repository.default_branch }}"):
+        assert f"            affected-map-{prefix}-\n" in shards
+    assert shards.index("Restore the --affected map") < shards.index("nox -s ci-3.11")
